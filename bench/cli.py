@@ -1,0 +1,91 @@
+"""``odebench`` command line: thin parsing on top of bench.spec, bench.run and bench.report.
+
+    odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--dry-run]
+    odebench list
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from bench.data import DATASETS
+    from bench.solvers import SOLVERS
+    from bench.spec import builtin_spec_names
+    from methods import METHODS
+    from metrics import METRICS
+
+    print("methods:  " + ", ".join(METHODS.names()))
+    print("solvers:  " + ", ".join(f"{n} ({SOLVERS.get(n).kind}{', adaptive' if SOLVERS.get(n).adaptive else ''})"
+                                   for n in SOLVERS.names()))
+    print("datasets: " + ", ".join(DATASETS.names()))
+    print("metrics:  " + ", ".join(METRICS.names()))
+    print("specs:    " + ", ".join(builtin_spec_names()))
+    for reg in (METHODS, SOLVERS, DATASETS, METRICS):
+        for name, err in reg.plugin_errors.items():
+            print(f"warning: {reg.kind} plugin {name!r} failed to load: {err}", file=sys.stderr)
+    return 0
+
+
+def _print_plan(spec) -> None:
+    from bench.run import group_by_model
+
+    groups = group_by_model(spec.cells)
+    print(f"sweep {spec.name!r}: {len(spec.cells)} cells, {len(groups)} trained models")
+    by = Counter((c.method["name"], c.target, c.source) for c in spec.cells)
+    for (m, t, s), n in sorted(by.items()):
+        print(f"  {m:<16} {s + ' -> ' + t:<28} {n} cells")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.report import write_leaderboard_md
+    from bench.run import run_sweep
+    from bench.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except (SpecError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        _print_plan(spec)
+        return 0
+    summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress)
+    board = write_leaderboard_md(summary.out_dir)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing to do"
+    print(f"sweep {spec.name!r}: {summary.n_cells} cells ({summary.already_done} already done; this run: "
+          f"{counts}); models trained {summary.trained}, loaded from cache {summary.loaded}; "
+          f"{summary.seconds:.1f} s")
+    if board:
+        print(f"leaderboard: {board}")
+    for f in summary.failures:
+        print(f"failed: {f}", file=sys.stderr)
+    return 1 if summary.failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="odebench", description="Benchmark ODE/SDE generative models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')")
+    r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
+    r.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
+    r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=_cmd_run)
+    ls = sub.add_parser("list", help="list registered methods, solvers, datasets, metrics and specs")
+    ls.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

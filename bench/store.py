@@ -1,0 +1,122 @@
+"""Result records: one JSON file per cell, written atomically; load a sweep as a pandas DataFrame.
+
+Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version``, the resolved ``config``
+and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
+actual ``nfe``, ``timings`` (train/sample/metric seconds) and ``environment``. Older schema versions are
+migrated on load.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.artifacts import atomic_write_bytes
+
+SCHEMA_VERSION = 1
+FINISHED = ("ok", "skipped")
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions and device that produced a record (git commit when run from a checkout)."""
+    import torch
+
+    import bench
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        commit = out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    dev = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"{device} ({torch.cuda.get_device_name()})"
+    return {"odebench": bench.__version__, "torch": torch.__version__, "python": platform.python_version(),
+            "device": dev, "git_commit": commit, "platform": platform.platform()}
+
+
+class RecordStore:
+    """Reads and writes the records of one sweep folder."""
+
+    def __init__(self, sweep_dir: str | Path):
+        self.dir = Path(sweep_dir)
+        self.cells = self.dir / "cells"
+
+    def path(self, cell_id: str) -> Path:
+        return self.cells / f"{cell_id}.json"
+
+    def write(self, record: dict[str, Any]) -> Path:
+        path = self.path(record["cell_id"])
+        atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+        return path
+
+    def read(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.path(cell_id)
+        try:
+            return migrate(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:  # cannot happen with atomic writes, but never trust a file
+            return None
+
+    def finished(self, cell_id: str) -> bool:
+        rec = self.read(cell_id)
+        return rec is not None and rec.get("status") in FINISHED
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for p in sorted(self.cells.glob("*.json")):
+            try:
+                out.append(migrate(json.loads(p.read_text())))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        return records_frame(self.records())
+
+
+def migrate(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older record up to SCHEMA_VERSION (version 1 is the first; nothing to migrate yet)."""
+    version = record.get("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"record schema {version} is newer than this odebench ({SCHEMA_VERSION}); upgrade")
+    return record
+
+
+def method_label(method: dict[str, Any]) -> str:
+    """'rf(k=2)' style label: the name plus hparams that differ from the method's defaults."""
+    import inspect
+
+    from methods import METHODS
+
+    name = method["name"]
+    try:
+        params = inspect.signature(METHODS.get(name).__init__).parameters
+        defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    except Exception:  # an unregistered plugin: show every hparam
+        defaults = {}
+    shown = [f"{k}={v}" for k, v in method.items() if k != "name" and defaults.get(k, object()) != v]
+    return f"{name}({', '.join(shown)})" if shown else name
+
+
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: config columns, status, nfe, timings, and one column per metric value."""
+    rows = []
+    for r in records:
+        c = r["config"]
+        row = {"cell_id": r["cell_id"], "sweep": c["sweep"], "method": method_label(c["method"]),
+               "method_name": c["method"]["name"], "target": c["target"], "source": c["source"],
+               "dataset": c["target"] if c["source"] == "gaussian" else f"{c['source']}->{c['target']}",
+               "solver": c["solver"], "nfe_requested": c["nfe"], "tol": c["tol"], "seed": c["seed"],
+               "status": r["status"], "reason": r.get("reason"), "nfe": r.get("nfe"),
+               **{f"time_{k}": v for k, v in r.get("timings", {}).items()}}
+        row.update(r.get("metrics", {}))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,164 @@
+"""One generic training loop (Adam, EMA, gradient clipping, progress bar) and the train-once cache.
+
+``train_model`` resolves a method's parent chain (reflow round k needs round k - 1), trains what is not
+cached yet, and returns the EMA weights. Every random draw comes from generators derived from the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench import seeding
+from bench.artifacts import ArtifactStore, config_hash
+from bench.data import GAUSSIAN_SOURCE, Dataset
+from bench.nets import build_net
+from methods.base import Method
+from methods.couplings import IndependentCoupling, PairCoupling
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (part of every model's cache key)."""
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Problem:
+    """What a model is trained on: the target data, an optional source dataset, and the net config."""
+
+    target: Dataset
+    source: Dataset | None
+    net: dict[str, Any]
+    data_seed: int = 0
+
+    def source_name(self) -> str:
+        return GAUSSIAN_SOURCE if self.source is None else self.source.name
+
+
+@dataclass
+class TrainedModel:
+    """A trained (EMA) model with its cache key, timings and loss curve."""
+
+    model: nn.ModuleDict
+    key: str
+    seconds: float
+    cached: bool
+    losses: list[float] = field(default_factory=list)
+    parent: TrainedModel | None = None
+
+    def total_train_seconds(self) -> float:
+        return self.seconds + (self.parent.total_train_seconds() if self.parent else 0.0)
+
+
+def source_sampler(method: Method, problem: Problem, device):
+    """``(n, gen) -> x0`` from the source dataset if one is named, else from the method's prior."""
+    if problem.source is not None:
+        return lambda n, gen: problem.source.sample(n, gen, device)
+    prior = method.prior(problem.target.shape)
+    return lambda n, gen: prior.sample(n, gen).to(device)
+
+
+def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, parent_key: str | None) -> str:
+    return config_hash({
+        "method": method.config(), "target": problem.target.name, "source": problem.source_name(),
+        "data_seed": problem.data_seed, "net": problem.net, "train": asdict(cfg), "seed": seed,
+        "parent": parent_key,
+    })
+
+
+def build_model(method: Method, problem: Problem) -> nn.ModuleDict:
+    shape = problem.target.shape
+    return method.networks(lambda out_mult=1: build_net(problem.net, shape, out_mult), shape)
+
+
+def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,
+                device: str = "cpu", progress: bool = False) -> TrainedModel:
+    """Train ``method`` (and its parents) on ``problem`` unless cached; return the EMA model."""
+    parent_method = method.parent()
+    parent = train_model(parent_method, problem, cfg, seed, store, device, progress) if parent_method else None
+    key = model_key(method, problem, cfg, seed, parent.key if parent else None)
+    model = build_model(method, problem).to(device)
+    if store.has(key):
+        meta = store.load(key, model, device)
+        model.eval()
+        return TrainedModel(model, key, meta.get("train_seconds", 0.0), True, meta.get("losses", []), parent)
+
+    start = time.perf_counter()
+    sample_source = source_sampler(method, problem, device)
+    if parent is not None:
+        x0 = sample_source(method.hparams.get("n_pairs", 10000), seeding.derive(seed, key, "pair-sources"))
+        x1 = method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs"))
+        coupling = PairCoupling(x0.detach(), x1.detach())
+    else:
+        coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
+    torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
+    model = build_model(method, problem).to(device)
+    ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, "batches"), progress,
+                      label=f"train {method.name}")
+    seconds = time.perf_counter() - start
+    store.save(key, ema, {"method": method.config(), "target": problem.target.name,
+                          "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
+                          "parent": parent.key if parent else None, "train_seconds": seconds,
+                          "losses": losses})
+    return TrainedModel(ema, key, seconds, False, losses, parent)
+
+
+def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
+        progress: bool = False, label: str = "train") -> tuple[nn.ModuleDict, list[float]]:
+    """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
+
+    The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
+    back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
+    """
+    from tqdm.auto import tqdm
+
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    chunk = max(1, min(cfg.steps // 100, 50))
+    losses: list[float] = []
+    running = torch.zeros((), device=next(model.parameters()).device)
+    ema_params, params = list(ema.parameters()), list(model.parameters())
+    model.train()
+    bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
+    for step in bar:
+        x0, x1 = coupling.draw(cfg.batch_size, gen)
+        loss = method.loss(model, x0, x1, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            # EMA with a warm-up, so that a short run is not dominated by its random initialisation
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+            running += loss.detach()
+        if (step + 1) % chunk == 0 or step + 1 == cfg.steps:
+            value = running.item() / ((step % chunk) + 1)
+            running.zero_()
+            if not math.isfinite(value):
+                raise DivergenceError(f"{label}: the training loss became {value} by step {step + 1}; lower "
+                                      f"the learning rate (train.lr = {cfg.lr}) or set train.grad_clip")
+            losses.append(value)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+    with torch.no_grad():
+        for b_ema, b in zip(ema.buffers(), model.buffers()):  # buffers are not averaged, just copied
+            b_ema.copy_(b)
+    return ema.eval(), losses

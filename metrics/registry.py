@@ -1,0 +1,84 @@
+"""Metric registry: each metric declares its name, direction, reference and variant, and what it needs.
+
+A registered metric is called with an :class:`EvalContext` and returns a float or a dict of floats (the
+first key being the headline value). Its ``settings`` (sample count, projections, ...) go into records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bench.registry import Registry
+from bench.solvers import Dynamics
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric may use for one evaluated cell.
+
+    Attributes:
+        samples: [N, *shape] generated samples (t = 1 end).
+        reference: [M, *shape] held-out data (the target's test split).
+        x0: [N, *shape] the source draws the samples started from.
+        trajectory: [T + 1, N, *shape] states on ``t_grid`` along the swept solver's path, or None.
+        t_grid: [T + 1] times of ``trajectory``.
+        dynamics: the model's dynamics (for metrics that query the field, e.g. NLL, straightness).
+        log_prob_source: x -> [B] log-density of the source (for NLL), or None if not tractable.
+        data_kind: "points" or "image"; data_meta: the dataset's meta.
+        gen: generator for metrics that draw (projections, probes).
+        options: per-metric options from the spec (e.g. {"sliced_w": {"n_projections": 256}}).
+    """
+
+    samples: Tensor
+    reference: Tensor
+    x0: Tensor | None = None
+    trajectory: Tensor | None = None
+    t_grid: Tensor | None = None
+    dynamics: Dynamics | None = None
+    log_prob_source: Callable[[Tensor], Tensor] | None = None
+    data_kind: str = "points"
+    data_meta: dict[str, Any] = field(default_factory=dict)
+    gen: torch.Generator | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def opts(self, metric: str) -> dict[str, Any]:
+        return dict(self.options.get(metric, {}))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric and its metadata (carried into every record)."""
+
+    name: str
+    fn: Callable[[EvalContext], float | dict[str, float]]
+    higher_is_better: bool
+    reference: str = ""
+    variant: str = ""
+    kinds: tuple[str, ...] = ("points", "image")
+    description: str = ""
+    #: whether the metric reads ctx.trajectory (the harness records the solver's path only then)
+    needs_trajectory: bool = False
+
+    def metadata(self) -> dict[str, Any]:
+        return {"higher_is_better": self.higher_is_better, "reference": self.reference, "variant": self.variant}
+
+
+METRICS: Registry[Metric] = Registry("metric", "odebench.metrics")
+
+
+def register_metric(name: str, *, higher_is_better: bool, reference: str = "", variant: str = "",
+                    kinds: tuple[str, ...] = ("points", "image"), needs_trajectory: bool = False):
+    """Decorator for ``fn(ctx: EvalContext) -> float | dict``; its docstring's first line describes it."""
+
+    def deco(fn):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        METRICS.add(name, Metric(name, fn, higher_is_better, reference, variant, kinds, doc[0] if doc else "",
+                                 needs_trajectory))
+        return fn
+
+    return deco
