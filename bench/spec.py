@@ -138,7 +138,7 @@ def _method_grid(entry: dict[str, Any], where: str, problems: list[str]) -> list
     out = []
     for combo in itertools.product(*(_as_list(hp[k]) for k in keys)):
         try:
-            out.append(get_method(name, **dict(zip(keys, combo))).config())
+            out.append(get_method(name, **dict(zip(keys, combo, strict=True))).config())
         except (ValueError, TypeError) as exc:
             problems.append(f"{where}: {exc}")
     return out

@@ -159,6 +159,6 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
             losses.append(value)
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
     with torch.no_grad():
-        for b_ema, b in zip(ema.buffers(), model.buffers()):  # buffers are not averaged, just copied
+        for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):  # buffers are not averaged, just copied
             b_ema.copy_(b)
     return ema.eval(), losses

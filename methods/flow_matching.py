@@ -7,7 +7,6 @@ t = 0 to t_max.
 
 from __future__ import annotations
 
-
 from methods.base import Dynamics, Method, register_method, uniform_t
 from methods.paths import AffinePath, OTPath, VPDiffusionPath
 

@@ -77,7 +77,7 @@ def gaussian_stats(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)); a tiny ridge is added when the product is singular."""
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(cov1 @ cov2, disp=False)
+    covmean = linalg.sqrtm(cov1 @ cov2)
     if not np.isfinite(covmean).all():
         ridge = np.eye(len(mu1)) * 1e-6
         covmean = linalg.sqrtm((cov1 + ridge) @ (cov2 + ridge))
