@@ -198,24 +198,34 @@ def test_bad_hparams_and_sigma_max_rule():
 # ------------------------------------------------------------------------------------- training, harness
 @pytest.mark.parametrize("name", ["ddpm", "score_ve"])
 def test_short_training_lowers_the_loss(name):
+    """150 steps close more than half of the gap between the first losses and the exact field's loss.
+
+    The exact field's loss is the minimum (the irreducible part is large for VE, where sigma < sd for much
+    of the log-uniform noise range). Observed: the gap shrinks to ~10 % (ddpm) and ~35 % (score_ve).
+    """
     from bench.nets import build_net
 
+    method, exact = exact_model(name, sigma_max=12.0) if name == "score_ve" else exact_model(name)
+    gen = torch.Generator().manual_seed(0)
+    optimum = method.loss(exact, method.prior((2,)).sample(50000, gen), gaussian_data(50000, gen), gen).item()
     torch.manual_seed(0)
-    method = get_method(name)
     net_cfg = {"name": "mlp", "hidden": 32, "depth": 2}
     model = method.networks(lambda out_mult=1: build_net(net_cfg, (2,)), (2,))
     prior = method.prior((2,))
-    coupling = IndependentCoupling(lambda n, g: prior.sample(n, g), lambda n, g: gaussian_data(n, g))
-    _, losses = fit(method, model, coupling, TrainConfig(steps=300, batch_size=128, lr=3e-3),
+    coupling = IndependentCoupling(lambda n, g: prior.sample(n, g), gaussian_data)
+    _, losses = fit(method, model, coupling, TrainConfig(steps=150, batch_size=128, lr=3e-3),
                     torch.Generator().manual_seed(0))
-    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last - optimum < 0.5 * (first - optimum), (first, last, optimum)
 
 
 def tiny_spec(methods: list[dict], solvers: list[dict]):
     return parse_spec({
         "name": "tiny", "train": {"steps": 40, "batch_size": 64},
         "net": {"name": "mlp", "hidden": 16, "depth": 2},
-        "eval": {"n_samples": 128, "metrics": ["w2"]}, "methods": methods,
+        # w2 against as many reference points as samples (the default cap is 4000: slow exact OT)
+        "eval": {"n_samples": 128, "metrics": ["w2"], "metric_options": {"w2": {"max_points": 128}}},
+        "methods": methods,
         "datasets": [{"target": "moons"}], "solvers": solvers})
 
 
