@@ -3,8 +3,12 @@ with a noise-scaled score network (``score_ve``).
 
 Time. Diffusion time s in [0, 1] runs from the data (s = 0) to noise (s = 1); the harness's unified time is
 t = 1 - s. **Networks take the unified time t = 1 - s as their time input**, so every method's network sees
-t in [0, 1] with t = 1 at the data end. Training draws s ~ U[s_eps, 1] and sampling stops at t1 = 1 - s_eps
-(s_eps = 1e-5), where sigma(s) -> 0 would make the score singular.
+t in [0, 1] with t = 1 at the data end. Training draws s ~ U[s_eps, 1] (s_eps = 1e-5) and sampling stops at
+t1 = 1 - sampling_eps, short of s = 0 where sigma(s) -> 0 makes the score singular. Song et al.'s official
+code (score_sde run_lib) trains both SDEs with eps = 1e-5 but samples the VP-SDE to 1e-3 and the VE-SDE to
+1e-5; ``sampling_eps`` is an hparam with those defaults. Why 1e-3 for VP: the PF-ODE velocity carries
+eps_hat / sigma, and sigma(1e-5) ~ 1e-3 amplifies the network's error near the data a thousandfold; a
+solver that evaluates at t1 (heun, rk4) then lands far off at small budgets.
 
 Both families are Gaussian paths x_s = a(s) x_data + sigma(s) eps with the forward SDE
 dx = f(s) x ds + g(s) dW:
@@ -64,8 +68,9 @@ class GaussianDiffusion(Method):
     reference = "arXiv:2011.13456"
     citation = SONG_CITATION
     needs_gaussian_source = True
-    #: smallest diffusion time trained on and sampled to (Song et al.'s eps)
+    #: smallest diffusion time trained on (Song et al.'s eps); sampling stops at ``sampling_eps``
     s_eps: float = 1e-5
+    sampling_eps: float = 1e-5
     #: standard deviation of the prior N(0, scale^2 I) at s = 1
     prior_scale: float = 1.0
 
@@ -120,7 +125,7 @@ class GaussianDiffusion(Method):
         return Dynamics(
             velocity=velocity, drift=drift, diffusion=lambda t: self.schedule(1 - t).g2.sqrt(),
             ancestral_net=lambda x, t: self.eps_hat(model, x, 1 - t), ancestral_step=self.ancestral_step,
-            corrector=self.corrector(model), t0=0.0, t1=1 - self.s_eps)
+            corrector=self.corrector(model), t0=0.0, t1=1 - self.sampling_eps)
 
     def corrector(self, model: nn.ModuleDict) -> LangevinCorrector | None:
         """The Langevin corrector of the ``pc`` solver; None (the default) if the method defines none."""
@@ -162,10 +167,11 @@ class DDPM(GaussianDiffusion):
     citation = ("Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. NeurIPS 2020. arXiv:2006.11239; "
                 + SONG_CITATION)
 
-    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, sampling_eps: float = 1e-3):
         if not 0 < beta_min < beta_max:
             raise ValueError(f"ddpm needs 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
-        super().__init__(beta_min=float(beta_min), beta_max=float(beta_max))
+        self.sampling_eps = check_sampling_eps(sampling_eps, self.s_eps)
+        super().__init__(beta_min=float(beta_min), beta_max=float(beta_max), sampling_eps=self.sampling_eps)
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 
     def networks(self, make_net, shape):
@@ -210,7 +216,7 @@ class VEScoreSDE(GaussianDiffusion):
                 "Models. NeurIPS 2020. arXiv:2006.09011")
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 12.0, corrector_steps: int = 1,
-                 snr: float = 0.16):
+                 snr: float = 0.16, sampling_eps: float = 1e-5):
         if not 0 < sigma_min < sigma_max:
             raise ValueError(f"score_ve needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}; set "
                              f"sigma_max to about the largest pairwise distance of the data")
@@ -218,8 +224,9 @@ class VEScoreSDE(GaussianDiffusion):
             raise ValueError(f"score_ve corrector_steps must be an integer >= 0, got {corrector_steps!r}")
         if snr <= 0:
             raise ValueError(f"score_ve snr must be positive, got {snr}")
+        self.sampling_eps = check_sampling_eps(sampling_eps, self.s_eps)
         super().__init__(sigma_min=float(sigma_min), sigma_max=float(sigma_max),
-                         corrector_steps=int(corrector_steps), snr=float(snr))
+                         corrector_steps=int(corrector_steps), snr=float(snr), sampling_eps=self.sampling_eps)
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self.prior_scale = self.sigma_max
         self.log_ratio = math.log(self.sigma_max / self.sigma_min)
@@ -238,6 +245,14 @@ class VEScoreSDE(GaussianDiffusion):
     def corrector(self, model):
         # with corrector_steps = 0 the pc solver is plain Euler-Maruyama
         return LangevinCorrector(self.score(model), self.hparams["corrector_steps"], self.hparams["snr"])
+
+
+def check_sampling_eps(value: float, s_eps: float) -> float:
+    """``value`` as a float if s_eps <= value < 1 (the network is trained on s >= s_eps only), else raise."""
+    if not s_eps <= value < 1:
+        raise ValueError(f"sampling_eps must lie in [{s_eps}, 1) (networks are trained on s >= {s_eps}); "
+                         f"got {value}")
+    return float(value)
 
 
 def song_ermon_sigma_max(x: Tensor, chunk: int = 4096) -> float:

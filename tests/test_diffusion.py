@@ -191,6 +191,10 @@ def test_bad_hparams_and_sigma_max_rule():
         get_method("ddpm", beta_min=30.0)
     with pytest.raises(ValueError, match="corrector_steps"):
         get_method("score_ve", corrector_steps=-1)
+    with pytest.raises(ValueError, match="sampling_eps"):
+        get_method("ddpm", sampling_eps=1e-7)
+    assert get_method("ddpm").dynamics(nn.ModuleDict()).t1 == 1 - 1e-3  # Song et al.'s VP sampling eps
+    assert get_method("score_ve").dynamics(nn.ModuleDict()).t1 == 1 - 1e-5
     x = torch.randn(300, 3, generator=torch.Generator().manual_seed(0))
     assert song_ermon_sigma_max(x, chunk=64) == pytest.approx(torch.pdist(x).max().item(), rel=1e-5)
 
