@@ -150,7 +150,7 @@ class GaussianDiffusion(Method):
         mean = (x - expand_t(v / now.sigma, x) * eps) / expand_t(r, x)
         if last:
             return mean
-        std = (v.sqrt() * nxt.sigma / now.sigma)
+        std = v.sqrt() * nxt.sigma / now.sigma
         z = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
         return mean + expand_t(std, x) * z
 
