@@ -31,6 +31,24 @@ class Unsupported(ValueError):
     """The dynamics lack what the solver needs (e.g. an SDE solver on an ODE-only method)."""
 
 
+@dataclass(frozen=True)
+class LangevinCorrector:
+    """Langevin MCMC steps at a fixed time, used by the ``pc`` solver (Song et al.'s predictor-corrector).
+
+    Each step draws z ~ N(0, I) and sets x <- x + e * score(x, t) + sqrt(2 e) z with the step size
+    e = 2 (snr * ||z|| / ||score||)^2, the norms averaged over the batch (as in Song et al.'s sampler).
+
+    Attributes:
+        score: grad_x log p_t(x), a field (x [B, *shape], t [B]) -> [B, *shape]; each call is a network call.
+        n_steps: corrector steps per grid time (each costs one NFE).
+        snr: target signal-to-noise ratio of a step.
+    """
+
+    score: Field
+    n_steps: int = 1
+    snr: float = 0.16
+
+
 @dataclass
 class Dynamics:
     """How a trained model moves samples from t0 (source side) to t1 (data side).
@@ -40,8 +58,10 @@ class Dynamics:
         drift: SDE drift b(x, t) whose SDE dX = b dt + g(t) dW has the ODE's marginals; None if ODE-only.
         diffusion: g(t): [B] -> [B], the SDE's noise scale; given with ``drift``.
         ancestral_net: the network call of the ancestral sampler (e.g. epsilon prediction), [B, *shape].
-        ancestral_step: ``(x, net_out, t, t_next, gen) -> x_next``, the maths of one DDPM-style step given
-            ``net_out = ancestral_net(x, t)``; optional.
+        ancestral_step: ``(x, net_out, t, t_next, gen, last) -> x_next``, the maths of one DDPM-style step
+            given ``net_out = ancestral_net(x, t)``; with ``last=True`` (the step onto t1) it returns the
+            mean, without noise; optional.
+        corrector: Langevin corrector of the ``pc`` solver; None if the method defines none.
         t0, t1: integration interval; diffusion models stop short of the data end (t1 = 1 - s_eps).
     """
 
@@ -49,7 +69,8 @@ class Dynamics:
     drift: Field | None = None
     diffusion: Callable[[Tensor], Tensor] | None = None
     ancestral_net: Field | None = None
-    ancestral_step: Callable[[Tensor, Tensor, Tensor, Tensor, torch.Generator | None], Tensor] | None = None
+    ancestral_step: Callable[..., Tensor] | None = None
+    corrector: LangevinCorrector | None = None
     t0: float = 0.0
     t1: float = 1.0
 
@@ -274,7 +295,52 @@ class Ancestral(FixedStepSolver):
         return dyn.ancestral_net
 
     def step(self, f, x, t, dt, *, dyn, gen, last):
-        return dyn.ancestral_step(x, f(x, t), t, t + dt, gen)
+        return dyn.ancestral_step(x, f(x, t), t, t + dt, gen, last=last)
+
+
+@register_solver("pc")
+class PredictorCorrector(Solver):
+    """Song et al.'s predictor-corrector sampler: at every grid time, ``corrector.n_steps`` Langevin steps
+    (one score call each), then one Euler-Maruyama predictor step (one drift call). A budget of n buys
+    n // (1 + n_steps) grid steps; the last predictor step returns its mean (no noise).
+    """
+
+    kind = "sde"
+
+    def run(self, dyn, x0, *, nfe, rtol, atol, grid, gen, trajectory):
+        if dyn.corrector is None or dyn.drift is None or dyn.diffusion is None:
+            raise Unsupported("this method defines no Langevin corrector (or no SDE); use euler_maruyama")
+        if nfe is None:
+            raise ValueError("solver 'pc' needs an NFE budget (nfe=...)")
+        per_step = 1 + dyn.corrector.n_steps
+        n = nfe // per_step
+        if n < 1:
+            raise BudgetTooSmall(f"solver 'pc' with {dyn.corrector.n_steps} corrector step(s) needs at least "
+                                 f"{per_step} NFE per step; got a budget of {nfe}")
+        score = CountingField(dyn.corrector.score)
+        drift = CountingField(dyn.drift)
+        ts = GRIDS.get(grid)(n, dyn.t0, dyn.t1, device=x0.device, dtype=x0.dtype)
+        x, states = x0, [x0] if trajectory else None
+        predictor = SOLVERS.get("euler_maruyama")
+        for i in range(n):
+            t = ts[i].expand(x0.shape[0])
+            for _ in range(dyn.corrector.n_steps):
+                x = langevin_step(score, x, t, dyn.corrector.snr, gen)
+            x = predictor.step(drift, x, t, ts[i + 1] - ts[i], dyn=dyn, gen=gen, last=i == n - 1)
+            if states is not None:
+                states.append(x)
+        traj = torch.stack(states) if states is not None else None
+        return SolveResult(x=x, nfe=score.nfe + drift.nfe, t=ts, trajectory=traj)
+
+
+def langevin_step(score: Field, x: Tensor, t: Tensor, snr: float, gen: torch.Generator | None) -> Tensor:
+    """One Langevin step x + e s + sqrt(2 e) z, e = 2 (snr ||z|| / ||s||)^2, norms averaged over the batch."""
+    grad = score(x, t)
+    z = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    grad_norm = grad.flatten(1).norm(dim=1).mean()
+    noise_norm = z.flatten(1).norm(dim=1).mean()
+    step = 2 * (snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
+    return x + step * grad + (2 * step).sqrt() * z
 
 
 def sample(dyn: Dynamics, x0: Tensor, solver: str = "euler", *, nfe: int | None = None,
