@@ -138,6 +138,38 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
     return TrainedModel(ema, key, seconds, False, losses, parent)
 
 
+def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,
+                    gen: torch.Generator, runtime: Runtime):
+    """One optimisation step of ``fit`` as a function ``step(i) -> loss`` (a device tensor, not read back).
+
+    Draws a batch from ``coupling``, evaluates the method's loss (under bf16 autocast if asked),
+    back-propagates, clips the gradient norm, takes an Adam step and updates the EMA with a warm-up, so that a
+    short run is not dominated by its random initialisation. ``scripts/gpu_throughput.py`` times this
+    function.
+    """
+    net = compile_modules(model) if runtime.compile else model  # same parameters, compiled forward
+    if distributed.is_distributed():
+        net = distributed.wrap(net)
+    batch = distributed.local_batch(cfg.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema_params, params = list(ema.parameters()), list(model.parameters())
+
+    def step(i: int) -> torch.Tensor:
+        x0, x1 = coupling.draw(batch, gen)
+        with runtime.autocast():
+            loss = method.loss(net, x0, x1, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - min(cfg.ema_decay, (1 + i) / (10 + i)))
+        return loss.detach()
+
+    return step
+
+
 def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
         progress: bool = False, label: str = "train",
         runtime: Runtime | None = None) -> tuple[nn.ModuleDict, list[float]]:
@@ -152,31 +184,14 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
 
     runtime = runtime or Runtime(str(next(model.parameters()).device))
     ema = copy.deepcopy(model).requires_grad_(False)
-    net = compile_modules(model) if runtime.compile else model  # same parameters, compiled forward
-    if distributed.is_distributed():
-        net = distributed.wrap(net)
-    batch = distributed.local_batch(cfg.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train_step = make_train_step(method, model, ema, coupling, cfg, gen, runtime)
     chunk = max(1, min(cfg.steps // 100, 50))
     losses: list[float] = []
     running = torch.zeros((), device=next(model.parameters()).device)
-    ema_params, params = list(ema.parameters()), list(model.parameters())
     model.train()
     bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
     for step in bar:
-        x0, x1 = coupling.draw(batch, gen)
-        with runtime.autocast():
-            loss = method.loss(net, x0, x1, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            # EMA with a warm-up, so that a short run is not dominated by its random initialisation
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema_params, params, 1 - decay)
-            running += loss.detach()
+        running += train_step(step)
         if (step + 1) % chunk == 0 or step + 1 == cfg.steps:
             value = running.item() / ((step % chunk) + 1)
             running.zero_()

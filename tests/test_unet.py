@@ -46,7 +46,8 @@ def test_every_parameter_gets_a_gradient(cfg, shape):
 
 def test_ddpm_cifar_size():
     """ch 128, mults (1, 2, 2, 2), 2 blocks, attention at 16: DDPM's CIFAR-10 model has 35.7M parameters."""
-    net = NETS.get("unet")((3, 32, 32), ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,))
+    net = NETS.get("unet")((3, 32, 32), ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
+                           attn_resolutions=(16,))
     n = sum(p.numel() for p in net.parameters())
     assert 35.6e6 < n < 35.8e6
 
