@@ -17,9 +17,10 @@ def main(folder: str) -> int:
         c, tm = r["config"], r.get("timings", {})
         budget = f"nfe={c['nfe']}" if c["nfe"] else f"tol={c['tol']}"
         metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(r.get("metrics", {}).items()))
+        where = f"{r.get('environment', {}).get('device', '')} {r.get('runtime', {}).get('precision', '')}"
         print(f"{c['method']['name']:<8} {c['solver']:<7} {budget:<10} used={r.get('nfe')!s:<5} {metrics:<40} "
               f"train={tm.get('train_seconds', 0):.1f}s sample={tm.get('sample_seconds', 0):.2f}s "
-              f"{r['status']} {r.get('environment', {}).get('device', '')} {r.get('runtime', {}).get('precision', '')}")
+              f"{r['status']} {where}")
     return 0
 
 
