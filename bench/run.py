@@ -7,6 +7,7 @@ samplers a method lacks become "skipped" records with the reason.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import defaultdict
@@ -22,6 +23,7 @@ from bench.artifacts import ArtifactStore
 from bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
 from bench.device import Runtime, compile_modules, resolve_device
 from bench.grids import save_sample_grid
+from bench.image_data import DATA_ENV
 from bench.solvers import BudgetTooSmall, Unsupported, sample
 from bench.spec import Cell, Spec
 from bench.store import SCHEMA_VERSION, RecordStore, environment
@@ -50,13 +52,14 @@ class SweepSummary:
 
 
 @lru_cache(maxsize=16)
-def _dataset(name: str, data_seed: int, options: tuple = ()) -> Dataset:
-    return load_dataset(name, data_seed, **dict(options))
+def _dataset(name: str, data_seed: int, options: tuple = (), data_root: str | None = None) -> Dataset:
+    return load_dataset(name, data_seed, **dict(options))  # data_root only keys the cache ($ODEBENCH_DATA)
 
 
 def problem_of(cell: Cell) -> Problem:
-    source = None if cell.source == GAUSSIAN_SOURCE else _dataset(cell.source, cell.data_seed)
-    target = _dataset(cell.target, cell.data_seed, tuple(sorted(cell.data_options.items())))
+    root = os.environ.get(DATA_ENV)
+    source = None if cell.source == GAUSSIAN_SOURCE else _dataset(cell.source, cell.data_seed, (), root)
+    target = _dataset(cell.target, cell.data_seed, tuple(sorted(cell.data_options.items())), root)
     return Problem(target=target, source=source, net=cell.net, data_seed=cell.data_seed)
 
 

@@ -3,6 +3,7 @@
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -110,17 +111,17 @@ def test_dataset_options_in_specs(tmp_path):
         assert part in text
 
 
-def test_builtin_image_specs_parse_once_every_name_is_registered():
+@pytest.mark.parametrize("name", ["images", "cifar10"])
+def test_builtin_image_specs_parse_once_every_name_is_registered(name):
     from bench.spec import read_spec_text, tomllib
 
-    for name in ("images", "cifar10"):
-        raw = tomllib.loads(read_spec_text(name)[0])
-        missing = sorted({m["name"] for m in raw["methods"]} - set(METHODS.names())) + sorted(
-            {m for m in raw["eval"]["metrics"]} - set(METRICS.names()))
-        if missing:
-            pytest.skip(f"spec {name!r} names methods/metrics not registered on this checkout: {missing}")
-        spec = load_spec(name)
-        assert spec.cells and all(c.net["name"] == "unet" for c in spec.cells)
+    raw = tomllib.loads(read_spec_text(name)[0])
+    missing = sorted({m["name"] for m in raw["methods"]} - set(METHODS.names())) + sorted(
+        set(raw["eval"]["metrics"]) - set(METRICS.names()))
+    if missing:
+        pytest.skip(f"spec {name!r} names methods/metrics not registered on this checkout: {missing}")
+    spec = load_spec(name)
+    assert spec.cells and all(c.net["name"] == "unet" for c in spec.cells)
 
 
 def test_torchrun_data_parallel_sweep_on_cpu(tmp_path):
@@ -139,3 +140,33 @@ def test_torchrun_data_parallel_sweep_on_cpu(tmp_path):
     assert len(records) == 1 and json.loads(records[0].read_text())["status"] == "ok"
     assert len(list((tmp_path / "res" / ".cache" / "models").glob("*.pt"))) == 1
     assert out.stdout.count("sweep 'ddp'") == 2  # both ranks walked the plan
+
+
+def test_cifar10_sweep_from_the_command_line(tmp_path, monkeypatch):
+    """--data-dir reaches the cifar10 loader; 32x32 RGB samples get a grid; dataset options apply."""
+    import numpy as np
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0] * 4}, fh)
+    spec = tmp_path / "c.toml"
+    spec.write_text('name = "c"\n[train]\nsteps = 2\nbatch_size = 8\n[net]\nname = "unet"\nch = 8\n'
+                    'ch_mult = [1, 2]\nnum_res_blocks = 1\nattn_resolutions = [16]\ngroups = 4\n'
+                    '[eval]\nn_samples = 16\nmetrics = ["sliced_w"]\n[[methods]]\nname = "fm_ot"\n'
+                    '[[datasets]]\ntarget = "cifar10"\noptions = { hflip = false }\n'
+                    '[[solvers]]\nname = "euler"\nnfe = [1]\n')
+    monkeypatch.setenv("ODEBENCH_DATA", "unset-by-the-test")  # restored afterwards; the CLI overrides it
+    rc = cli_main(["run", "--spec", str(spec), "--out", str(tmp_path / "res"), "--data-dir",
+                   str(tmp_path / "data"), "--no-progress"])
+    assert rc == 0
+    (rec,) = RecordStore(tmp_path / "res" / "c").records()
+    assert rec["status"] == "ok" and rec["config"]["data_options"] == {"hflip": False}
+    with Image.open(rec["sample_grid"]) as im:
+        assert im.mode == "RGB"
+    monkeypatch.setenv("ODEBENCH_DATA", str(tmp_path / "nowhere"))
+    assert cli_main(["run", "--spec", str(spec), "--out", str(tmp_path / "res2"), "--no-progress"]) == 1
+    (failed,) = RecordStore(tmp_path / "res2" / "c").records()
+    assert failed["status"] == "failed" and "cifar-10-batches-py" in failed["reason"]
