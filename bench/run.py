@@ -133,9 +133,11 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
 
     if samples_dir is not None and problem.target.kind == "image":
         record["sample_grid"] = save_sample_grid(samples, Path(samples_dir) / f"{cell.id}.png")
+
+    prior = method.prior(problem.target.shape)
     ctx = EvalContext(samples=samples, reference=problem.target.test, x0=x0_all,
                       trajectory=torch.cat(trajs, 1) if trajs else None, t_grid=t_grid, dynamics=dyn,
-                      log_prob_source=None if problem.source is not None else method.prior(problem.target.shape).log_prob,
+                      log_prob_source=None if problem.source is not None else prior.log_prob,
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
                       gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"])
     values, info = {}, {}
