@@ -131,9 +131,6 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                 "reason": f"sampling: {bad} of {len(samples)} samples are NaN/inf (the trained field or the "
                           f"solver diverged); try a smaller step or check the training loss"}
 
-    if samples_dir is not None and problem.target.kind == "image":
-        record["sample_grid"] = save_sample_grid(samples, Path(samples_dir) / f"{cell.id}.png")
-
     prior = method.prior(problem.target.shape)
     ctx = EvalContext(samples=samples, reference=problem.target.test, x0=x0_all,
                       trajectory=torch.cat(trajs, 1) if trajs else None, t_grid=t_grid, dynamics=dyn,
@@ -151,6 +148,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
             values[name] = float(out)
         info[name] = {**metric.metadata(), "options": ctx.opts(name)}
     timings["metric_seconds"] = time.perf_counter() - start
+    if samples_dir is not None and problem.target.kind == "image":
+        record["sample_grid"] = save_sample_grid(samples, Path(samples_dir) / f"{cell.id}.png")
     return {**record, "status": "ok", "reason": None, "nfe": nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
 
