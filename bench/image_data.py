@@ -63,8 +63,11 @@ def to_model_space(u8: np.ndarray | Tensor) -> Tensor:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Admits only what CIFAR-10's batches contain: dicts, lists, bytes/str and numpy arrays."""
 
+    # _reconstruct: how numpy arrays pickle up to protocol 4 (the official files); _frombuffer: protocol 5;
+    # _codecs.encode: how Python 3 writes bytes at protocol 2 (encode(text, "latin1"), no side effects)
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:

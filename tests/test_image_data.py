@@ -12,7 +12,7 @@ from bench.image_data import CIFAR_TEST, CIFAR_TRAIN, DataDirError
 from metrics.images import to_uint8
 
 
-def write_fake_cifar(root, per_batch=4, n_test=3, seed=0):
+def write_fake_cifar(root, per_batch=4, n_test=3, seed=0, protocol=pickle.DEFAULT_PROTOCOL):
     """root/cifar-10-batches-py/{data_batch_1..5, test_batch} holding random uint8 rows [N, 3072]."""
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"
@@ -22,13 +22,14 @@ def write_fake_cifar(root, per_batch=4, n_test=3, seed=0):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         with open(folder / name, "wb") as fh:
             pickle.dump({b"batch_label": name.encode(), b"labels": [0] * n, b"data": data,
-                         b"filenames": [b"x.png"] * n}, fh)
+                         b"filenames": [b"x.png"] * n}, fh, protocol=protocol)
         rows[name] = data
     return rows
 
 
-def test_cifar_layout_and_scaling(tmp_path):
-    rows = write_fake_cifar(tmp_path)
+@pytest.mark.parametrize("protocol", [2, 4, 5])  # the official files are protocol 2 (Python 2's cPickle)
+def test_cifar_layout_and_scaling(tmp_path, protocol):
+    rows = write_fake_cifar(tmp_path, protocol=protocol)
     ds = load_dataset("cifar10", data_dir=str(tmp_path))
     assert ds.kind == "image" and ds.train.shape == (20, 3, 32, 32) and ds.test.shape == (3, 3, 32, 32)
     assert ds.meta["levels"] == 256 and ds.hflip and ds.name == "cifar10"
