@@ -31,7 +31,7 @@ TINY_UNET = {"name": "unet", "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "a
 
 def tiny_image_spec(name="img", **extra):
     return {"name": name, "seeds": [0], "train": {"steps": 4, "batch_size": 16, "lr": 1e-3},
-            "net": TINY_UNET, "eval": {"n_samples": 48, "batch_size": 32, "metrics": ["fd"]},
+            "net": TINY_UNET, "eval": {"n_samples": 40, "batch_size": 32, "metrics": ["fd"]},
             "methods": [{"name": "fm_ot"}, {"name": "rf"}], "datasets": [{"target": "digits"}],
             "solvers": [{"name": "euler", "nfe": [1, 2]}], **extra}
 
@@ -64,14 +64,15 @@ def test_tiny_image_sweep_end_to_end(tmp_path):
         assert r["status"] == "ok" and r["metrics"]["fd"] > 0
         assert r["runtime"] == {"device": "cpu", "precision": "fp32", "compile": False}
         with Image.open(r["sample_grid"]) as im:
-            assert im.size == (4 * (7 * 9 + 1),) * 2  # 48 samples -> 7 x 7 tiles of 8 px + gaps, enlarged x4
+            assert im.size == (4 * (7 * 9 + 1), 4 * (6 * 9 + 1))  # 40 samples: 7 x 6 tiles of 8 px + gaps, x4
         assert Path(r["sample_grid"]) == tmp_path / "img" / "samples" / f"{r['cell_id']}.png"
 
 
 def test_bf16_autocast_trains_on_cpu_and_keys_the_cache(tmp_path):
-    summary = run_sweep(parse_spec({**tiny_image_spec("bf"), "methods": [{"name": "fm_ot"}],
-                                    "solvers": [{"name": "euler", "nfe": [2]}]}), tmp_path, progress=False,
-                        precision="bf16")
+    raw = {**tiny_image_spec("bf"), "methods": [{"name": "fm_ot"}],
+           "solvers": [{"name": "euler", "nfe": [2]}], "train": {"steps": 2, "batch_size": 8},
+           "eval": {"n_samples": 16, "metrics": ["sliced_w"]}}
+    summary = run_sweep(parse_spec(raw), tmp_path, progress=False, precision="bf16")
     assert summary.ok
     (rec,) = RecordStore(tmp_path / "bf").records()
     assert rec["runtime"]["precision"] == "bf16" and rec["status"] == "ok"
