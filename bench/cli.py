@@ -1,12 +1,14 @@
 """``odebench`` command line: thin parsing on top of bench.spec, bench.run and bench.report.
 
-    odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--dry-run]
+    odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
+                 [--data-dir DIR] [--inception-weights PATH] [--dry-run]
     odebench list
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -42,6 +44,7 @@ def _print_plan(spec) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.device import resolve_device
     from bench.report import write_leaderboard_md
     from bench.run import run_sweep
     from bench.spec import SpecError, load_spec
@@ -54,7 +57,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(spec)
         return 0
-    summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress)
+    # --- image benchmarks: where the data and the Inception weights are, and the GPU runtime options
+    if args.data_dir is not None:
+        os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (bench.image_data)
+    if args.inception_weights is not None:
+        os.environ["ODEBENCH_INCEPTION_WEIGHTS"] = str(args.inception_weights)  # read by the FID metric
+    try:
+        resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
+                        precision=args.precision, compile=args.compile or None)
+    # ---
     board = write_leaderboard_md(summary.out_dir)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing to do"
     print(f"sweep {spec.name!r}: {summary.n_cells} cells ({summary.already_done} already done; this run: "
@@ -75,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results", type=Path, help="results root (default: results)")
     r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
     r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    r.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                   help="bf16: autocast training and sampling in bfloat16 (default: the spec's, else fp32)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the networks (GPU runs)")
+    r.add_argument("--data-dir", default=None, type=Path,
+                   help="folder of an image dataset (cifar10: the folder holding cifar-10-batches-py; "
+                        "imagefolder: PNG/JPEG files); default $ODEBENCH_DATA")
+    r.add_argument("--inception-weights", default=None, type=Path,
+                   help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION_WEIGHTS")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     ls = sub.add_parser("list", help="list registered methods, solvers, datasets, metrics and specs")

@@ -39,15 +39,32 @@ class Dataset:
     train: Tensor
     test: Tensor
     meta: dict = field(default_factory=dict)
+    #: random horizontal flips of training draws (image augmentation; the test split is never flipped)
+    hflip: bool = False
+    _resident: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train.shape[1:])
 
     def sample(self, n: int, gen: torch.Generator | None, device=None) -> Tensor:
-        """[n, *shape] training points drawn with replacement."""
-        idx = torch.randint(len(self.train), (n,), generator=gen)
-        out = self.train[idx]
+        """[n, *shape] training points drawn with replacement (each flipped with probability 1/2 if hflip).
+
+        The draw happens on the generator's device, from a copy of the training split kept there: with a
+        CUDA generator the data stays on the GPU and no batch crosses the host bus.
+        """
+        where = gen.device if gen is not None else torch.device("cpu")
+        if where.type == "cpu":
+            train = self.train
+        else:  # copy once per device, then index there
+            if str(where) not in self._resident:
+                self._resident[str(where)] = self.train.to(where)
+            train = self._resident[str(where)]
+        idx = torch.randint(len(train), (n,), generator=gen, device=where)
+        out = train[idx]
+        if self.hflip:
+            flip = torch.rand(n, generator=gen, device=where) < 0.5
+            out = torch.where(flip.view(-1, *[1] * (out.dim() - 1)), out.flip(-1), out)
         return out if device is None else out.to(device)
 
 
@@ -147,3 +164,7 @@ def digits(data_seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     n_test = int(round(test_fraction * len(x)))
     return Dataset(name="digits", kind="image", train=x[perm[n_test:]], test=x[perm[:n_test]],
                    meta={"levels": 17, "labels_available": True})
+
+
+# Image directories (CIFAR-10 batches, folders of PNG/JPEG) register themselves on import.
+from bench import image_data as _image_data  # noqa: E402,F401

@@ -71,3 +71,7 @@ def build_net(config: dict[str, Any], shape: tuple[int, ...], out_mult: int = 1)
     cfg = dict(config)
     cls = NETS.get(cfg.pop("name", "mlp"))
     return cls(shape, out_mult=out_mult, **cfg)
+
+
+# The image U-Net lives in its own module and registers itself as "unet" on import.
+from bench import unet as _unet  # noqa: E402,F401

@@ -7,6 +7,7 @@ samplers a method lacks become "skipped" records with the reason.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import defaultdict
@@ -17,9 +18,12 @@ from typing import Any
 
 import torch
 
-from bench import seeding
+from bench import distributed, seeding
 from bench.artifacts import ArtifactStore
 from bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
+from bench.device import Runtime, compile_modules, resolve_device
+from bench.grids import save_sample_grid
+from bench.image_data import DATA_ENV
 from bench.solvers import BudgetTooSmall, Unsupported, sample
 from bench.spec import Cell, Spec
 from bench.store import SCHEMA_VERSION, RecordStore, environment
@@ -48,14 +52,15 @@ class SweepSummary:
 
 
 @lru_cache(maxsize=16)
-def _dataset(name: str, data_seed: int) -> Dataset:
-    return load_dataset(name, data_seed)
+def _dataset(name: str, data_seed: int, options: tuple = (), data_root: str | None = None) -> Dataset:
+    return load_dataset(name, data_seed, **dict(options))  # data_root only keys the cache ($ODEBENCH_DATA)
 
 
 def problem_of(cell: Cell) -> Problem:
-    source = None if cell.source == GAUSSIAN_SOURCE else _dataset(cell.source, cell.data_seed)
-    return Problem(target=_dataset(cell.target, cell.data_seed), source=source, net=cell.net,
-                   data_seed=cell.data_seed)
+    root = os.environ.get(DATA_ENV)
+    source = None if cell.source == GAUSSIAN_SOURCE else _dataset(cell.source, cell.data_seed, (), root)
+    target = _dataset(cell.target, cell.data_seed, tuple(sorted(cell.data_options.items())), root)
+    return Problem(target=target, source=source, net=cell.net, data_seed=cell.data_seed)
 
 
 def group_by_model(cells: list[Cell]) -> dict[str, list[Cell]]:
@@ -81,13 +86,21 @@ def draw_sources(cell: Cell, method, problem: Problem) -> torch.Tensor:
     return seeding.per_sample(lambda g: draw(1, g), cell.seed, f"x0/{cell.source}", 0, cell.eval["n_samples"])
 
 
-def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu") -> dict[str, Any]:
-    """Sample with the cell's solver and budget, compute its metrics, and return its record."""
+def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
+                  samples_dir: Path | None = None) -> dict[str, Any]:
+    """Sample with the cell's solver and budget, compute its metrics, and return its record.
+
+    ``runtime`` (overriding ``device``) adds bf16 autocast around sampling; image cells save a grid of their
+    samples to ``samples_dir/<cell_id>.png`` when a folder is given.
+    """
+    runtime = runtime or Runtime(device)
+    device = runtime.device
     method = get_method(**cell.method)
     problem = problem_of(cell)
     dyn = method.dynamics(trained.model)
     record = base_record(cell, device)
     record["model_key"] = trained.key
+    record["runtime"] = runtime.record()
     metric_names = cell.eval["metrics"].get(problem.target.kind, [])
     need_traj = any(METRICS.get(m).needs_trajectory for m in metric_names)
     x0_all = draw_sources(cell, method, problem)
@@ -96,7 +109,7 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu") -> dic
     xs, trajs, nfe, t_grid = [], [], 0, None
     bs = cell.eval["batch_size"]
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), runtime.autocast():
             for i, x0 in enumerate(x0_all.split(bs)):
                 res = sample(dyn, x0.to(device), cell.solver, nfe=cell.nfe, rtol=cell.tol, atol=cell.tol,
                              gen=seeding.derive(cell.seed, cell.id, "sde", i, device=device),
@@ -135,19 +148,27 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu") -> dic
             values[name] = float(out)
         info[name] = {**metric.metadata(), "options": ctx.opts(name)}
     timings["metric_seconds"] = time.perf_counter() - start
+    if samples_dir is not None and problem.target.kind == "image":
+        record["sample_grid"] = save_sample_grid(samples, Path(samples_dir) / f"{cell.id}.png")
     return {**record, "status": "ok", "reason": None, "nfe": nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
 
 
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
-              progress: bool = True, log=print) -> SweepSummary:
+              progress: bool = True, log=print, precision: str | None = None,
+              compile: bool | None = None) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec`` in this process; returns the summary.
 
-    Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``.
+    Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``; sample
+    grids of image cells to ``<out_root>/<spec.name>/samples``. ``device``, ``precision`` and ``compile``
+    default to the spec's.
     """
     from tqdm.auto import tqdm
 
-    device = device or spec.device
+    runtime = Runtime(resolve_device(device or spec.device), precision or spec.precision,
+                      spec.compile if compile is None else compile)
+    device = runtime.device
+    progress = progress and distributed.is_main()
     out_dir = Path(out_root) / spec.name
     store = RecordStore(out_dir)
     artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
@@ -160,20 +181,25 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
         first = cells[0]
         try:
             trained = train_model(get_method(**first.method), problem_of(first), TrainConfig(**first.train),
-                                  first.seed, artifacts, device, progress)
+                                  first.seed, artifacts, device, progress, runtime)
             summary.loaded += trained.cached
             summary.trained += not trained.cached
         except Exception as exc:  # isolate: this model's cells fail, the sweep goes on
             reason = f"{type(exc).__name__}: {exc}"
             for c in cells:
-                store.write(failed_record(c, device, reason, "training"))
+                if distributed.is_main():
+                    store.write(failed_record(c, device, reason, "training"))
                 summary.status_counts["failed"] += 1
             summary.failures.append(f"{first.method} on {first.target}: {reason}")
             bar.update(len(cells))
             continue
+        if not distributed.is_main():
+            continue  # under torchrun, rank 0 evaluates and writes; the others go on to the next training
+        if runtime.compile:
+            compile_modules(trained.model)
         for c in cells:
             try:
-                rec = evaluate_cell(c, trained, device)
+                rec = evaluate_cell(c, trained, device, runtime, out_dir / "samples")
             except Exception as exc:
                 rec = failed_record(c, device, f"{type(exc).__name__}: {exc}", "evaluation")
                 rec["traceback"] = traceback.format_exc(limit=5)

@@ -26,7 +26,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
-            "datasets", "solvers"}
+            "datasets", "solvers", "precision", "compile"}
+DATASET_KEYS = {"target", "source", "options"}
 EVAL_KEYS = {"n_samples", "metrics", "metric_options", "batch_size"}
 DEFAULT_METRICS = {"points": ["w2", "sliced_w", "mmd"], "image": ["fd", "sliced_w"]}
 
@@ -60,6 +61,8 @@ class Cell:
     train: dict[str, Any]
     net: dict[str, Any]
     eval: dict[str, Any]
+    #: keyword options of the target's loader (e.g. imagefolder's resolution); empty for most datasets
+    data_options: dict[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,12 +71,14 @@ class Cell:
     def id(self) -> str:
         cfg = self.config()
         cfg.pop("sweep")  # the same cell in two sweeps has the same result
+        if not cfg["data_options"]:
+            cfg.pop("data_options")  # cells without options keep the ids they always had
         return config_hash(cfg)
 
     def training_key(self) -> str:
         """Cells sharing this key share one trained model."""
         return config_hash([self.method, self.target, self.source, self.seed, self.data_seed, self.train,
-                            self.net])
+                            self.net] + ([self.data_options] if self.data_options else []))
 
 
 @dataclass
@@ -83,6 +88,8 @@ class Spec:
     cells: list[Cell]
     device: str = "cpu"
     raw: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    compile: bool = False
 
 
 def builtin_spec_names() -> list[str]:
@@ -189,15 +196,16 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:  # noqa: C901 
     if not raw.get("methods"):
         problems.append("methods: at least one [[methods]] table is required")
 
-    datasets: list[tuple[str, str]] = []
+    datasets: list[tuple[str, str, dict[str, Any]]] = []
     for i, entry in enumerate(raw.get("datasets", [])):
         target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
+        options = _dataset_options(entry, target, f"datasets[{i}]", problems)
         if target not in DATASETS:
             problems.append(f"datasets[{i}].target: unknown dataset {target!r}; known: {', '.join(DATASETS.names())}")
         if source != GAUSSIAN_SOURCE and source not in DATASETS:
             problems.append(f"datasets[{i}].source: unknown dataset {source!r}; known: {GAUSSIAN_SOURCE}, "
                             f"{', '.join(DATASETS.names())}")
-        datasets.append((target, source))
+        datasets.append((target, source, options))
     if not raw.get("datasets"):
         problems.append("datasets: at least one [[datasets]] table is required")
 
@@ -224,9 +232,11 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:  # noqa: C901 
     if not raw.get("solvers"):
         problems.append("solvers: at least one [[solvers]] table is required")
 
+    for k in ("precision", "compile"):
+        problems += _runtime_problem(k, raw)
     for m in methods:
         cls = METHODS.get(m["name"])
-        for target, source in datasets:
+        for target, source, _ in datasets:
             if source != GAUSSIAN_SOURCE and cls.needs_gaussian_source:
                 problems.append(f"datasets: method {m['name']!r} needs a Gaussian source but the spec pairs "
                                 f"it with source {source!r} (target {target!r}); use a method that allows "
@@ -235,7 +245,35 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:  # noqa: C901 
         raise SpecError(where, problems)
 
     cells = [Cell(sweep=name, method=m, target=t, source=s, solver=sv, nfe=n, tol=tol, seed=seed,
-                  data_seed=data_seed, train=train, net=net, eval=eval_cfg)
-             for m, (t, s), (sv, n, tol), seed in itertools.product(methods, datasets, solver_cells, seeds)]
+                  data_seed=data_seed, train=train, net=net, eval=eval_cfg, data_options=opts)
+             for m, (t, s, opts), (sv, n, tol), seed
+             in itertools.product(methods, datasets, solver_cells, seeds)]
     return Spec(name=name, description=raw.get("description", ""), cells=cells,
-                device=raw.get("device", "cpu"), raw=raw)
+                device=raw.get("device", "cpu"), raw=raw, precision=raw.get("precision", "fp32"),
+                compile=bool(raw.get("compile", False)))
+
+
+def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: list[str]) -> dict[str, Any]:
+    """Validate a [[datasets]] table's keys and its ``options`` against the target loader's signature."""
+    for k in sorted(set(entry) - DATASET_KEYS):
+        problems.append(f"{where}.{k}: unknown key; allowed: {', '.join(sorted(DATASET_KEYS))}")
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        problems.append(f"{where}.options: must be a table of loader options, got {options!r}")
+        return {}
+    if options and target in DATASETS:
+        accepted = [p for p in inspect.signature(DATASETS.get(target)).parameters if p != "data_seed"]
+        for k in sorted(set(options) - set(accepted)):
+            problems.append(f"{where}.options.{k}: dataset {target!r} has no option {k!r}; accepted: "
+                            f"{', '.join(accepted) or 'none'}")
+    return dict(options)
+
+
+def _runtime_problem(key: str, raw: dict[str, Any]) -> list[str]:
+    from bench.device import PRECISIONS
+
+    if key == "precision" and raw.get(key, "fp32") not in PRECISIONS:
+        return [f"precision: must be one of {', '.join(PRECISIONS)}, got {raw[key]!r}"]
+    if key == "compile" and not isinstance(raw.get(key, False), bool):
+        return [f"compile: must be true or false, got {raw[key]!r}"]
+    return []

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import seeding
+from bench import distributed, seeding
 from bench.artifacts import ArtifactStore, config_hash
 from bench.data import GAUSSIAN_SOURCE, Dataset
+from bench.device import Runtime, compile_modules
 from bench.nets import build_net
 from methods.base import Method
 from methods.couplings import IndependentCoupling, PairCoupling
@@ -72,14 +73,18 @@ def source_sampler(method: Method, problem: Problem, device):
     if problem.source is not None:
         return lambda n, gen: problem.source.sample(n, gen, device)
     prior = method.prior(problem.target.shape)
-    return lambda n, gen: prior.sample(n, gen).to(device)
+    # draw where the generator lives (a CUDA generator draws on the GPU), then move if needed
+    return lambda n, gen: prior.sample(n, gen, device=gen.device if gen is not None else None).to(device)
 
 
-def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, parent_key: str | None) -> str:
+def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, parent_key: str | None,
+              precision: str = "fp32") -> str:
     return config_hash({
         "method": method.config(), "target": problem.target.name, "source": problem.source_name(),
         "data_seed": problem.data_seed, "net": problem.net, "train": asdict(cfg), "seed": seed,
         "parent": parent_key,
+        # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
+        **({"precision": precision} if precision != "fp32" else {}),
     })
 
 
@@ -89,11 +94,20 @@ def build_model(method: Method, problem: Problem) -> nn.ModuleDict:
 
 
 def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,
-                device: str = "cpu", progress: bool = False) -> TrainedModel:
-    """Train ``method`` (and its parents) on ``problem`` unless cached; return the EMA model."""
+                device: str = "cpu", progress: bool = False, runtime: Runtime | None = None) -> TrainedModel:
+    """Train ``method`` (and its parents) on ``problem`` unless cached; return the EMA model.
+
+    ``runtime`` (device, precision, compile) overrides ``device`` when given. Under torchrun with several
+    processes the training is data parallel (bench.distributed) and rank 0 alone saves the model.
+    """
+    runtime = runtime or Runtime(device)
+    if distributed.is_distributed():
+        runtime = Runtime(distributed.init(runtime.device), runtime.precision, runtime.compile)
+    device = runtime.device
     parent_method = method.parent()
-    parent = train_model(parent_method, problem, cfg, seed, store, device, progress) if parent_method else None
-    key = model_key(method, problem, cfg, seed, parent.key if parent else None)
+    parent = (train_model(parent_method, problem, cfg, seed, store, device, progress, runtime)
+              if parent_method else None)
+    key = model_key(method, problem, cfg, seed, parent.key if parent else None, runtime.precision)
     model = build_model(method, problem).to(device)
     if store.has(key):
         meta = store.load(key, model, device)
@@ -110,46 +124,74 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
         coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
     torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
     model = build_model(method, problem).to(device)
-    ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, "batches"), progress,
-                      label=f"train {method.name}")
+    # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
+    tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
+    ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
+                      label=f"train {method.name}", runtime=runtime)
     seconds = time.perf_counter() - start
-    store.save(key, ema, {"method": method.config(), "target": problem.target.name,
-                          "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
-                          "parent": parent.key if parent else None, "train_seconds": seconds,
-                          "losses": losses})
+    if distributed.is_main():
+        store.save(key, ema, {"method": method.config(), "target": problem.target.name,
+                              "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
+                              "parent": parent.key if parent else None, "train_seconds": seconds,
+                              "losses": losses, "runtime": runtime.record()})
+    distributed.barrier()
     return TrainedModel(ema, key, seconds, False, losses, parent)
 
 
-def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
-        progress: bool = False, label: str = "train") -> tuple[nn.ModuleDict, list[float]]:
-    """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
+def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,
+                    gen: torch.Generator, runtime: Runtime):
+    """One optimisation step of ``fit`` as a function ``step(i) -> loss`` (a device tensor, not read back).
 
-    The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
-    back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
+    Draws a batch from ``coupling``, evaluates the method's loss (under bf16 autocast if asked),
+    back-propagates, clips the gradient norm, takes an Adam step and updates the EMA with a warm-up, so that a
+    short run is not dominated by its random initialisation. ``scripts/gpu_throughput.py`` times this
+    function.
     """
-    from tqdm.auto import tqdm
-
-    ema = copy.deepcopy(model).requires_grad_(False)
+    net = compile_modules(model) if runtime.compile else model  # same parameters, compiled forward
+    if distributed.is_distributed():
+        net = distributed.wrap(net)
+    batch = distributed.local_batch(cfg.batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    chunk = max(1, min(cfg.steps // 100, 50))
-    losses: list[float] = []
-    running = torch.zeros((), device=next(model.parameters()).device)
     ema_params, params = list(ema.parameters()), list(model.parameters())
-    model.train()
-    bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
-    for step in bar:
-        x0, x1 = coupling.draw(cfg.batch_size, gen)
-        loss = method.loss(model, x0, x1, gen)
+
+    def step(i: int) -> torch.Tensor:
+        x0, x1 = coupling.draw(batch, gen)
+        with runtime.autocast():
+            loss = method.loss(net, x0, x1, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         with torch.no_grad():
-            # EMA with a warm-up, so that a short run is not dominated by its random initialisation
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema_params, params, 1 - decay)
-            running += loss.detach()
+            torch._foreach_lerp_(ema_params, params, 1 - min(cfg.ema_decay, (1 + i) / (10 + i)))
+        return loss.detach()
+
+    return step
+
+
+def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
+        progress: bool = False, label: str = "train",
+        runtime: Runtime | None = None) -> tuple[nn.ModuleDict, list[float]]:
+    """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
+
+    The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
+    back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
+    ``runtime`` adds bf16 autocast around the loss and torch.compile of the networks; under torchrun the
+    networks train behind DistributedDataParallel on this rank's share of the batch.
+    """
+    from tqdm.auto import tqdm
+
+    runtime = runtime or Runtime(str(next(model.parameters()).device))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    train_step = make_train_step(method, model, ema, coupling, cfg, gen, runtime)
+    chunk = max(1, min(cfg.steps // 100, 50))
+    losses: list[float] = []
+    running = torch.zeros((), device=next(model.parameters()).device)
+    model.train()
+    bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
+    for step in bar:
+        running += train_step(step)
         if (step + 1) % chunk == 0 or step + 1 == cfg.steps:
             value = running.item() / ((step % chunk) + 1)
             running.zero_()
