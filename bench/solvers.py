@@ -187,8 +187,9 @@ class Midpoint(FixedStepSolver):
     evals_per_step = 2
 
     def step(self, f, x, t, dt, *, dyn, gen, last):
+        half = 0.5 * dt  # computed once for the state and the time
         k1 = f(x, t)
-        return x + dt * f(x + 0.5 * dt * k1, t + 0.5 * dt)
+        return x + dt * f(x + half * k1, t + half)
 
 
 @register_solver("heun")
