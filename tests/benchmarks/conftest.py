@@ -123,15 +123,15 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("odebench performance: ours / baseline (best round of each, interleaved)")
-    tr.write_line(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    tr.write_line(f"torch {torch.__version__}, {_threads()} threads, "
                   f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
-    tr.write_line(f"{'group':<22} {'case':<34} {'baseline':<30} {'ours':>11} {'base':>11} "
+    tr.write_line(f"{'group':<28} {'case':<34} {'baseline':<30} {'ours':>11} {'base':>11} "
                   f"{'ratio':>7} {'median':>7}  target")
     for c in _RESULTS:
         if c.unit != "time":
-            tr.write_line(f"{c.group:<22} {c.case:<34} {c.baseline:<30} {c.ours_s:>11.4g} {c.unit}")
+            tr.write_line(f"{c.group:<28} {c.case:<34} {c.baseline:<30} {c.ours_s:>11.4g} {c.unit}")
             continue
         met = "" if c.met is None else ("met" if c.met else "NOT met")
-        tr.write_line(f"{c.group:<22} {c.case:<34} {c.baseline:<30} {c.ours_s * 1e3:>9.2f}ms "
+        tr.write_line(f"{c.group:<28} {c.case:<34} {c.baseline:<30} {c.ours_s * 1e3:>9.2f}ms "
                       f"{c.baseline_s * 1e3:>9.2f}ms {c.ratio:>7.3f} {c.ratio_median:>7.3f}  "
                       f"{c.target} {met}".rstrip())
