@@ -26,6 +26,7 @@ from bench.store import SCHEMA_VERSION, RecordStore, environment
 from bench.train import Problem, TrainConfig, TrainedModel, source_sampler, train_model
 from methods import get_method
 from metrics import METRICS, EvalContext
+from metrics.registry import split_output
 
 
 @dataclass
@@ -127,12 +128,9 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu") -> dic
     start = time.perf_counter()
     for name in metric_names:
         metric = METRICS.get(name)
-        out = metric.fn(ctx)
-        if isinstance(out, dict):
-            values.update({name if k == name else f"{name}.{k}": float(v) for k, v in out.items()})
-        else:
-            values[name] = float(out)
-        info[name] = {**metric.metadata(), "options": ctx.opts(name)}
+        metric_values, settings = split_output(name, metric.fn(ctx))
+        values.update(metric_values)
+        info[name] = {**metric.metadata(), "options": ctx.opts(name), "settings": settings}
     timings["metric_seconds"] = time.perf_counter() - start
     return {**record, "status": "ok", "reason": None, "nfe": nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}

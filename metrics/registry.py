@@ -1,7 +1,9 @@
 """Metric registry: each metric declares its name, direction, reference and variant, and what it needs.
 
 A registered metric is called with an :class:`EvalContext` and returns a float or a dict of floats (the
-first key being the headline value). Its ``settings`` (sample count, projections, ...) go into records.
+first key being the headline value). A dict may also carry ``"settings"``: a dict of the settings that
+produced the numbers (probe count, tolerance, sample count, feature-extractor hash, ...); the harness stores
+it in the record's ``metric_info[name]["settings"]`` (see :func:`split_output`).
 """
 
 from __future__ import annotations
@@ -82,3 +84,22 @@ def register_metric(name: str, *, higher_is_better: bool, reference: str = "", v
         return fn
 
     return deco
+
+
+SETTINGS_KEY = "settings"
+
+
+def split_output(name: str, out: float | dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Turn a metric's return value into (record values, settings).
+
+    Values are keyed ``name`` for the headline (a float, or the dict key equal to ``name``) and
+    ``name.key`` for the others; ``out["settings"]`` (if present) is returned separately, unchanged.
+    """
+    if not isinstance(out, dict):
+        return {name: float(out)}, {}
+    out = dict(out)
+    settings = out.pop(SETTINGS_KEY, {})
+    if not isinstance(settings, dict):
+        raise TypeError(f"metric {name!r}: 'settings' must be a dict, got {type(settings).__name__}")
+    values = {name if k == name else f"{name}.{k}": float(v) for k, v in out.items()}
+    return values, settings
