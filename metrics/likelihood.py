@@ -201,7 +201,7 @@ def nll(field: Field, x1: Tensor, log_prob_source: Callable[[Tensor], Tensor], c
 
 # ----------------------------------------------------------------------------------------- discrete images
 def dequantize(x: Tensor, levels: int, gen: torch.Generator | None = None) -> Tensor:
-    """Uniform dequantization of images stored as 2 k / (L - 1) - 1, k in {0 .. L - 1}: x' = 2 (k + u) / L - 1.
+    """Uniform dequantization of images stored as 2 k / (L - 1) - 1, k in {0 .. L - 1}: x = 2 (k + u) / L - 1.
 
     Args:
         x: [B, *shape] in [-1, 1] on the L-level grid; levels: L.
@@ -261,8 +261,8 @@ def _nll_metric(ctx: EvalContext) -> dict:
     if ctx.data_kind == "image":
         levels = opts.get("levels", ctx.data_meta.get("levels"))
         if levels is None:
-            raise ValueError("nll on images needs the number of grey levels: set meta['levels'] on the dataset "
-                             "or eval.metric_options.nll.levels (256 for 8-bit images)")
+            raise ValueError("nll on images needs the number of grey levels: set meta['levels'] on the "
+                             "dataset or eval.metric_options.nll.levels (256 for 8-bit images)")
         x = dequantize(x, int(levels), ctx.gen)
     dyn = ctx.dynamics
     nlls, nfe = [], 0

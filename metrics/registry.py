@@ -34,6 +34,8 @@ class EvalContext:
         data_kind: "points" or "image"; data_meta: the dataset's meta.
         gen: generator for metrics that draw (projections, probes).
         options: per-metric options from the spec (e.g. {"sliced_w": {"n_projections": 256}}).
+        cache: scratch space shared by the metrics of one cell (e.g. the reference trajectory that both
+            ``straightness`` and ``curvature`` read), so that it is computed once.
     """
 
     samples: Tensor
@@ -47,6 +49,7 @@ class EvalContext:
     data_meta: dict[str, Any] = field(default_factory=dict)
     gen: torch.Generator | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))
