@@ -3,9 +3,9 @@
 Both are the Fréchet distance |mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) between Gaussian fits of
 features (:func:`metrics.quality.frechet_distance`); they differ only in the feature space.
 
-FID (Heusel et al. 2017) in clean-fid's "clean" mode (Parmar, Zhang, Zhu 2022): images in [-1, 1] become uint8
-by (x + 1) * 127.5 rounded and clamped (grey images repeat to 3 channels), are resized to 299x299 by clean-fid's
-PIL bicubic resizer (``cleanfid.resize.build_resizer("clean")``), and go through clean-fid's
+FID (Heusel et al. 2017) in clean-fid's "clean" mode (Parmar, Zhang, Zhu 2022): images in [-1, 1] become
+uint8 by (x + 1) * 127.5 rounded and clamped (grey images repeat to 3 channels), are resized to 299x299 by
+clean-fid's PIL bicubic resizer (``cleanfid.resize.build_resizer("clean")``), and go through clean-fid's
 ``InceptionV3W``, the TorchScript port of TensorFlow's 2015-12-05 Inception, 2048-d pool features. The
 weights file is never downloaded here: give its path with ``eval.metric_options.fid.inception`` or the
 environment variable ``ODEBENCH_INCEPTION``; it is checked against :data:`INCEPTION_SHA256` before use.
@@ -68,8 +68,8 @@ def _missing_weights_message(problem: str) -> str:
     return (f"FID needs clean-fid's Inception weights: {problem}. Download {INCEPTION_URL} "
             f"(95.6 MB, SHA-256 {INCEPTION_SHA256}), e.g. `curl -L -o ~/.cache/odebench/{INCEPTION_FILE} "
             f"{INCEPTION_URL}`, keep the file name {INCEPTION_FILE!r}, and point the environment variable "
-            f"{INCEPTION_ENV} at the file (or set eval.metric_options.fid.inception in the spec). Without it, "
-            "use fd_digits (digits) or fd.")
+            f"{INCEPTION_ENV} at the file (or set eval.metric_options.fid.inception in the spec). "
+            "Without it, use fd_digits (digits) or fd.")
 
 
 def inception_weights(path: str | Path | None = None) -> Path:
@@ -83,7 +83,8 @@ def inception_weights(path: str | Path | None = None) -> Path:
     if not p.is_file():
         raise FileNotFoundError(_missing_weights_message(f"{p} does not exist"))
     if p.name != INCEPTION_FILE:
-        raise ValueError(f"clean-fid loads the Inception weights by the file name {INCEPTION_FILE!r}; rename {p}")
+        raise ValueError(f"clean-fid loads the Inception weights by the file name {INCEPTION_FILE!r}; "
+                         f"rename {p}")
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     if digest != INCEPTION_SHA256:
         raise ValueError(_missing_weights_message(f"{p} has SHA-256 {digest}, not the published file's"))
@@ -97,7 +98,7 @@ def clean_inception(path: str | Path | None = None, device: str = "cpu") -> Feat
         from cleanfid.inception_torchscript import InceptionV3W
         from cleanfid.resize import build_resizer
     except ImportError as exc:
-        raise ImportError("FID needs clean-fid: `pip install odebench[fid]` (clean-fid and torchvision)") from exc
+        raise ImportError("FID needs clean-fid: `pip install 'odebench[fid]'`") from exc
     model = InceptionV3W(str(weights.parent), download=False, resize_inside=False).to(device).eval()
 
     def features(x: Tensor) -> Tensor:
@@ -110,7 +111,7 @@ def clean_inception(path: str | Path | None = None, device: str = "cpu") -> Feat
 
 # ------------------------------------------------------------------------------------------ the pipeline
 def to_uint8(x: Tensor) -> np.ndarray:
-    """[N, C, H, W] in [-1, 1] -> [N, H, W, 3] uint8 ((x + 1) * 127.5 rounded, clamped; grey -> 3 channels)."""
+    """[N, C, H, W] in [-1, 1] -> [N, H, W, 3] uint8: (x + 1) * 127.5 rounded, clamped; grey -> 3 channels."""
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"FID needs images [N, 1 or 3, H, W], got shape {tuple(x.shape)}")
     u8 = ((x.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
@@ -120,7 +121,7 @@ def to_uint8(x: Tensor) -> np.ndarray:
 
 
 def image_features(x: Tensor, extractor: FeatureExtractor, batch_size: int = 100) -> np.ndarray:
-    """[N, C, H, W] images in [-1, 1] -> [N, F] float64 features through the extractor's resize and network."""
+    """[N, C, H, W] images in [-1, 1] -> [N, F] float64 features (the extractor's resize, then network)."""
     imgs = to_uint8(x)
     out = []
     for start in range(0, len(imgs), batch_size):
@@ -178,8 +179,8 @@ def _fid(ctx: EvalContext) -> dict:
     opts = ctx.opts("fid")
     unknown = set(opts) - {"inception", "stats_dir", "max_points", "batch_size", "device", "mode"}
     if unknown:
-        raise ValueError(f"fid: unknown option(s) {sorted(unknown)}; allowed: inception, stats_dir, max_points, "
-                         "batch_size, device, mode")
+        raise ValueError(f"fid: unknown option(s) {sorted(unknown)}; allowed: inception, stats_dir, "
+                         "max_points, batch_size, device, mode")
     mode = opts.get("mode", "clean")
     if mode not in EXTRACTORS:
         raise ValueError(f"fid: mode {mode!r} not supported; supported: {sorted(EXTRACTORS)}")
@@ -199,9 +200,11 @@ def _fd_digits(ctx: EvalContext) -> dict:
     """Fréchet distance in the 64-d features of odebench's digits classifier (offline, CPU; not FID)."""
     opts = ctx.opts("fd_digits")
     if set(opts) - {"max_points"}:
-        raise ValueError(f"fd_digits: unknown option(s) {sorted(set(opts) - {'max_points'})}; allowed: max_points")
+        raise ValueError(f"fd_digits: unknown option(s) {sorted(set(opts) - {'max_points'})}; "
+                         "allowed: max_points")
     n = int(opts.get("max_points", len(ctx.samples)))
-    fs, fr = digits_features(ctx.samples[:n]).double().numpy(), digits_features(ctx.reference).double().numpy()
+    fs = digits_features(ctx.samples[:n]).double().numpy()
+    fr = digits_features(ctx.reference).double().numpy()
     return {"fd_digits": frechet_distance(*stats_of(fs), *stats_of(fr)),
             "settings": {"extractor": "DigitsCNN penultimate (64-d)", "extractor_sha256": DIGITS_CNN_SHA256,
                          "n_samples": len(fs), "n_reference": len(fr)}}

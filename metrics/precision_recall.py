@@ -82,7 +82,8 @@ def _precision(ctx: EvalContext) -> dict:
     return {"precision": p, "settings": settings}
 
 
-@register_metric("recall", higher_is_better=True, reference="arXiv:1904.06991", variant="k-NN manifold, k = 3")
+@register_metric("recall", higher_is_better=True, reference="arXiv:1904.06991",
+                 variant="k-NN manifold, k = 3")
 def _recall(ctx: EvalContext) -> dict:
     """Improved recall: share of held-out data inside the k-NN manifold of the samples."""
     _, r, settings = _pr(ctx, "recall")

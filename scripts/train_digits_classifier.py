@@ -59,8 +59,8 @@ def train() -> tuple[DigitsCNN, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "metrics" / "weights"
-                        / "digits_cnn.pt")
+    default = Path(__file__).resolve().parents[1] / "metrics" / "weights" / "digits_cnn.pt"
+    parser.add_argument("--out", type=Path, default=default)
     args = parser.parse_args()
     model, acc = train()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -40,19 +40,21 @@ def test_fid_metric_end_to_end_with_cached_reference_stats(tmp_path, monkeypatch
     monkeypatch.setitem(fid_mod.EXTRACTORS, "clean", tiny_extractor)
     ref, same, other = images(300, 0), images(300, 1), images(300, 2, shift=0.6)
     opts = {"fid": {"stats_dir": str(tmp_path)}}
-    run = lambda s: split_output("fid", METRICS.get("fid").fn(EvalContext(samples=s, reference=ref,
-                                                                              data_kind="image", options=opts)))
+    fid = METRICS.get("fid").fn
+    run = lambda s: split_output("fid", fid(EvalContext(s, ref, data_kind="image", options=opts)))
     (near, settings), (far, _) = run(same), run(other)
     assert 0 <= near["fid"] < 0.2 * far["fid"]
     files = list(tmp_path.glob("fid_ref_*.npz"))
     assert len(files) == 1 and settings["reference_stats"] == files[0].name
     with np.load(files[0]) as z:
         meta = json.loads(str(z["meta"]))
-    assert meta["count"] == 300 and meta["resize_mode"] == "nearest-x2" and meta["extractor_sha256"] == "0" * 64
+    assert meta["count"] == 300 and meta["resize_mode"] == "nearest-x2"
+    assert meta["extractor_sha256"] == "0" * 64
     assert settings["extractor_sha256"] == "0" * 64 and settings["n_reference"] == 300
     # the second call read the cache: it gives the same reference statistics without recomputing
     calls = []
-    monkeypatch.setattr(fid_mod, "image_features", lambda x, e, b=100: calls.append(len(x)) or np.zeros((len(x), 5)))
+    counting = lambda x, e, b=100: calls.append(len(x)) or np.zeros((len(x), 5))
+    monkeypatch.setattr(fid_mod, "image_features", counting)
     fid_mod.reference_stats(ref, tiny_extractor(), tmp_path)
     assert calls == []
 
@@ -136,7 +138,8 @@ def test_frechet_distance_agrees_with_clean_fid():
         pytest.skip(f"cleanfid.fid not importable: {exc}")
     c1, c2 = _spd(5, 2), _spd(5, 3)
     mu1, mu2 = np.arange(5.0), np.ones(5)
-    assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(cfid.frechet_distance(mu1, c1, mu2, c2), rel=1e-8)
+    theirs = cfid.frechet_distance(mu1, c1, mu2, c2)
+    assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(theirs, rel=1e-8)
 
 
 def test_reference_stats_key_changes_with_the_extractor(tmp_path):
@@ -145,4 +148,5 @@ def test_reference_stats_key_changes_with_the_extractor(tmp_path):
     other = tiny_extractor()
     other = fid_mod.FeatureExtractor(other.name, "1" * 64, other.features, other.resize, other.resize_mode)
     _, _, p2 = fid_mod.reference_stats(ref, other, tmp_path)
-    assert p1 != p2 and hashlib.sha256(p1.read_bytes()).hexdigest() != hashlib.sha256(p2.read_bytes()).hexdigest()
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+    assert p1 != p2 and digest(p1) != digest(p2)
