@@ -30,6 +30,7 @@ from bench.store import SCHEMA_VERSION, RecordStore, environment
 from bench.train import Problem, TrainConfig, TrainedModel, source_sampler, train_model
 from methods import get_method
 from metrics import METRICS, EvalContext
+from metrics.registry import split_output
 
 
 @dataclass
@@ -141,12 +142,9 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
     start = time.perf_counter()
     for name in metric_names:
         metric = METRICS.get(name)
-        out = metric.fn(ctx)
-        if isinstance(out, dict):
-            values.update({name if k == name else f"{name}.{k}": float(v) for k, v in out.items()})
-        else:
-            values[name] = float(out)
-        info[name] = {**metric.metadata(), "options": ctx.opts(name)}
+        metric_values, settings = split_output(name, metric.fn(ctx))
+        values.update(metric_values)
+        info[name] = {**metric.metadata(), "options": ctx.opts(name), "settings": settings}
     timings["metric_seconds"] = time.perf_counter() - start
     if samples_dir is not None and problem.target.kind == "image":
         record["sample_grid"] = save_sample_grid(samples, Path(samples_dir) / f"{cell.id}.png")

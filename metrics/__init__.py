@@ -5,6 +5,6 @@ Importing this package registers the built-in metrics.
 
 from metrics.registry import METRICS, EvalContext, Metric, register_metric
 
-from metrics import quality  # noqa: E402,F401  isort: skip
+from metrics import fid, likelihood, paths, precision_recall, quality  # noqa: E402,F401  isort: skip
 
 __all__ = ["METRICS", "EvalContext", "Metric", "register_metric"]

@@ -1,7 +1,9 @@
 """Metric registry: each metric declares its name, direction, reference and variant, and what it needs.
 
 A registered metric is called with an :class:`EvalContext` and returns a float or a dict of floats (the
-first key being the headline value). Its ``settings`` (sample count, projections, ...) go into records.
+first key being the headline value). A dict may also carry ``"settings"``: a dict of the settings that
+produced the numbers (probe count, tolerance, sample count, feature-extractor hash, ...); the harness stores
+it in the record's ``metric_info[name]["settings"]`` (see :func:`split_output`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class EvalContext:
         data_kind: "points" or "image"; data_meta: the dataset's meta.
         gen: generator for metrics that draw (projections, probes).
         options: per-metric options from the spec (e.g. {"sliced_w": {"n_projections": 256}}).
+        cache: scratch space shared by the metrics of one cell (e.g. the reference trajectory that both
+            ``straightness`` and ``curvature`` read), so that it is computed once.
     """
 
     samples: Tensor
@@ -45,6 +49,7 @@ class EvalContext:
     data_meta: dict[str, Any] = field(default_factory=dict)
     gen: torch.Generator | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))
@@ -82,3 +87,22 @@ def register_metric(name: str, *, higher_is_better: bool, reference: str = "", v
         return fn
 
     return deco
+
+
+SETTINGS_KEY = "settings"
+
+
+def split_output(name: str, out: float | dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Turn a metric's return value into (record values, settings).
+
+    Values are keyed ``name`` for the headline (a float, or the dict key equal to ``name``) and
+    ``name.key`` for the others; ``out["settings"]`` (if present) is returned separately, unchanged.
+    """
+    if not isinstance(out, dict):
+        return {name: float(out)}, {}
+    out = dict(out)
+    settings = out.pop(SETTINGS_KEY, {})
+    if not isinstance(settings, dict):
+        raise TypeError(f"metric {name!r}: 'settings' must be a dict, got {type(settings).__name__}")
+    values = {name if k == name else f"{name}.{k}": float(v) for k, v in out.items()}
+    return values, settings
