@@ -43,8 +43,8 @@ def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "") -> Figu
     """Write ``figures/<stem>.png`` (150 dpi) and ``.pdf`` under the sweep folder and close the figure."""
     out = sweep_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{stem}.png", dpi=150, bbox_inches="tight")
-    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight")
+    fig.savefig(out / f"{stem}.png", dpi=150)
+    fig.savefig(out / f"{stem}.pdf")
     plt.close(fig)
     return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf", caption)
 
@@ -59,7 +59,8 @@ def grid_of(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.3)):
     """A figure with n panels in rows of ``ncols``; unused panels are hidden. Returns (fig, flat axes)."""
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
+                             layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -108,7 +109,6 @@ def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_bett
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, title="solver", title_fontsize=8)
     fig.suptitle(f"{dataset}: {metric} vs NFE")
-    fig.tight_layout()
     cap = (f"{metric} of samples against the NFE actually used, mean ± std over seeds; one line per solver, "
            f"hollow markers for adaptive solvers.")
     return save(fig, sweep_dir, f"quality_vs_nfe_{slug(dataset)}", f"{dataset}: {metric} vs NFE", cap)
@@ -130,7 +130,6 @@ def nll_vs_nfe(frame: pd.DataFrame, dataset: str, columns: list[str], sweep_dir:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(f"{dataset}: NLL vs NFE")
-    fig.tight_layout()
     return save(fig, sweep_dir, f"nll_vs_nfe_{slug(dataset)}", f"{dataset}: NLL vs NFE",
                 "Negative log-likelihood of held-out data, mean ± std over seeds, one line per method and "
                 "solver.")
@@ -186,7 +185,6 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path) -> Figure
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{dataset}: rectified flow by reflow round")
-    fig.tight_layout()
     return save(fig, sweep_dir, f"paths_vs_round_{slug(dataset)}", f"{dataset}: paths vs reflow round",
                 "Path metrics of k-rectified flow against the round k, each round at its most accurate solve "
                 "in the sweep (the most NFE), mean ± std over seeds; dashed: the exact-OT cost of the same "

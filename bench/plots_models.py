@@ -117,7 +117,7 @@ def panel_cells(rows: pd.DataFrame, rep: pd.Series, metric: str | None, lower: b
     for n in SAMPLE_BUDGETS:
         row = _best_row(ok[ok["nfe_requested"] == n], metric, lower, rep["seed"])
         if row is None:
-            out.append((f"euler, NFE {n}", replace(base, solver="euler", nfe=n, tol=None), None))
+            out.append((f"euler, NFE {n} (not swept)", replace(base, solver="euler", nfe=n, tol=None), None))
         else:
             out.append((f"{row['solver']}, NFE {int(row['nfe'])}", cell_of(records[row["cell_id"]]),
                         row[metric] if metric else None))
@@ -142,10 +142,17 @@ def _best_row(ok: pd.DataFrame, metric: str | None, lower: bool, seed: int) -> p
 
 
 # ------------------------------------------------------------------------------------------------ figures
-def _limits(points: np.ndarray, margin: float = 0.15) -> tuple[tuple[float, float], tuple[float, float]]:
+def _limits(points: np.ndarray, margin: float = 0.2) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits around the central 99.6% of ``points`` [N, 2], padded by ``margin`` of the larger side."""
     lo, hi = np.quantile(points, 0.002, axis=0), np.quantile(points, 0.998, axis=0)
-    pad = margin * (hi - lo)
-    return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+    pad = margin * (hi - lo).max()
+    return (lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad)
+
+
+def _height_ratio(lims) -> float:
+    """Panel height / width that fits equal-aspect axes with these limits (kept between 0.45 and 1.6)."""
+    (x0, x1), (y0, y1) = lims
+    return float(np.clip((y1 - y0) / (x1 - x0), 0.45, 1.6))
 
 
 def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: Path,
@@ -153,21 +160,26 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
     """One panel per method: ``n_paths`` ODE paths from the source (t = 0) to the samples (t = 1)."""
     if not models:
         return None
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.2), squeeze=False)
-    for ax, (label, lm) in zip(axes.flat, models.items(), strict=True):
+    trajs = {}
+    for label, lm in models.items():
         cell = replace(lm.cell, solver=TRAJECTORY_SOLVER, nfe=TRAJECTORY_NFE, tol=None)
-        traj = regenerate(lm, cell, n_paths, trajectory=True).trajectory.float().numpy()  # [T + 1, n, 2]
-        ref = lm.problem.target.test[:2000].numpy()
+        # [T + 1, n, 2] states on the solver's grid
+        trajs[label] = regenerate(lm, cell, n_paths, trajectory=True).trajectory.float().numpy()
+    ref = next(iter(models.values())).problem.target.test[:2000].numpy()
+    lims = _limits(np.concatenate([ref, *(t[0] for t in trajs.values()), *(t[-1] for t in trajs.values())]))
+    width = 4.4
+    fig, axes = plt.subplots(1, len(models), figsize=(width * len(models), width * _height_ratio(lims) + 0.9),
+                             squeeze=False, layout="constrained")
+    for ax, (label, traj) in zip(axes.flat, trajs.items(), strict=True):
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.8", label="target data", rasterized=True)
         ax.add_collection(LineCollection(traj.transpose(1, 0, 2), colors="C2", linewidths=0.5, alpha=0.35))
         ax.scatter(traj[0, :, 0], traj[0, :, 1], s=5, c="C0", label="source x0 (t=0)", zorder=3)
         ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=5, c="C3", label="x1 (t=1)", zorder=3)
-        (x0, x1), (y0, y1) = _limits(np.concatenate([traj[0], traj[-1], ref]))
-        ax.set(xlim=(x0, x1), ylim=(y0, y1), title=label, aspect="equal")
+        ax.set(xlim=lims[0], ylim=lims[1], title=label, aspect="equal")
         ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=7, loc="upper left", markerscale=2)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, markerscale=2)
     fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
-    fig.tight_layout()
     return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
                 f"Paths of the learned ODE from source draws (blue) to its samples (red), integrated with "
                 f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps.")
@@ -191,11 +203,13 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     if not panels:
         return None
     ncols = max(len(p) for _, p in panels.values())
-    fig, axes = plt.subplots(len(panels), ncols, figsize=(3.1 * ncols, 3.1 * len(panels)), squeeze=False)
+    target = next(iter(panels.values()))[0].problem.target
+    image, ref = target.kind == "image", target.test
+    lims = None if image else _limits(ref.numpy())
+    ratio = 1.0 if image else _height_ratio(lims)
+    fig, axes = plt.subplots(len(panels), ncols, figsize=(3.2 * ncols, (3.2 * ratio + 0.5) * len(panels)),
+                             squeeze=False, layout="constrained")
     for r, (label, (lm, cells)) in enumerate(panels.items()):
-        image = lm.problem.target.kind == "image"
-        ref = lm.problem.target.test
-        lims = None if image else _limits(ref.numpy())
         for c, ax in enumerate(axes[r]):
             if c >= len(cells):
                 ax.set_visible(False)
@@ -215,7 +229,6 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
     fig.suptitle(f"{dataset}: samples by NFE" + ("" if image else " (grey: held-out data)"))
-    fig.tight_layout()
     kind = "image grids" if image else "scatters"
     return save(fig, sweep_dir, f"samples_{slug(dataset)}", f"{dataset}: samples",
                 f"Sample {kind} of each method at NFE 1, 2, 8 (best solver there in the sweep, Euler "
