@@ -228,3 +228,17 @@ def test_smoke_sweep_report_with_model_figures(tmp_path, capsys):
     report = write_report(sweep_dir)
     assert any("not in the cache" in n for n in report.notes)
     assert (sweep_dir / "figures" / "samples_moons.png").is_file()
+
+
+def test_image_tile_layout():
+    """36 images of 8x8 in [-1, 1] -> a 6x6 tile in [0, 1] with 1-pixel gaps; image i lands in its slot."""
+    import torch
+
+    from bench.plots_models import _image_tile
+
+    x = torch.linspace(-1, 1, 36).reshape(36, 1, 1, 1).expand(36, 1, 8, 8)
+    tile = _image_tile(x, 6)
+    assert tile.shape == (6 * 9 - 1, 6 * 9 - 1)
+    assert tile.min() == 0.0 and tile.max() == 1.0
+    r, q = divmod(7, 6)
+    assert np.allclose(tile[r * 9:r * 9 + 8, q * 9:q * 9 + 8], (x[7, 0, 0, 0].item() + 1) / 2)
