@@ -178,8 +178,8 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
             if gb.empty:
                 row[budget] = ""
                 continue
-            means = {s: v["metric"].mean() for s, v in gb.assign(metric=gb[metric]).groupby("solver")
-                     if (v["status"] == "ok").any() and v["metric"].notna().any()}
+            ok = gb[(gb["status"] == "ok") & gb[metric].notna()]
+            means = ok.groupby("solver")[metric].mean().to_dict()
             if not means:
                 row[budget] = status_text(gb["status"])
                 continue
