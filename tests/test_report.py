@@ -202,32 +202,33 @@ def test_cli_report_without_records_fails_clearly(tmp_path, capsys):
 
 
 def test_smoke_sweep_report_with_model_figures(tmp_path, capsys):
-    """The real smoke sweep, then `odebench report` on it: trajectory and sample figures from the cache."""
+    """`odebench run` of the real smoke spec ends with its report, figures from the cached models included;
+    `odebench report` on the results root rewrites it."""
     from bench.cli import main
-    from bench.run import run_sweep
-    from bench.spec import load_spec
 
-    summary = run_sweep(load_spec("smoke"), tmp_path, progress=False)
-    assert summary.ok
-    assert main(["report", str(tmp_path)]) == 0  # a results root: reports each sweep in it
+    assert main(["run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     sweep_dir = tmp_path / "smoke"
-    out = capsys.readouterr().out
+    assert f"report: {sweep_dir / 'index.html'}" in capsys.readouterr().out
     for name in ("trajectories_moons.png", "samples_moons.png", "quality_vs_nfe_moons.png"):
-        assert (sweep_dir / "figures" / name).is_file() and name in out
         check_png(sweep_dir / "figures" / name)
-    links = check_index(sweep_dir)
-    assert "figures/trajectories_moons.png" in links
+    assert "figures/trajectories_moons.png" in check_index(sweep_dir)
+    (sweep_dir / "leaderboard.md").unlink()
+    assert main(["report", str(tmp_path), "--no-figures"]) == 0  # a results root: reports each sweep in it
+    assert str(sweep_dir / "leaderboard.md") in capsys.readouterr().out
     md = (sweep_dir / "leaderboard.md").read_text()
     assert re.search(r"^\|\s*fm_ot\s*\|", md, re.M) and re.search(r"^\|\s*rf\s*\|", md, re.M)
     assert "skipped" in md  # heun@1 is skipped in the smoke spec
-    # a model missing from the cache: its figures are skipped with a note, the report still builds
-    for key in {json.loads(p.read_text()).get("model_key") for p in (sweep_dir / "cells").glob("*.json")}:
-        for f in (tmp_path / ".cache" / "models").glob(f"{key}.*"):
-            f.unlink()
-        break
+    # a model missing from the cache: its method's figures are skipped with a note, the others still drawn
+    records = [json.loads(p.read_text()) for p in (sweep_dir / "cells").glob("*.json")]
+    rf_key = next(r["model_key"] for r in records if r["config"]["method"]["name"] == "rf")
+    for f in (tmp_path / ".cache" / "models").glob(f"{rf_key}.*"):
+        f.unlink()
+    for f in (sweep_dir / "figures").iterdir():
+        f.unlink()
     report = write_report(sweep_dir)
-    assert any("not in the cache" in n for n in report.notes)
-    assert (sweep_dir / "figures" / "samples_moons.png").is_file()
+    assert [n for n in report.notes if "not in the cache" in n and n.startswith("moons / rf:")]
+    assert "not in the cache" in (sweep_dir / "index.html").read_text()
+    check_png(sweep_dir / "figures" / "samples_moons.png")  # fm_ot's panels
 
 
 def test_image_tile_layout():
