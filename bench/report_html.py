@@ -62,7 +62,8 @@ def to_html(report, with_figures: bool = True) -> str:
            f"<title>{esc(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
            f"<h1>{esc(title)}</h1>",
            f"<p>Cells: {esc(counts)}. Tables: <a href=\"leaderboard.md\">markdown</a>, "
-           f"<a href=\"leaderboard.csv\">CSV</a>, <a href=\"leaderboard.tex\">LaTeX</a>.</p>"]
+           f"<a href=\"leaderboard.csv\">CSV</a>, <a href=\"leaderboard.tex\">LaTeX</a>, "
+           f"<a href=\"leaderboard.html\">HTML</a>.</p>"]
     if report.sections:
         out.append("<nav>" + "".join(f'<a href="#{_anchor(s.dataset)}">{esc(s.dataset)}</a>'
                                      for s in report.sections) + "</nav>")
