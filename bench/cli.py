@@ -2,6 +2,7 @@
 
     odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
                  [--data-dir DIR] [--inception-weights PATH] [--dry-run]
+    odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list
 """
 
@@ -45,7 +46,6 @@ def _print_plan(spec) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
-    from bench.report import write_leaderboard_md
     from bench.run import run_sweep
     from bench.spec import SpecError, load_spec
 
@@ -61,7 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (bench.image_data)
     if args.inception_weights is not None:
-        os.environ["ODEBENCH_INCEPTION_WEIGHTS"] = str(args.inception_weights)  # read by the FID metric
+        os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by metrics.fid
     try:
         resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
     except (RuntimeError, ValueError) as exc:
@@ -70,16 +70,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                         precision=args.precision, compile=args.compile or None)
     # ---
-    board = write_leaderboard_md(summary.out_dir)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing to do"
     print(f"sweep {spec.name!r}: {summary.n_cells} cells ({summary.already_done} already done; this run: "
           f"{counts}); models trained {summary.trained}, loaded from cache {summary.loaded}; "
           f"{summary.seconds:.1f} s")
-    if board:
-        print(f"leaderboard: {board}")
+    report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
+    print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
     for f in summary.failures:
         print(f"failed: {f}", file=sys.stderr)
     return 1 if summary.failures else 0
+
+
+def _write_report(sweep_dir: Path, cache: Path | None = None, figures: bool = True):
+    """Write the report of one sweep folder and print its notes; returns the Report."""
+    from bench.report import write_report
+
+    report = write_report(sweep_dir, figures=figures, cache_dir=cache)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    root = args.results_dir
+    if (root / "cells").is_dir():
+        sweeps = [root]
+    else:  # a results root: report every sweep folder in it
+        sweeps = sorted(p for p in root.glob("*") if (p / "cells").is_dir()) if root.is_dir() else []
+    if not sweeps:
+        print(f"error: {root} holds no sweep records (expected {root}/cells/*.json, or sweep folders such "
+              f"as {root}/quick/cells); run `odebench run --out DIR` first", file=sys.stderr)
+        return 2
+    for sweep_dir in sweeps:
+        report = _write_report(sweep_dir, args.cache, not args.no_figures)
+        print(f"report of {sweep_dir}: {report.dir / 'index.html'}")
+        for f in report.files:
+            print(f"  {f}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of an image dataset (cifar10: the folder holding cifar-10-batches-py; "
                         "imagefolder: PNG/JPEG files); default $ODEBENCH_DATA")
     r.add_argument("--inception-weights", default=None, type=Path,
-                   help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION_WEIGHTS")
+                   help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
+    rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")
+    rp.add_argument("results_dir", type=Path, help="a sweep folder (e.g. results/quick) or a results root")
+    rp.add_argument("--cache", type=Path, default=None,
+                    help="trained-model cache for the trajectory and sample figures "
+                         "(default: <results root>/.cache/models)")
+    rp.add_argument("--no-figures", action="store_true", help="tables only")
+    rp.set_defaults(func=_cmd_report)
     ls = sub.add_parser("list", help="list registered methods, solvers, datasets, metrics and specs")
     ls.set_defaults(func=_cmd_list)
     return p
