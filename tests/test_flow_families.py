@@ -128,3 +128,15 @@ def test_curvature_kl_is_a_per_dimension_average():
     assert float(m.kl_per_dim(mu, logvar)) == 0.0
     mu[:, 0] = 2.0  # KL = 0.5 * 4 = 2 per sample, summed over dims, / D = 3
     assert abs(float(m.kl_per_dim(mu, logvar)) - 2 / 3) < 1e-6
+
+
+def test_undecorated_method_class_takes_its_registry_name():
+    from methods.base import MethodRegistry
+    from methods.flow_matching import FlowMatchingOT
+
+    class Plain(FlowMatchingOT):  # inherits name "fm_ot" from its parent but is not that method
+        pass
+
+    reg = MethodRegistry("method")
+    reg.add("plain_ot", Plain)
+    assert Plain.name == "plain_ot" and FlowMatchingOT.name == "fm_ot"
