@@ -47,8 +47,9 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     src = work / "src"
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))  # keep the repo clean
     target = work / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--target", str(target), str(src)], check=True, capture_output=True, text=True, timeout=300)
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet"]
+    subprocess.run([*pip, "--target", str(target), str(src)], check=True, capture_output=True, text=True,
+                   timeout=300)
     return {**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{ROOT}"}
 
 

@@ -15,8 +15,8 @@ class FlowMatchingTrig(AffineFlowMatching):
     """Flow matching with the trigonometric (variance-preserving for N(0, I) data) path."""
 
     reference = "arXiv:2209.15571"
-    citation = ("Albergo, Vanden-Eijnden. Building Normalizing Flows with Stochastic Interpolants. ICLR 2023. "
-                "arXiv:2209.15571")
+    citation = ("Albergo, Vanden-Eijnden. Building Normalizing Flows with Stochastic Interpolants. "
+                "ICLR 2023. arXiv:2209.15571")
 
     def __init__(self):
         super().__init__()
