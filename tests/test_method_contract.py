@@ -18,6 +18,10 @@ from methods import METHODS, get_method
 
 CFG = TrainConfig(steps=240, batch_size=128, lr=3e-3)
 NET = {"name": "mlp", "hidden": 32, "depth": 2}
+#: every registered method with its defaults, plus variants whose defaults leave a code path unexercised
+VARIANTS = {"interpolant": [{"path": "trig", "gamma": 1.0}]}
+CASES = [(name, {}) for name in METHODS.names()] + [
+    (name, hp) for name, hps in VARIANTS.items() if name in METHODS for hp in hps]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +46,9 @@ def solvers_for(dyn) -> list[tuple[str, int]]:
     return out
 
 
-@pytest.mark.parametrize("name", METHODS.names())
-def test_method_contract(name, problem, tmp_path):
-    method = get_method(name)
+@pytest.mark.parametrize("name,hp", CASES, ids=[n + "".join(f"-{v}" for v in h.values()) for n, h in CASES])
+def test_method_contract(name, hp, problem, tmp_path):
+    method = get_method(name, **hp)
     store = ArtifactStore(tmp_path / "a")
     trained = train_model(method, problem, CFG, seed=3, store=store)
 
@@ -67,8 +71,8 @@ def test_method_contract(name, problem, tmp_path):
 
     # fixed seed -> identical samples (a second training from scratch in a fresh store), and the cached
     # model loads back to the same numbers
-    again = train_model(get_method(name), problem, CFG, seed=3, store=ArtifactStore(tmp_path / "b"))
-    loaded = train_model(get_method(name), problem, CFG, seed=3, store=store)
+    again = train_model(get_method(name, **hp), problem, CFG, seed=3, store=ArtifactStore(tmp_path / "b"))
+    loaded = train_model(get_method(name, **hp), problem, CFG, seed=3, store=store)
     assert not again.cached and loaded.cached and loaded.key == trained.key == again.key
     for solver, nfe in solvers_for(dyn):
         ref = draw_samples(method, trained, problem, solver, nfe)
