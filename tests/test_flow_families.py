@@ -114,8 +114,8 @@ def test_interpolant_rejects_bad_hparams(hp, match):
 def test_interpolant_sde_dynamics_only_with_latent_noise():
     assert get_method("interpolant").dynamics(torch.nn.ModuleDict({"b": torch.nn.Identity()})).drift is None
     m = get_method("interpolant", gamma=1.0, t_eps=0.01)
-    nets = m.networks(lambda out_mult=1: torch.nn.Linear(2, 2), (2,))
-    assert set(nets) == {"b", "eta"}
+    nets = m.networks(lambda out_mult=1: torch.nn.Linear(2, 2 * out_mult), (2,))
+    assert set(nets) == {"b_eta"}
     dyn = m.dynamics(nets)
     assert (dyn.t0, dyn.t1) == (0.01, 0.99)
     assert torch.allclose(dyn.diffusion(torch.zeros(3)), torch.full((3,), 2**0.5))

@@ -63,12 +63,23 @@ class ExactDenoiser(nn.Module):
         return g / (a**2 * S**2 + s**2 + g**2) * (x - a * M) + self.shift
 
 
+class Heads(nn.Module):
+    """Two fields as one network with stacked output channels (the stochastic interpolant's layout)."""
+
+    def __init__(self, *fields):
+        super().__init__()
+        self.fields = nn.ModuleList(fields)
+
+    def forward(self, x, t):
+        return torch.cat([f(x, t) for f in self.fields], dim=1)
+
+
 def exact_model(method, v_shift=0.0, eta_shift=0.0) -> nn.ModuleDict:
-    key = "b" if method.name == "interpolant" else "v"
-    nets = {key: ExactVelocity(method, v_shift)}
-    if method.name == "interpolant" and method.stochastic:
-        nets["eta"] = ExactDenoiser(method, eta_shift)
-    return nn.ModuleDict(nets)
+    if method.name != "interpolant":
+        return nn.ModuleDict({"v": ExactVelocity(method, v_shift)})
+    if not method.stochastic:
+        return nn.ModuleDict({"b": ExactVelocity(method, v_shift)})
+    return nn.ModuleDict({"b_eta": Heads(ExactVelocity(method, v_shift), ExactDenoiser(method, eta_shift))})
 
 
 CASES = [
