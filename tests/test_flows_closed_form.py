@@ -116,8 +116,8 @@ def marginal(method, t: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 SAMPLERS = [(n, h, "rk4", 400) for n, h in CASES] + [
-    ("interpolant", {"path": "linear", "gamma": 1.0, "eps": 1.0}, "euler_maruyama", 2000),
-    ("interpolant", {"path": "trig", "gamma": 0.5, "eps": 0.5}, "euler_maruyama", 2000),
+    ("interpolant", {"path": "linear", "gamma": 1.0, "eps": 1.0}, "euler_maruyama", 1000),
+    ("interpolant", {"path": "trig", "gamma": 0.5, "eps": 0.5}, "euler_maruyama", 1000),
 ]
 
 
