@@ -1,0 +1,61 @@
+"""Hypothesis strategies for small random problems, drawn as float64 torch tensors.
+
+Scalars come from hypothesis (so failures shrink); the bulk of each random matrix comes from a torch
+generator seeded by a hypothesis-drawn integer, so examples stay cheap to draw.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+F64 = torch.float64
+
+seeds = st.integers(0, 2**31 - 1)
+dims = st.integers(1, 2)
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def points(n: int, d: int, spread: float, gen: torch.Generator) -> torch.Tensor:
+    """[n, d] points uniform in [-spread, spread]^d."""
+    return spread * (2 * torch.rand(n, d, generator=gen, dtype=F64) - 1)
+
+
+def spd(d: int, gen: torch.Generator, low: float = 0.2, high: float = 2.0) -> torch.Tensor:
+    """A random [d, d] symmetric positive definite matrix with eigenvalues in [low, high]."""
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=F64))
+    eig = low + (high - low) * torch.rand(d, generator=gen, dtype=F64)
+    return (q * eig) @ q.T
+
+
+@st.composite
+def gaussian_mixture_params(draw, max_components: int = 3, max_dim: int = 2):
+    """(weights [K], means [K, D], covs [K, D, D]) of a random Gaussian mixture with full covariances."""
+    d = draw(st.integers(1, max_dim))
+    k = draw(st.integers(1, max_components))
+    gen = generator(draw(seeds))
+    w = torch.rand(k, generator=gen, dtype=F64) + 0.2
+    means = points(k, d, 2.0, gen)
+    covs = torch.stack([spd(d, gen, 0.1, 1.0) for _ in range(k)])
+    return w / w.sum(), means, covs
+
+
+def push_gaussian(field, mean: torch.Tensor, cov: torch.Tensor, solver: str, nfe: int, t0: float = 0.0,
+                  t1: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Push N(mean, cov) through the solved flow of a field that is affine in x, exactly.
+
+    The flow map of an affine ODE is affine, x -> c + J x, and Runge-Kutta steps commute with affine maps, so
+    solving from mean and from mean + R e_i (R R^T = cov) gives c + J mean and its image columns J R. The
+    pushed law is N(c + J mean, (J R)(J R)^T) with no Monte-Carlo error.
+    """
+    from bench.solvers import solve
+
+    vals, vecs = torch.linalg.eigh(cov)
+    root = vecs * vals.clamp_min(0).sqrt()
+    starts = torch.cat([mean[None], mean[None] + root.T])  # [1 + D, D]
+    end = solve(field, starts, solver, nfe=nfe, t0=t0, t1=t1).x
+    cols = (end[1:] - end[0]).T
+    return end[0], cols @ cols.T
