@@ -89,15 +89,16 @@ def test_rectified_flow_keeps_the_target_law(problem):
     gen = generator(seed + 2)
     z0 = pi.source.sample(N_FLOW, gen)
     z1, z1_coarse = _rectify(pi, z0)
-    assert float((z1 - z1_coarse).abs().max()) < 1e-3  # the solve is converged
     target = pi.target
     mean, cov = target.mean(), target.covariance()
-    centred = z1 - mean
+    moments = lambda z: (z.mean(0), (z - mean)[:, :, None] * (z - mean)[:, None, :])
+    (m1, prod1), (m1_coarse, prod1_coarse) = moments(z1), moments(z1_coarse)
     se_mean = (cov.diagonal() / N_FLOW).sqrt()
-    assert ((z1.mean(0) - mean).abs() <= 4 * se_mean).all(), (z1.mean(0), mean, se_mean)
-    products = centred[:, :, None] * centred[:, None, :]  # unbiased per-sample estimates of cov
-    se_cov = products.std(0) / math.sqrt(N_FLOW)
-    assert ((products.mean(0) - cov).abs() <= 4 * se_cov + 1e-12).all(), (products.mean(0), cov, se_cov)
+    slack_mean = 4 * se_mean + (m1 - m1_coarse).abs()
+    assert ((m1 - mean).abs() <= slack_mean).all(), (m1, mean, slack_mean)
+    # prod1 holds unbiased per-sample estimates of cov (the mean is known exactly)
+    slack_cov = 4 * prod1.std(0) / math.sqrt(N_FLOW) + (prod1.mean(0) - prod1_coarse.mean(0)).abs() + 1e-12
+    assert ((prod1.mean(0) - cov).abs() <= slack_cov).all(), (prod1.mean(0), cov, slack_cov)
     fresh = target.sample(N_FLOW, gen)
     shifted = target.sample(N_FLOW, gen) + cov.diagonal().sqrt()
-    assert energy_distance(z1, fresh) < 0.3 * energy_distance(shifted, fresh)
+    assert energy_distance(z1, fresh) < 0.15 * energy_distance(shifted, fresh)
