@@ -1,10 +1,12 @@
-"""Hypothesis strategies for small random problems, drawn as float64 torch tensors.
+"""Hypothesis strategies for small random problems (float64 torch tensors), and shared checks.
 
 Scalars come from hypothesis (so failures shrink); the bulk of each random matrix comes from a torch
 generator seeded by a hypothesis-drawn integer, so examples stay cheap to draw.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from hypothesis import strategies as st
@@ -59,3 +61,28 @@ def push_gaussian(field, mean: torch.Tensor, cov: torch.Tensor, solver: str, nfe
     end = solve(field, starts, solver, nfe=nfe, t0=t0, t1=t1).x
     cols = (end[1:] - end[0]).T
     return end[0], cols @ cols.T
+
+
+def assert_same_law(z: torch.Tensor, z_coarse: torch.Tensor, law, gen: torch.Generator) -> None:
+    """Check that samples z: [N, D] (solved at some NFE; z_coarse at half of it) follow ``law``.
+
+    * mean and covariance within 4 Monte-Carlo standard errors of the law's exact moments, plus the change
+      from the coarse solve (an upper bound on the fine solve's error for a converging solver);
+    * the energy distance (metrics.quality) to fresh draws of the law is small next to the distance of
+      fresh draws shifted by one standard deviation per coordinate.
+    """
+    from metrics.quality import energy_distance
+
+    n = len(z)
+    mean, cov = law.mean(), law.covariance()
+    # per-sample unbiased estimates of cov, as the mean is known exactly
+    products = lambda x: (x - mean)[:, :, None] * (x - mean)[:, None, :]
+    slack_mean = 4 * (cov.diagonal() / n).sqrt() + (z.mean(0) - z_coarse.mean(0)).abs()
+    assert ((z.mean(0) - mean).abs() <= slack_mean).all(), (z.mean(0), mean, slack_mean)
+    prod, prod_coarse = products(z), products(z_coarse)
+    slack_cov = 4 * prod.std(0) / math.sqrt(n) + (prod.mean(0) - prod_coarse.mean(0)).abs() + 1e-12
+    assert ((prod.mean(0) - cov).abs() <= slack_cov).all(), (prod.mean(0), cov, slack_cov)
+    fresh = law.sample(n, gen)
+    shifted = law.sample(n, gen) + cov.diagonal().sqrt()
+    near, far = energy_distance(z, fresh), energy_distance(shifted, fresh)
+    assert near < 0.15 * far, (near, far)
