@@ -8,8 +8,8 @@ The expectations are computed, not sampled: Gauss-Hermite quadrature over the jo
 every coupling component for L_CFM (x_t and u_t from methods.paths), and over every Gaussian component of
 the law of x_t for L_FM (v from methods.exact.marginal_velocity). The integrands are smooth, so the rules
 converge fast; the tolerance is the change from a coarser rule (which bounds the finer rule's error), and
-that change is itself small next to the gradient, so a marginal velocity off by a fraction of a percent
-would fail.
+that change must stay below 3% of the gradient (it is usually far below 0.1%), so a marginal velocity
+that moved the gradient by a few percent would fail.
 """
 
 from __future__ import annotations
