@@ -22,6 +22,10 @@ and the marginal velocity v(x, t) = E[u_t | x_t = x] = sum_k r_k(x) E[u_t | x_t 
 responsibilities r_k(x) = w_k N(x; mu_k, S_k) / sum_j w_j N(x; mu_j, S_j) (a Gaussian regression per
 component). With the linear path (u = x1 - x0) this is Liu et al.'s rectified velocity of the coupling.
 
+Stochastic interpolants add latent noise, x_t = alpha_t x1 + sigma_t x0 + gamma(t) z with z ~ N(0, I)
+independent of (x0, x1), and the target dI/dt + gamma'(t) z: pass ``gamma`` (t -> (gamma(t), gamma'(t)))
+and S_k gains gamma^2 I, G_k gains gamma gamma' I; the denoiser is E[z | x_t = x] = -gamma grad log p_t(x).
+
 The VP diffusion (Song et al.) is written in diffusion time s = 1 - t: x_s = a(s) x_data + sigma(s) eps with
 log a(s) = :func:`methods.paths.vp_log_alpha`, sigma(s) = sqrt(1 - a(s)^2), beta(s) = -2 d log a / ds. For
 Gaussian-mixture data the score of x_s is exact (:func:`vp_score`) and so is the probability-flow ODE
@@ -31,6 +35,7 @@ dx/dt = beta(1 - t) / 2 (x + grad log p_{1-t}(x)) (:func:`vp_probability_flow`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -39,10 +44,13 @@ from torch import Tensor
 from bench.solvers import Field
 from methods.paths import AffinePath, LinearPath, vp_log_alpha
 
-__all__ = ["GaussianMixture", "GaussianMixtureCoupling", "affine_map_coupling", "gaussian", "independent",
-           "marginal_log_prob", "marginal_score", "marginal_velocity", "path_marginal", "rectified_velocity",
-           "smoothed_empirical", "smoothed_pairs", "vp_alpha_sigma", "vp_beta", "vp_marginal",
-           "vp_probability_flow", "vp_score"]
+LatentNoise = Callable[[Tensor], tuple[Tensor, Tensor]]
+"""``gamma(t) -> (gamma_t, d gamma_t / dt)``, each shaped like t: an interpolant's latent-noise scale."""
+
+__all__ = ["GaussianMixture", "GaussianMixtureCoupling", "LatentNoise", "affine_map_coupling", "gaussian",
+           "independent", "interpolant_denoiser", "marginal_log_prob", "marginal_score", "marginal_velocity",
+           "path_marginal", "rectified_velocity", "smoothed_empirical", "smoothed_pairs", "vp_alpha_sigma",
+           "vp_beta", "vp_marginal", "vp_probability_flow", "vp_score"]
 
 
 def _psd_sqrt(cov: Tensor) -> Tensor:
@@ -238,8 +246,9 @@ class _PathStats:
     cov_ux: Tensor  # [U, K, D, D]
 
 
-def _path_stats(pi: GaussianMixtureCoupling, path: AffinePath, t: Tensor) -> _PathStats:
-    """The Gaussian statistics of (x_t, u_t) in every component at the times t: [U]."""
+def _path_stats(pi: GaussianMixtureCoupling, path: AffinePath, t: Tensor,
+                gamma: LatentNoise | None = None) -> _PathStats:
+    """The Gaussian statistics of (x_t, u_t) in every component at the times t: [U] (plus latent noise)."""
     c = path.coefficients(t.to(pi.mean0.dtype))
     a, s, da, ds = (v.reshape(-1, 1, 1) for v in (c.alpha_t, c.sigma_t, c.d_alpha_t, c.d_sigma_t))
     m0, m1 = pi.mean0[None], pi.mean1[None]
@@ -248,6 +257,10 @@ def _path_stats(pi: GaussianMixtureCoupling, path: AffinePath, t: Tensor) -> _Pa
     a4, s4, da4, ds4 = (v[..., None] for v in (a, s, da, ds))
     cov_x = a4**2 * c11 + s4**2 * c00 + a4 * s4 * (c01 + c10)
     cov_ux = da4 * a4 * c11 + ds4 * s4 * c00 + da4 * s4 * c10 + ds4 * a4 * c01
+    if gamma is not None:  # + gamma z in x_t, + gamma' z in u_t, z independent: + gamma^2 I, + gamma gamma' I
+        g, dg = (v.to(pi.mean0.dtype).reshape(-1, 1, 1, 1) for v in gamma(t.to(pi.mean0.dtype)))
+        eye = torch.eye(pi.mean0.shape[1], dtype=pi.mean0.dtype)
+        cov_x, cov_ux = cov_x + g**2 * eye, cov_ux + g * dg * eye
     return _PathStats(mean_x=a * m1 + s * m0, cov_x=cov_x, mean_u=da * m1 + ds * m0, cov_ux=cov_ux)
 
 
@@ -258,18 +271,20 @@ def _distinct_times(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # ----------------------------------------------------------------------------------------- the exact fields
-def marginal_velocity(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor) -> Tensor:
-    """v(x, t) = E[u_t | x_t = x] for x_t = alpha_t x1 + sigma_t x0, (x0, x1) ~ pi.
+def marginal_velocity(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor,
+                      gamma: LatentNoise | None = None) -> Tensor:
+    """v(x, t) = E[u_t | x_t = x] for x_t = alpha_t x1 + sigma_t x0 (+ gamma(t) z), (x0, x1) ~ pi.
 
     Args:
-        pi: the coupling; path: an affine path from :mod:`methods.paths`; x: [B, D]; t: [B].
+        pi: the coupling; path: an affine path from :mod:`methods.paths`; x: [B, D]; t: [B];
+            gamma: optional latent noise (then u_t = alpha' x1 + sigma' x0 + gamma' z).
 
     Returns:
         [B, D]: sum_k r_k(x) (nu_k + G_k S_k^{-1} (x - mu_k)) (module docstring). Needs S_k non-singular,
         i.e. x_t must have a density (true for 0 < t < 1 whenever some noise or smoothing is present).
     """
     tu, inv = _distinct_times(t, x)
-    st = _path_stats(pi, path, tu)
+    st = _path_stats(pi, path, tu, gamma)
     _, resp, _, prec_diff = _mixture_terms(pi.weights, st.mean_x, st.cov_x, inv, x)
     pick = (lambda a: a[0].unsqueeze(0)) if len(tu) == 1 else (lambda a: a[inv])
     cond = pick(st.mean_u) + (pick(st.cov_ux) * prec_diff.unsqueeze(-2)).sum(-1)  # E[u | x, k]
@@ -281,23 +296,34 @@ def rectified_velocity(pi: GaussianMixtureCoupling, x: Tensor, t: Tensor) -> Ten
     return marginal_velocity(pi, LinearPath(), x, t)
 
 
-def marginal_log_prob(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor) -> Tensor:
+def marginal_log_prob(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor,
+                      gamma: LatentNoise | None = None) -> Tensor:
     """[B] log-density of x_t at x: [B, D], t: [B] (a Gaussian mixture with components N(mu_k, S_k))."""
     tu, inv = _distinct_times(t, x)
-    st = _path_stats(pi, path, tu)
+    st = _path_stats(pi, path, tu, gamma)
     return _mixture_terms(pi.weights, st.mean_x, st.cov_x, inv, x)[0]
 
 
-def marginal_score(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor) -> Tensor:
+def marginal_score(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor,
+                   gamma: LatentNoise | None = None) -> Tensor:
     """[B, D] grad_x log-density of x_t at x: [B, D], t: [B]."""
     tu, inv = _distinct_times(t, x)
-    st = _path_stats(pi, path, tu)
+    st = _path_stats(pi, path, tu, gamma)
     return _mixture_terms(pi.weights, st.mean_x, st.cov_x, inv, x)[2]
 
 
-def path_marginal(pi: GaussianMixtureCoupling, path: AffinePath, t: float) -> GaussianMixture:
+def interpolant_denoiser(pi: GaussianMixtureCoupling, path: AffinePath, x: Tensor, t: Tensor,
+                         gamma: LatentNoise) -> Tensor:
+    """[B, D] eta(x, t) = E[z | x_t = x] = -gamma(t) grad log p_t(x) for x_t = I + gamma z (Cov(z, x_t) =
+    gamma I in every component); x: [B, D], t: [B]."""
+    g = gamma(t.to(x.dtype))[0].unsqueeze(-1)
+    return -g * marginal_score(pi, path, x, t, gamma)
+
+
+def path_marginal(pi: GaussianMixtureCoupling, path: AffinePath, t: float,
+                  gamma: LatentNoise | None = None) -> GaussianMixture:
     """The law of x_t at one time t, as a Gaussian mixture."""
-    st = _path_stats(pi, path, torch.tensor([float(t)], dtype=pi.mean0.dtype))
+    st = _path_stats(pi, path, torch.tensor([float(t)], dtype=pi.mean0.dtype), gamma)
     return GaussianMixture(pi.weights, st.mean_x[0], st.cov_x[0])
 
 
