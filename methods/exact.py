@@ -267,6 +267,8 @@ def _path_stats(pi: GaussianMixtureCoupling, path: AffinePath, t: Tensor,
 def _distinct_times(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     if t.shape != (x.shape[0],) or x.dim() != 2:
         raise ValueError(f"expected x [B, D] and t [B], got {tuple(x.shape)} and {tuple(t.shape)}")
+    if len(t) == 1:  # one sample (e.g. per-sample Jacobians under torch.func.vmap, where unique cannot run)
+        return t, torch.zeros(1, dtype=torch.long, device=t.device)
     return torch.unique(t.detach(), return_inverse=True)
 
 
