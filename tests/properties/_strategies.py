@@ -13,6 +13,16 @@ from hypothesis import strategies as st
 
 F64 = torch.float64
 
+#: registered paths that are transports on their own; the encoder-decoder interpolant passes through 0 at
+#: t = 1/2 and is only used with latent noise (tests/properties/test_prop_interpolants.py)
+NEEDS_LATENT_NOISE = ("encdec",)
+
+
+def flow_paths() -> list[str]:
+    from methods.paths import PATHS
+
+    return [name for name in PATHS.names() if name not in NEEDS_LATENT_NOISE]
+
 seeds = st.integers(0, 2**31 - 1)
 dims = st.integers(1, 2)
 
@@ -34,15 +44,23 @@ def spd(d: int, gen: torch.Generator, low: float = 0.2, high: float = 2.0) -> to
 
 
 @st.composite
-def gaussian_mixture_params(draw, max_components: int = 3, max_dim: int = 2):
+def gaussian_mixture_params(draw, max_components: int = 3, max_dim: int = 2, dim: int | None = None):
     """(weights [K], means [K, D], covs [K, D, D]) of a random Gaussian mixture with full covariances."""
-    d = draw(st.integers(1, max_dim))
+    d = dim if dim is not None else draw(st.integers(1, max_dim))
     k = draw(st.integers(1, max_components))
     gen = generator(draw(seeds))
     w = torch.rand(k, generator=gen, dtype=F64) + 0.2
     means = points(k, d, 2.0, gen)
     covs = torch.stack([spd(d, gen, 0.1, 1.0) for _ in range(k)])
     return w / w.sum(), means, covs
+
+
+@st.composite
+def mixture_pairs(draw, max_components: int = 3, max_dim: int = 2):
+    """Parameters of two random Gaussian mixtures on the same R^D (a source and a target)."""
+    d = draw(st.integers(1, max_dim))
+    return (draw(gaussian_mixture_params(max_components, dim=d)),
+            draw(gaussian_mixture_params(max_components, dim=d)))
 
 
 def push_gaussian(field, mean: torch.Tensor, cov: torch.Tensor, solver: str, nfe: int, t0: float = 0.0,

@@ -9,7 +9,7 @@ probability current, v = J / p = E[u_t | x_t = x] (methods.exact.marginal_veloci
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from methods.exact import (
@@ -23,10 +23,18 @@ from methods.exact import (
     vp_alpha_sigma,
 )
 from methods.paths import PATHS, OTPath, VPDiffusionPath
-from tests.properties._strategies import F64, gaussian_mixture_params, generator, push_gaussian, seeds, spd
+from tests.properties._strategies import (
+    F64,
+    flow_paths,
+    gaussian_mixture_params,
+    generator,
+    push_gaussian,
+    seeds,
+    spd,
+)
 
-PATH_NAMES = PATHS.names()
-paths = st.sampled_from(PATH_NAMES)
+paths = st.sampled_from(PATHS.names())
+flows = st.sampled_from(flow_paths())
 
 
 def _pairs(seed: int, n: int = 16, d: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,6 +72,7 @@ def test_path_boundary_conditions(name, seed):
 @given(name=paths, seed=seeds, t=st.floats(0.0, 0.99))
 def test_path_velocity_is_the_time_derivative(name, seed, t):
     """dx_t equals the central finite difference of x_t in t (float64, h = 1e-6: error ~ h^2 + eps / h)."""
+    assume(name != "encdec" or abs(t - 0.5) > 1e-3)  # encdec's two pieces meet at t = 1/2 (C^1 only)
     path = PATHS.get(name)()
     x0, x1 = _pairs(seed)
     h = 1e-6
@@ -80,7 +89,7 @@ def _standard_normal(d: int) -> GaussianMixture:
 
 
 @settings(max_examples=16)
-@given(name=paths, mixture=gaussian_mixture_params(), seed=seeds, t=st.floats(0.05, 0.95))
+@given(name=flows, mixture=gaussian_mixture_params(), seed=seeds, t=st.floats(0.05, 0.95))
 def test_marginal_velocity_solves_the_continuity_equation(name, mixture, seed, t):
     """d_t log p_t + div v + v . grad log p_t = 0 at random points (d_t by central differences)."""
     path = PATHS.get(name)()
@@ -98,7 +107,7 @@ def test_marginal_velocity_solves_the_continuity_equation(name, mixture, seed, t
 
 
 @settings(max_examples=12)
-@given(name=paths, d=st.integers(1, 3), seed=seeds)
+@given(name=flows, d=st.integers(1, 3), seed=seeds)
 def test_marginal_velocity_carries_the_gaussian_path(name, d, seed):
     """Solving dx/dt = v from the exact law of x_0 reaches the exact law of x_t at the path's end (and at
     t = 1/2), for a Gaussian target N(m, C) with a full covariance."""
