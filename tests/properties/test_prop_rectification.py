@@ -1,8 +1,9 @@
-"""Rectification (Liu, Gong, Liu 2023, Theorem 3.5 and 3.3) on exactly solvable problems.
+"""Rectification (Liu, Gong, Liu 2023: marginal preservation and the convex-cost theorem), solved exactly.
 
 pi_0 and pi_1 are smoothed empirical laws (a few points, Gaussian kernel eps); X = (X0, X1) is their
-independent coupling. Its rectified velocity v(x, t) = E[X1 - X0 | X_t = x] is exact
-(methods.exact.rectified_velocity), and the rectified coupling is Z1 = ODE_v(Z0), Z0 ~ pi_0. The theory says
+independent coupling, or a random pairing of the points, each pair smoothed. Its rectified velocity
+v(x, t) = E[X1 - X0 | X_t = x] is exact (methods.exact.rectified_velocity), and the rectified coupling is
+Z1 = ODE_v(Z0), Z0 ~ pi_0. The theory says
   * E c(Z1 - Z0) <= E c(X1 - X0) for every convex c, and
   * Z1 has the law pi_1 (the flow keeps the marginals of X_t).
 Expectations are Monte-Carlo means; every comparison allows 4 standard errors plus the solver's error,
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.solvers import solve
-from methods.exact import independent, rectified_velocity, smoothed_empirical
+from methods.exact import independent, rectified_velocity, smoothed_empirical, smoothed_pairs
 from tests.properties._strategies import F64, assert_same_law, generator, points, seeds, spd
 
 N_FLOW = 400  # samples pushed through the ODE (the expensive side)
@@ -28,15 +29,19 @@ NFE = 160
 
 @st.composite
 def empirical_problems(draw):
-    """(coupling, seed): independent coupling of two smoothed empirical laws of 1-3 points in 1-D or 2-D."""
+    """(coupling, seed): a coupling of two smoothed empirical laws of 1-3 points in 1-D or 2-D, either
+    independent (every pair of points) or a random pairing of the points (a mixture of smoothed pairs)."""
     d = draw(st.integers(1, 2))
     n0, n1 = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     eps = draw(st.floats(0.3, 0.6))
     seed = draw(seeds)
     gen = generator(seed)
-    pi0 = smoothed_empirical(points(n0, d, 1.5, gen), eps)
-    pi1 = smoothed_empirical(points(n1, d, 1.5, gen) + draw(st.floats(-1.0, 1.0)), eps)
-    return independent(pi0, pi1), seed
+    x0 = points(n0, d, 1.5, gen)
+    x1 = points(n1, d, 1.5, gen) + draw(st.floats(-1.0, 1.0))
+    if draw(st.booleans()):
+        return independent(smoothed_empirical(x0, eps), smoothed_empirical(x1, eps)), seed
+    n = min(n0, n1)
+    return smoothed_pairs(x0[:n], x1[torch.randperm(n1, generator=gen)[:n]], eps), seed
 
 
 def _rectify(pi, z0):
