@@ -110,7 +110,17 @@ class Method(ABC):
         return f"{type(self).__name__}({args})"
 
 
-METHODS: Registry[type[Method]] = Registry("method", "odebench.methods")
+class MethodRegistry(Registry[type[Method]]):
+    """The method registry: an entry point may point straight at an undecorated Method subclass, which then
+    takes its entry-point name (a class that inherits ``name`` from a registered parent must not keep it)."""
+
+    def add(self, name: str, obj: type[Method]) -> None:
+        if isinstance(obj, type) and issubclass(obj, Method) and "name" not in vars(obj):
+            obj.name = name
+        super().add(name, obj)
+
+
+METHODS: Registry[type[Method]] = MethodRegistry("method", "odebench.methods")
 
 
 def register_method(name: str):

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from bench.registry import Registry
 
-__all__ = ["PATHS", "AffinePath", "LinearPath", "OTPath", "PathCoefficients", "PathSample", "TrigPath",
-           "VPDiffusionPath", "vp_log_alpha"]
+__all__ = ["PATHS", "AffinePath", "EncoderDecoderPath", "LinearPath", "OTPath", "PathCoefficients",
+           "PathSample", "TrigPath", "VPDiffusionPath", "vp_log_alpha"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,26 @@ class VPDiffusionPath(AffinePath):
         sigma = torch.sqrt((1 - alpha**2).clamp_min(1e-12))
         d_sigma = -alpha * d_alpha / sigma
         return PathCoefficients(alpha_t=alpha, sigma_t=sigma, d_alpha_t=d_alpha, d_sigma_t=d_sigma)
+
+
+@PATHS.register("encdec")
+class EncoderDecoderPath(AffinePath):
+    """Encoder-decoder interpolant (Albergo, Boffi, Vanden-Eijnden 2023, "Stochastic Interpolants: A Unifying
+    Framework", Sec. on encoding-decoding interpolants): I(t) = cos^2(pi t) x0 on [0, 1/2) and cos^2(pi t) x1
+    on [1/2, 1], i.e. alpha_t = cos^2(pi t) 1[t >= 1/2], sigma_t = cos^2(pi t) 1[t < 1/2].
+
+    The path passes through 0 at t = 1/2 (it "encodes" x0 into nothing and "decodes" x1 out of it), so it is
+    only a valid transport when a latent noise gamma(t) z with gamma(1/2) > 0 is added: the stochastic
+    interpolant method refuses it with gamma = 0. Both pieces are C^1 at t = 1/2 (value and derivative vanish
+    there). The derivative is the exact d/dt cos^2(pi t) = -pi sin(2 pi t) (the authors' reference code
+    ``interflow/fabrics.py`` writes this derivative with a different constant factor; we differentiate the
+    definition).
+    """
+
+    def coefficients(self, t):
+        c2 = torch.cos(math.pi * t) ** 2
+        dc2 = -math.pi * torch.sin(2 * math.pi * t)
+        second = (t >= 0.5).to(t.dtype)
+        first = 1 - second
+        return PathCoefficients(alpha_t=c2 * second, sigma_t=c2 * first, d_alpha_t=dc2 * second,
+                                d_sigma_t=dc2 * first)

@@ -5,13 +5,21 @@ Round 1 trains the linear-path loss E || v(x_t, t) - (x1 - x0) ||^2 on the indep
 with an accurate solver (``pair_solver``, tolerances ``pair_rtol``/``pair_atol``), and trains the same loss
 on (Z0, Z1). ``distill=True`` trains instead E || Z1 - (Z0 + v(Z0, 0)) ||^2 on round k's pairs, so that one
 Euler step samples. Each round's model is the parent artifact of the next and is cached, never retrained.
+
+The pair settings (``n_pairs``, ``pair_solver``, tolerances / ``pair_nfe``) are hparams, so they key the
+model cache and appear in every record of a round k >= 2 or distilled model; round 1 ignores them and keeps
+them out of its key, so every later round shares one round-1 model.
+
+A distilled model is a one-step map x1 = x0 + v(x0, 0): its network was never trained at t > 0, so its
+dynamics refuse any other time (``Unsupported``: a cell with another solver or budget is "skipped" with the
+reason). Sample it with ``euler`` at NFE 1.
 """
 
 from __future__ import annotations
 
 import torch
 
-from bench.solvers import sample
+from bench.solvers import Unsupported, sample
 from methods.base import Dynamics, Method, register_method, uniform_t
 from methods.paths import LinearPath
 
@@ -71,4 +79,18 @@ class RectifiedFlow(Method):
         return Dynamics(velocity=model["v"])
 
     def dynamics(self, model):
+        if self.hparams["distill"]:
+            return Dynamics(velocity=one_step_field(model["v"]))
         return self.dynamics_of(model)
+
+
+def one_step_field(net):
+    """The distilled net as a field that may only be queried at t = 0 (one Euler step from the source)."""
+
+    def field(x, t):
+        if bool((t != 0).any()):
+            raise Unsupported("a distilled rectified flow is a one-step map trained only at t = 0; sample it "
+                              "with solver 'euler' at nfe = 1")
+        return net(x, t)
+
+    return field
