@@ -91,7 +91,12 @@ def frechet_from_samples(x: Tensor, y: Tensor) -> float:
 
 # ------------------------------------------------------------------------------------------ registry entries
 def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
-    n = int(ctx.opts(name).get("max_points", default))
+    """Equal-size sets: the first min(N, M, max_points) samples and held-out points.
+
+    Equal sizes make every method's estimate carry the same finite-sample bias (the W2 "noise floor" of two
+    draws from one law), and keep exact OT at n x n rather than n x M.
+    """
+    n = min(len(ctx.samples), len(ctx.reference), int(ctx.opts(name).get("max_points", default)))
     return ctx.samples[:n], ctx.reference[:n]
 
 
