@@ -140,7 +140,7 @@ def _method_grid(entry: dict[str, Any], where: str, problems: list[str]) -> list
             problems.append(f"{where}.{k}: an empty list expands to no configs; give one value or a "
                             f"non-empty list")
         elif not all(sc.type_ok(x, accepted[k]) for x in _as_list(v)):
-            problems.append(f"{where}.{k}: must be a {sc.type_name(accepted[k])} (default "
+            problems.append(f"{where}.{k}: must be {sc.a_type(accepted[k])} (default "
                             f"{accepted[k]!r}) or a list of them; got {v!r}")
     if len(problems) > n_before:
         return []

@@ -40,6 +40,12 @@ def type_name(v: Any) -> str:
             dict: "table"}.get(type(v), type(v).__name__)
 
 
+def a_type(v: Any) -> str:
+    """'an integer', 'a float', ... for messages."""
+    name = type_name(v)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
 def type_ok(value: Any, default: Any) -> bool:
     """Whether ``value`` fits a parameter whose default is ``default`` (ints are fine where floats are)."""
     if default is None or default is inspect.Parameter.empty:
@@ -125,7 +131,7 @@ def check_train(value: Any, path: str, problems: Problems, base: Cfg | None = No
         if k not in defaults:
             continue
         if not type_ok(v, defaults[k]):
-            problems.append(f"{path}.{k}: must be a {type_name(defaults[k])} (default {defaults[k]!r}); got "
+            problems.append(f"{path}.{k}: must be {a_type(defaults[k])} (default {defaults[k]!r}); got "
                             f"{type_name(v)} {v!r}")
             continue
         test, allowed = TRAIN_RANGES.get(k, (lambda _: True, ""))
@@ -159,7 +165,7 @@ def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None
             problems.append(f"{path}.{k}: network {name!r} has no option {k!r}; accepted: "
                             f"{', '.join(sorted(accepted))}")
         elif not type_ok(v, accepted[k]):
-            problems.append(f"{path}.{k}: must be a {type_name(accepted[k])} (default {accepted[k]!r}); got "
+            problems.append(f"{path}.{k}: must be {a_type(accepted[k])} (default {accepted[k]!r}); got "
                             f"{type_name(v)} {v!r}")
     return out
 

@@ -57,7 +57,7 @@ def summary_text(spec: Spec, summary, store: RecordStore) -> str:
     """The closing note of a run: the table, trainings vs cells, wall time, and what failed."""
     counts = Counter({k: v for k, v in summary.status_counts.items() if v})
     this_run = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
-    lines = [summary_table(spec, store).to_markdown(), "",
+    lines = [summary_table(spec, store).reset_index().to_markdown(index=False), "",
              f"sweep {spec.name!r} ({summary.executor}): {summary.n_cells} cells, {summary.already_done} "
              f"already done; this run: {this_run}",
              f"models: {summary.n_trainings} needed, {summary.trained} trained, {summary.loaded} loaded from "
