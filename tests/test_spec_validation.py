@@ -94,7 +94,8 @@ def test_malformed_sections_name_the_key_and_the_fix(key, value, fix):
 def test_gaussian_only_method_cannot_take_a_source_dataset_unless_filtered_out():
     raw = tiny_spec(methods=[{"name": "fm_ot"}, {"name": "rf"}])
     raw["datasets"] = [{"target": "moons"}, {"target": "moons", "source": "8gaussians"}]
-    assert any(p.startswith("datasets[1].source") and "needs a Gaussian source" in p for p in problems_of(raw))
+    got = problems_of(raw)
+    assert any(p.startswith("datasets[1].source") and "needs a Gaussian source" in p for p in got)
     raw["datasets"][1]["methods"] = ["rf"]
     spec = parse_spec(raw)
     transfer = [c for c in spec.cells if c.source == "8gaussians"]
@@ -121,9 +122,9 @@ def test_builtin_specs_validate(name):
 
 
 def test_standard_spec_validates_once_its_methods_exist():
-    import tomllib
     from importlib import resources
 
+    from bench.spec import tomllib
     from methods import METHODS
     from metrics import METRICS
 
