@@ -6,7 +6,9 @@ from typing import Any
 
 TRAIN = {"steps": 30, "batch_size": 64, "lr": 2e-3}
 NET = {"name": "mlp", "hidden": 16, "depth": 1}
-EVAL = {"n_samples": 96, "metrics": ["w2", "sliced_w"]}
+# exact W2 against 96 reference points, not the default 4000: milliseconds instead of a second per cell
+EVAL = {"n_samples": 96, "metrics": ["w2", "sliced_w"],
+        "metric_options": {"w2": {"max_points": 96}, "sliced_w": {"n_projections": 32}}}
 
 
 def tiny_spec(name: str = "tiny", methods: list[dict] | None = None, targets=("moons",),
@@ -32,7 +34,7 @@ def to_toml(spec: dict[str, Any]) -> str:
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
         if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"  # inline table
         return repr(v)
 
     lines = [f"{k} = {value(v)}" for k, v in spec.items() if not isinstance(v, (dict, list)) or k == "seeds"]
