@@ -79,9 +79,16 @@ class Plan:
     todo: list[Cell]
     trainings: list[TrainingJob]
     cell_model: dict[str, str]  # cell id -> key of the model it evaluates
+    by_model: dict[str, list[Cell]] = field(init=False)
+
+    def __post_init__(self):
+        self.by_model = {}
+        for c in self.todo:
+            self.by_model.setdefault(self.cell_model[c.id], []).append(c)
 
     def cells_of(self, key: str) -> list[Cell]:
-        return [c for c in self.todo if self.cell_model[c.id] == key]
+        """The cells evaluated on model ``key`` (none for a parent only its children use)."""
+        return self.by_model.get(key, [])
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -153,11 +160,11 @@ def skip_reason(cell: Cell) -> str | None:
 
 def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore) -> Plan:
     """Split ``cells`` into done / skipped / to evaluate, and list the trainings the latter need."""
-    done = [c for c in cells if finished(c.id)]
-    skips, todo, cell_model = {}, [], {}
+    done, skips, todo, cell_model = [], {}, [], {}
     jobs: OrderedDict[str, TrainingJob] = OrderedDict()
     for c in cells:
         if finished(c.id):
+            done.append(c)
             continue
         reason = skip_reason(c)
         if reason is not None:

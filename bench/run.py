@@ -1,8 +1,10 @@
-"""Run a sweep: group cells by trained model, train each model once, evaluate every cell, write records.
+"""Run a sweep: plan it, train each model once, evaluate every cell, write records.
 
-Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics -> record. A failure in one
-training or one cell is written as a "failed" record and the sweep goes on; budgets a solver cannot use and
-samplers a method lacks become "skipped" records with the reason.
+Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics -> record. ``train_job`` and
+``cell_job`` are the two units of work; an executor (bench.executors: in-process or Ray) runs them and the
+driver writes each record as it arrives. A failure in one training or one cell is written as a "failed"
+record and the sweep goes on; budgets a solver cannot use and samplers a method lacks become "skipped"
+records with the reason.
 """
 
 from __future__ import annotations
