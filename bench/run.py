@@ -142,13 +142,15 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu") -> dic
 
 
 # ----------------------------------------------------------------- the two jobs every executor runs
-_MODELS: OrderedDict[tuple[str, str], TrainedModel] = OrderedDict()  # models this process trained or loaded
+#: the last few models this process trained or loaded, by (artifact folder, key, device)
+_MODELS: OrderedDict[tuple[str, str, str], TrainedModel] = OrderedDict()
 _MODELS_KEPT = 4
 
 
-def _remember(trained: TrainedModel, device: str) -> TrainedModel:
-    _MODELS[(trained.key, device)] = trained
-    _MODELS.move_to_end((trained.key, device))
+def _remember(trained: TrainedModel, ctx: JobContext) -> TrainedModel:
+    slot = (ctx.artifacts_root, trained.key, ctx.device)
+    _MODELS[slot] = trained
+    _MODELS.move_to_end(slot)
     while len(_MODELS) > _MODELS_KEPT:
         _MODELS.popitem(last=False)
     return trained
@@ -177,21 +179,21 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
         if not node.cached:
             fresh.append(node.key)
         node = node.parent
-    _remember(trained, ctx.device)
+    _remember(trained, ctx)
     return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
                         trained.total_train_seconds())
 
 
 def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedModel:
     """The cell's model: from this process's memory, else from the artifact store (hash-checked)."""
-    if (outcome.key, ctx.device) in _MODELS:
-        return _MODELS[(outcome.key, ctx.device)]
+    if (ctx.artifacts_root, outcome.key, ctx.device) in _MODELS:
+        return _MODELS[(ctx.artifacts_root, outcome.key, ctx.device)]
     method = get_method(**cell.method)
     model = build_model(method, problem_of(cell)).to(ctx.device)
     meta = ArtifactStore(ctx.artifacts_root).load(outcome.key, model, ctx.device)
     model.eval()
     trained = TrainedModel(model, outcome.key, outcome.total_train_seconds, True, meta.get("losses", []))
-    return _remember(trained, ctx.device)
+    return _remember(trained, ctx)
 
 
 def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, Any]:
