@@ -38,7 +38,7 @@ def test_sigkill_mid_sweep_then_resume_loses_and_repeats_nothing(tmp_path):
     cells, models = out / "resume" / "cells", out / ".cache" / "models"
 
     proc = start(spec_path, out)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # generous: a busy machine can be slow to import torch
     while not list(cells.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)  # no chance to clean up, as with a crash or a pre-empted node
