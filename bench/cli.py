@@ -1,7 +1,7 @@
 """``odebench`` command line: thin parsing on top of bench.spec, bench.run and bench.report.
 
     odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
-                 [--data-dir DIR] [--inception-weights PATH] [--dry-run]
+                 [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 
 
@@ -23,8 +22,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from metrics import METRICS
 
     print("methods:  " + ", ".join(METHODS.names()))
-    print("solvers:  " + ", ".join(f"{n} ({SOLVERS.get(n).kind}{', adaptive' if SOLVERS.get(n).adaptive else ''})"
-                                   for n in SOLVERS.names()))
+    kinds = {n: SOLVERS.get(n).kind + (", adaptive" if SOLVERS.get(n).adaptive else "")
+             for n in SOLVERS.names()}
+    print("solvers:  " + ", ".join(f"{n} ({k})" for n, k in kinds.items()))
     print("datasets: " + ", ".join(DATASETS.names()))
     print("metrics:  " + ", ".join(METRICS.names()))
     print("specs:    " + ", ".join(builtin_spec_names()))
@@ -34,20 +34,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_plan(spec) -> None:
-    from bench.run import group_by_model
+def _print_plan(spec, out: Path) -> None:
+    from bench.artifacts import ArtifactStore
+    from bench.jobs import make_plan
+    from bench.store import RecordStore
+    from bench.summary import plan_text
 
-    groups = group_by_model(spec.cells)
-    print(f"sweep {spec.name!r}: {len(spec.cells)} cells, {len(groups)} trained models")
-    by = Counter((c.method["name"], c.target, c.source) for c in spec.cells)
-    for (m, t, s), n in sorted(by.items()):
-        print(f"  {m:<16} {s + ' -> ' + t:<28} {n} cells")
+    store = RecordStore(out / spec.name)
+    plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models"), spec.precision)
+    print(plan_text(spec, plan))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
+    from bench.executors import ExecutorUnavailable, get_executor
+    from bench.image_data import DataDirError
     from bench.run import run_sweep
     from bench.spec import SpecError, load_spec
+    from bench.store import RecordStore
+    from bench.summary import summary_text
 
     try:
         spec = load_spec(args.spec)
@@ -55,7 +60,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        _print_plan(spec)
+        _print_plan(spec, args.out)
         return 0
     # --- image benchmarks: where the data and the Inception weights are, and the GPU runtime options
     if args.data_dir is not None:
@@ -64,16 +69,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by metrics.fid
     try:
         resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
-    except (RuntimeError, ValueError) as exc:
+        get_executor(args.executor, args.address)  # a missing Ray fails here, before any work
+    except (RuntimeError, ValueError, ExecutorUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
-                        precision=args.precision, compile=args.compile or None)
-    # ---
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing to do"
-    print(f"sweep {spec.name!r}: {summary.n_cells} cells ({summary.already_done} already done; this run: "
-          f"{counts}); models trained {summary.trained}, loaded from cache {summary.loaded}; "
-          f"{summary.seconds:.1f} s")
+    try:
+        summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
+                            executor=args.executor, address=args.address, precision=args.precision,
+                            compile=args.compile or None)
+    except DataDirError as exc:  # planning reads every dataset first: nothing has been trained or written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_text(spec, summary, RecordStore(summary.out_dir)))
     report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
     print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
     for f in summary.failures:
@@ -116,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
     r.add_argument("--out", default="results", type=Path, help="results root (default: results)")
     r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
-    r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the plan (cells done / skipped and why / to run, trainings) and exit")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where jobs run: this process (default) or Ray tasks (needs the 'ray' extra)")
+    r.add_argument("--address", default=None,
+                   help="Ray cluster address for --executor ray (default: start a local Ray)")
     r.add_argument("--precision", default=None, choices=["fp32", "bf16"],
                    help="bf16: autocast training and sampling in bfloat16 (default: the spec's, else fp32)")
     r.add_argument("--compile", action="store_true", help="torch.compile the networks (GPU runs)")

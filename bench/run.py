@@ -1,18 +1,18 @@
-"""Run a sweep: group cells by trained model, train each model once, evaluate every cell, write records.
+"""Run a sweep: plan it, train each model once, evaluate every cell, write records.
 
-Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics -> record. A failure in one
-training or one cell is written as a "failed" record and the sweep goes on; budgets a solver cannot use and
-samplers a method lacks become "skipped" records with the reason.
+Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics -> record. ``train_job`` and
+``cell_job`` are the two units of work; an executor (bench.executors: in-process or Ray) runs them and the
+driver writes each record as it arrives. A failure in one training or one cell is written as a "failed"
+record and the sweep goes on; budgets a solver cannot use and samplers a method lacks become "skipped"
+records with the reason.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,22 @@ import torch
 
 from bench import distributed, seeding
 from bench.artifacts import ArtifactStore
-from bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
 from bench.device import Runtime, compile_modules, resolve_device
 from bench.grids import save_sample_grid
-from bench.image_data import DATA_ENV
+from bench.jobs import (
+    JobContext,
+    TrainingJob,
+    TrainOutcome,
+    make_plan,
+    method_at,
+    model_chain,
+    problem_of,
+    quarantine_corrupt,
+)
 from bench.solvers import BudgetTooSmall, Unsupported, sample
 from bench.spec import Cell, Spec
 from bench.store import SCHEMA_VERSION, RecordStore, environment
-from bench.train import Problem, TrainConfig, TrainedModel, source_sampler, train_model
+from bench.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from methods import get_method
 from metrics import METRICS, EvalContext
 from metrics.registry import split_output
@@ -42,26 +50,17 @@ class SweepSummary:
     n_cells: int = 0
     already_done: int = 0
     status_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    trained: int = 0
-    loaded: int = 0
+    n_trainings: int = 0  # models the plan needed (parents included)
+    trained: int = 0  # of which trained in this run
+    loaded: int = 0  # of which found in the cache
     seconds: float = 0.0
+    executor: str = "local"
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
-
-
-@lru_cache(maxsize=16)
-def _dataset(name: str, data_seed: int, options: tuple = (), data_root: str | None = None) -> Dataset:
-    return load_dataset(name, data_seed, **dict(options))  # data_root only keys the cache ($ODEBENCH_DATA)
-
-
-def problem_of(cell: Cell) -> Problem:
-    root = os.environ.get(DATA_ENV)
-    source = None if cell.source == GAUSSIAN_SOURCE else _dataset(cell.source, cell.data_seed, (), root)
-    target = _dataset(cell.target, cell.data_seed, tuple(sorted(cell.data_options.items())), root)
-    return Problem(target=target, source=source, net=cell.net, data_seed=cell.data_seed)
 
 
 def group_by_model(cells: list[Cell]) -> dict[str, list[Cell]]:
@@ -152,16 +151,129 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
             "metrics": values, "metric_info": info, "timings": timings}
 
 
-def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
-              progress: bool = True, log=print, precision: str | None = None,
-              compile: bool | None = None) -> SweepSummary:
-    """Evaluate every unfinished cell of ``spec`` in this process; returns the summary.
 
-    Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``; sample
-    grids of image cells to ``<out_root>/<spec.name>/samples``. ``device``, ``precision`` and ``compile``
-    default to the spec's.
+# ----------------------------------------------------------------- the two jobs every executor runs
+#: the last few models this process trained or loaded, by (artifact folder, key, device)
+_MODELS: OrderedDict[tuple[str, str, str], TrainedModel] = OrderedDict()
+_MODELS_KEPT = 4
+
+
+def _remember(trained: TrainedModel, ctx: JobContext) -> TrainedModel:
+    slot = (ctx.artifacts_root, trained.key, ctx.device)
+    _MODELS[slot] = trained
+    _MODELS.move_to_end(slot)
+    while len(_MODELS) > _MODELS_KEPT:
+        _MODELS.popitem(last=False)
+    return trained
+
+
+def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = None) -> TrainOutcome:
+    """Train (or load) one model of the plan; failures come back as ``ok=False`` with the reason."""
+    ctx.enter()
+    if parent is not None and not parent.ok:
+        return TrainOutcome(job.key, False, f"its parent model ({parent.key}) failed: {parent.reason}")
+    store = ArtifactStore(ctx.artifacts_root)
+    start = time.perf_counter()
+    try:
+        notes = [n for depth, key, _ in model_chain(job.cell, ctx.precision) if depth >= job.depth
+                 if (n := quarantine_corrupt(store, key))]
+        trained = train_model(method_at(job.cell, job.depth), problem_of(job.cell),
+                              TrainConfig(**job.cell.train), job.cell.seed, store, ctx.device, ctx.progress,
+                              ctx.runtime)
+        if trained.key != job.key:
+            raise RuntimeError(f"planned model key {job.key} but training produced {trained.key}; the "
+                               f"method's config() or parent() is not deterministic")
+    except Exception as exc:  # isolate: this model's cells fail, the sweep goes on
+        return TrainOutcome(job.key, False, f"{type(exc).__name__}: {exc}",
+                            seconds=time.perf_counter() - start, traceback=traceback.format_exc(limit=8))
+    fresh, node = [], trained
+    while node is not None:
+        if not node.cached:
+            fresh.append(node.key)
+        node = node.parent
+    _remember(trained, ctx)
+    return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
+                        trained.total_train_seconds())
+
+
+def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedModel:
+    """The cell's model: from this process's memory, else from the artifact store (hash-checked)."""
+    if (ctx.artifacts_root, outcome.key, ctx.device) in _MODELS:
+        return _MODELS[(ctx.artifacts_root, outcome.key, ctx.device)]
+    method = get_method(**cell.method)
+    model = build_model(method, problem_of(cell)).to(ctx.device)
+    meta = ArtifactStore(ctx.artifacts_root).load(outcome.key, model, ctx.device)
+    model.eval()
+    trained = TrainedModel(model, outcome.key, outcome.total_train_seconds, True, meta.get("losses", []))
+    return _remember(trained, ctx)
+
+
+def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, Any]:
+    """Evaluate one cell on its trained model; returns its record (failed records carry the reason)."""
+    ctx.enter()
+    if not distributed.is_main():
+        return None  # under torchrun every rank trains; rank 0 alone evaluates and writes
+    if not outcome.ok:
+        rec = failed_record(cell, ctx.device, outcome.reason or "unknown", "training")
+        rec["traceback"] = outcome.traceback
+        return rec
+    try:
+        trained = _trained_for(cell, outcome, ctx)
+        if ctx.compile:
+            compile_modules(trained.model)
+        return evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir)
+    except Exception as exc:
+        rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
+        rec["traceback"] = traceback.format_exc(limit=8)
+        return rec
+
+
+def skipped_record(cell: Cell, device: str, reason: str) -> dict[str, Any]:
+    return {**base_record(cell, device), "status": "skipped", "reason": reason, "metrics": {}, "nfe": None,
+            "timings": {}}
+
+
+class _Sink:
+    """Receives finished jobs in the driver: writes records, counts, advances the bar."""
+
+    def __init__(self, store: RecordStore, summary: SweepSummary, bar):
+        self.store, self.summary, self.bar = store, summary, bar
+
+    def training_done(self, job: TrainingJob, outcome: TrainOutcome) -> None:
+        s = self.summary
+        s.trained += len(outcome.trained)
+        s.loaded += outcome.ok and job.key not in outcome.trained
+        if not outcome.ok:
+            s.failures.append(f"training {job.label}: {outcome.reason}")
+        elif outcome.reason:
+            s.notes.append(outcome.reason)
+
+    def cell_done(self, cell: Cell, record: dict[str, Any] | None) -> None:
+        if record is None or not distributed.is_main():  # under torchrun, rank 0 alone writes
+            self.bar.update(1)
+            return
+        self.store.write(record)
+        self.summary.status_counts[record["status"]] += 1
+        if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
+            where = f"{cell.method['name']} on {cell.target}, {cell.solver}@{cell.nfe or cell.tol}"
+            self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
+        self.bar.update(1)
+
+
+def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
+              progress: bool = True, log=print, executor: str = "local", address: str | None = None,
+              precision: str | None = None, compile: bool | None = None) -> SweepSummary:
+    """Evaluate every unfinished cell of ``spec``; returns the summary.
+
+    Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
+    is trained once (parents first) and shared by all of its cells; ``executor`` ("local" or "ray") decides
+    where the jobs run, the records are always written here, one atomic file per cell as it finishes.
+    ``device``, ``precision`` ("fp32" | "bf16") and ``compile`` default to the spec's; image cells also save
+    a grid of their samples under ``<out_root>/<spec.name>/samples``.
     """
     from tqdm.auto import tqdm
+
+    from bench.executors import get_executor
 
     runtime = Runtime(resolve_device(device or spec.device), precision or spec.precision,
                       spec.compile if compile is None else compile)
@@ -170,42 +282,20 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     out_dir = Path(out_root) / spec.name
     store = RecordStore(out_dir)
     artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
-    summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells))
-    todo = [c for c in spec.cells if not store.finished(c.id)]
-    summary.already_done = len(spec.cells) - len(todo)
+    runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
+    plan = make_plan(spec.cells, store.finished, artifacts, runtime.precision)
+    summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
+                           already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor)
+    ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,
+                     torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"))
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"{spec.name} cells", disable=not progress, mininterval=0.5)
-    for cells in group_by_model(todo).values():
-        first = cells[0]
-        try:
-            trained = train_model(get_method(**first.method), problem_of(first), TrainConfig(**first.train),
-                                  first.seed, artifacts, device, progress, runtime)
-            summary.loaded += trained.cached
-            summary.trained += not trained.cached
-        except Exception as exc:  # isolate: this model's cells fail, the sweep goes on
-            reason = f"{type(exc).__name__}: {exc}"
-            for c in cells:
-                if distributed.is_main():
-                    store.write(failed_record(c, device, reason, "training"))
-                summary.status_counts["failed"] += 1
-            summary.failures.append(f"{first.method} on {first.target}: {reason}")
-            bar.update(len(cells))
-            continue
-        if not distributed.is_main():
-            continue  # under torchrun, rank 0 evaluates and writes; the others go on to the next training
-        if runtime.compile:
-            compile_modules(trained.model)
-        for c in cells:
-            try:
-                rec = evaluate_cell(c, trained, device, runtime, out_dir / "samples")
-            except Exception as exc:
-                rec = failed_record(c, device, f"{type(exc).__name__}: {exc}", "evaluation")
-                rec["traceback"] = traceback.format_exc(limit=5)
-            store.write(rec)
-            summary.status_counts[rec["status"]] += 1
-            if rec["status"] == "failed":
-                summary.failures.append(f"cell {c.id} ({c.method['name']}, {c.solver}): {rec['reason']}")
-            bar.update(1)
+    bar = tqdm(total=len(plan.todo) + len(plan.skips), desc=f"{spec.name} cells", disable=not progress,
+               mininterval=0.5)
+    sink = _Sink(store, summary, bar)
+    for cell in spec.cells:
+        if cell.id in plan.skips:
+            sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
+    runner.run(plan, ctx, train_job, cell_job, sink)
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

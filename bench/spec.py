@@ -15,10 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench import spec_checks as sc
 from bench.artifacts import config_hash
 from bench.data import DATASETS, GAUSSIAN_SOURCE
 from bench.solvers import SOLVERS
-from bench.train import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,9 +27,9 @@ else:  # pragma: no cover
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
             "datasets", "solvers", "precision", "compile"}
-DATASET_KEYS = {"target", "source", "options"}
-EVAL_KEYS = {"n_samples", "metrics", "metric_options", "batch_size"}
-DEFAULT_METRICS = {"points": ["w2", "sliced_w", "mmd"], "image": ["fd", "sliced_w"]}
+DATASET_KEYS = ("target", "source", "options", "methods", "train", "net", "eval")
+SOLVER_KEYS = ("name", "nfe", "tolerances")
+DEFAULT_METRICS = sc.DEFAULT_METRICS
 
 
 class SpecError(ValueError):
@@ -107,7 +107,8 @@ def read_spec_text(name_or_path: str) -> tuple[str, str]:
     if name_or_path not in names:
         raise SpecError(repr(name_or_path), [f"spec: no built-in spec {name_or_path!r} and no such file; "
                                              f"built-in specs: {', '.join(names)}"])
-    return resources.files("bench.specs").joinpath(f"{name_or_path}.toml").read_text(), f"built-in {name_or_path!r}"
+    text = resources.files("bench.specs").joinpath(f"{name_or_path}.toml").read_text()
+    return text, f"built-in {name_or_path!r}"
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
@@ -126,20 +127,28 @@ def _as_list(v: Any) -> list[Any]:
 
 
 def _method_grid(entry: dict[str, Any], where: str, problems: list[str]) -> list[dict[str, Any]]:
-    """Expand one [[methods]] table into resolved method configs (validating name and hparams)."""
+    """Expand one [[methods]] table into resolved method configs (validating name, hparams and types)."""
     from methods import METHODS, get_method
 
     name = entry.get("name")
-    if name not in METHODS:
+    if not isinstance(name, str) or name not in METHODS:
         problems.append(f"{where}.name: unknown method {name!r}; known: {', '.join(METHODS.names())}")
         return []
-    cls = METHODS.get(name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+    params = inspect.signature(METHODS.get(name).__init__).parameters
+    accepted = {k: p.default for k, p in params.items() if k not in ("self", "args", "kwargs")}
     hp = {k: v for k, v in entry.items() if k != "name"}
-    bad = [k for k in hp if k not in accepted]
-    for k in bad:
-        problems.append(f"{where}.{k}: method {name!r} has no hparam {k!r}; accepted: {', '.join(accepted)}")
-    if bad:
+    n_before = len(problems)
+    for k, v in hp.items():
+        if k not in accepted:
+            problems.append(f"{where}.{k}: method {name!r} has no hparam {k!r}; accepted: "
+                            f"{', '.join(accepted)}")
+        elif v == []:
+            problems.append(f"{where}.{k}: an empty list expands to no configs; give one value or a "
+                            f"non-empty list")
+        elif not all(sc.type_ok(x, accepted[k]) for x in _as_list(v)):
+            problems.append(f"{where}.{k}: must be {sc.a_type(accepted[k])} (default "
+                            f"{accepted[k]!r}) or a list of them; got {v!r}")
+    if len(problems) > n_before:
         return []
     keys = list(hp)
     out = []
@@ -151,11 +160,124 @@ def _method_grid(entry: dict[str, Any], where: str, problems: list[str]) -> list
     return out
 
 
-def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:  # noqa: C901  (one flat checklist)
-    """Validate a parsed spec dict and expand it into cells; raises SpecError listing every problem."""
-    from methods import METHODS
-    from metrics import METRICS
+def _no_duplicates(items: list[tuple[str, Any]], what: str, problems: list[str]) -> None:
+    """A problem for every value that two entries share; ``items`` are (path, value)."""
+    seen: dict[str, str] = {}
+    for path, value in items:
+        key = config_hash(value)
+        if key in seen:
+            problems.append(f"{path}: the same {what} as {seen[key]} ({value}); each cell must be listed "
+                            f"once, remove one of them")
+        else:
+            seen[key] = path
 
+
+def _methods(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """[(path, resolved method config)] over every [[methods]] grid."""
+    out = []
+    for where, entry in sc.array_of_tables(raw, "methods", problems, '[[methods]] name = "fm_ot"'):
+        out += [(where, m) for m in _method_grid(entry, where, problems)]
+    _no_duplicates(out, "method config", problems)
+    return out
+
+
+@dataclass
+class _DatasetEntry:
+    target: str
+    source: str
+    options: dict[str, Any]
+    methods: list[str] | None
+    train: dict[str, Any]
+    net: dict[str, Any]
+    eval: dict[str, Any]
+
+
+def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: set[str],
+              problems: list[str]) -> list[tuple[str, _DatasetEntry]]:
+    """[(path, entry)] for every [[datasets]] table; ``train``/``net``/``eval`` in one override the spec's."""
+    out = []
+    for where, entry in sc.array_of_tables(raw, "datasets", problems, '[[datasets]] target = "moons"'):
+        sc.unknown_keys(entry, DATASET_KEYS, where, problems)
+        target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
+        if not isinstance(target, str) or target not in DATASETS:
+            problems.append(f"{where}.target: unknown dataset {target!r}; known: "
+                            f"{', '.join(DATASETS.names())}")
+        if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
+            problems.append(f"{where}.source: unknown dataset {source!r}; known: {GAUSSIAN_SOURCE} (the "
+                            f"method's prior, the default), {', '.join(DATASETS.names())}")
+        options = _dataset_options(entry, target, where, problems)
+        only = entry.get("methods")
+        if only is not None:
+            if not isinstance(only, list) or not only or not all(isinstance(m, str) for m in only):
+                problems.append(f"{where}.methods: must be a non-empty list of method names from [[methods]] "
+                                f"({', '.join(sorted(method_names))}); got {only!r}")
+                only = None
+            else:
+                for m in only:
+                    if m not in method_names:
+                        problems.append(f"{where}.methods: {m!r} is not in this spec's [[methods]]; "
+                                        f"choose from {', '.join(sorted(method_names))}")
+        train = sc.check_train(entry.get("train", {}), f"{where}.train", problems, base[0])
+        net = sc.check_net(entry.get("net", {}), f"{where}.net", problems, base[1])
+        ev = sc.check_eval(entry.get("eval", {}), f"{where}.eval", problems, base[2])
+        out.append((where, _DatasetEntry(str(target), str(source), options, only, train, net, ev)))
+    _no_duplicates([(w, (d.target, d.source)) for w, d in out], "target and source", problems)
+    return out
+
+
+def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, int | None, float | None]]:
+    """[(solver, nfe, tol)]: fixed-step solvers by NFE budget, adaptive ones by tolerance."""
+    out: list[tuple[str, int | None, float | None]] = []
+    example = '[[solvers]] name = "euler" nfe = [4, 8]'
+    for where, entry in sc.array_of_tables(raw, "solvers", problems, example):
+        sc.unknown_keys(entry, SOLVER_KEYS, where, problems)
+        sname = entry.get("name")
+        if not isinstance(sname, str) or sname not in SOLVERS:
+            problems.append(f"{where}.name: unknown solver {sname!r}; known: {', '.join(SOLVERS.names())}")
+            continue
+        adaptive = SOLVERS.get(sname).adaptive
+        key, other = ("tolerances", "nfe") if adaptive else ("nfe", "tolerances")
+        if other in entry:
+            kind = "an adaptive solver: give tolerances" if adaptive else "a fixed-step solver: give nfe"
+            problems.append(f"{where}.{other}: {sname!r} is {kind} = [...], not {other}")
+        values = entry.get(key)
+        if adaptive:
+            good = isinstance(values, list) and values and all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in values)
+            wanted = "a non-empty list of positive floats (rtol = atol), e.g. tolerances = [1e-5]"
+        else:
+            good = isinstance(values, list) and values and all(
+                isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values)
+            wanted = "a non-empty list of positive integer NFE budgets, e.g. nfe = [4, 8, 16]"
+        if not good:
+            problems.append(f"{where}.{key}: solver {sname!r} needs {wanted}; got {values!r}")
+            continue
+        dups = sorted({v for v in values if values.count(v) > 1})
+        if dups:
+            problems.append(f"{where}.{key}: {dups} listed more than once; list each value once")
+        out += [(sname, None, float(v)) if adaptive else (sname, v, None) for v in dict.fromkeys(values)]
+    _no_duplicates([(f"solvers ({s})", (s, n, t)) for s, n, t in out], "solver and budget", problems)
+    return out
+
+
+def _check_sources(methods, datasets, problems: list[str]) -> None:
+    """Methods whose maths assumes a Gaussian source must not be paired with a source dataset."""
+    from methods import METHODS
+
+    for mpath, m in methods:
+        cls = METHODS.get(m["name"])
+        for dpath, d in datasets:
+            if d.source == GAUSSIAN_SOURCE or not cls.needs_gaussian_source:
+                continue
+            if d.methods is not None and m["name"] not in d.methods:
+                continue
+            problems.append(f"{dpath}.source: method {m['name']!r} ({mpath}) needs a Gaussian source but is "
+                            f"paired with source {d.source!r}; restrict this dataset to methods that allow "
+                            f"any source (methods = [...], e.g. rf) or use source = \"gaussian\"")
+
+
+def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
+    """Validate a parsed spec dict and expand it into cells; raises SpecError listing every problem."""
     problems: list[str] = []
     for k in sorted(set(raw) - TOP_KEYS):
         problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
@@ -163,105 +285,40 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:  # noqa: C901 
     if not isinstance(name, str) or not name:
         problems.append("name: required, a non-empty string (the results folder is named after it)")
         name = "unnamed"
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        problems.append(f"seeds: must be a non-empty list of integers, got {seeds!r}")
-        seeds = [0]
-    data_seed = raw.get("data_seed", 0)
-
-    train_raw = raw.get("train", {})
-    train_fields = set(TrainConfig.__dataclass_fields__)
-    for k in sorted(set(train_raw) - train_fields):
-        problems.append(f"train.{k}: unknown key; allowed: {', '.join(sorted(train_fields))}")
-    train = asdict(TrainConfig(**{k: v for k, v in train_raw.items() if k in train_fields}))
-    net = dict(raw.get("net", {"name": "mlp"}))
-
-    eval_raw = dict(raw.get("eval", {}))
-    for k in sorted(set(eval_raw) - EVAL_KEYS):
-        problems.append(f"eval.{k}: unknown key; allowed: {', '.join(sorted(EVAL_KEYS))}")
-    metrics_cfg = eval_raw.get("metrics", DEFAULT_METRICS)
-    if isinstance(metrics_cfg, list):
-        metrics_cfg = {"points": metrics_cfg, "image": metrics_cfg}
-    for kind, names in metrics_cfg.items():
-        for m in names:
-            if m not in METRICS:
-                problems.append(f"eval.metrics.{kind}: unknown metric {m!r}; known: {', '.join(METRICS.names())}")
-    eval_cfg = {"n_samples": int(eval_raw.get("n_samples", 2000)), "metrics": metrics_cfg,
-                "metric_options": eval_raw.get("metric_options", {}),
-                "batch_size": int(eval_raw.get("batch_size", 10000))}
-
-    methods: list[dict[str, Any]] = []
-    for i, entry in enumerate(raw.get("methods", [])):
-        methods += _method_grid(entry, f"methods[{i}]", problems)
-    if not raw.get("methods"):
-        problems.append("methods: at least one [[methods]] table is required")
-
-    datasets: list[tuple[str, str, dict[str, Any]]] = []
-    for i, entry in enumerate(raw.get("datasets", [])):
-        target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
-        options = _dataset_options(entry, target, f"datasets[{i}]", problems)
-        if target not in DATASETS:
-            problems.append(f"datasets[{i}].target: unknown dataset {target!r}; known: {', '.join(DATASETS.names())}")
-        if source != GAUSSIAN_SOURCE and source not in DATASETS:
-            problems.append(f"datasets[{i}].source: unknown dataset {source!r}; known: {GAUSSIAN_SOURCE}, "
-                            f"{', '.join(DATASETS.names())}")
-        datasets.append((target, source, options))
-    if not raw.get("datasets"):
-        problems.append("datasets: at least one [[datasets]] table is required")
-
-    solver_cells: list[tuple[str, int | None, float | None]] = []
-    for i, entry in enumerate(raw.get("solvers", [])):
-        sname = entry.get("name")
-        if sname not in SOLVERS:
-            problems.append(f"solvers[{i}].name: unknown solver {sname!r}; known: {', '.join(SOLVERS.names())}")
-            continue
-        if SOLVERS.get(sname).adaptive:
-            tols = entry.get("tolerances")
-            if not isinstance(tols, list) or not tols or not all(isinstance(t, float) and t > 0 for t in tols):
-                problems.append(f"solvers[{i}].tolerances: adaptive solver {sname!r} needs a list of positive "
-                                f"floats (rtol = atol), got {tols!r}")
-                continue
-            solver_cells += [(sname, None, t) for t in tols]
-        else:
-            nfes = entry.get("nfe")
-            if not isinstance(nfes, list) or not nfes or not all(isinstance(n, int) and n > 0 for n in nfes):
-                problems.append(f"solvers[{i}].nfe: solver {sname!r} needs a list of positive integer NFE "
-                                f"budgets, got {nfes!r}")
-                continue
-            solver_cells += [(sname, n, None) for n in nfes]
-    if not raw.get("solvers"):
-        problems.append("solvers: at least one [[solvers]] table is required")
-
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append(f"description: must be a string; got {description!r}")
+    seeds = sc.check_seeds(raw.get("seeds", [0]), problems)
+    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems)
+    device = sc.check_device(raw.get("device", "cpu"), problems)
+    base = (sc.check_train(raw.get("train", {}), "train", problems),
+            sc.check_net(raw.get("net", {"name": "mlp"}), "net", problems),
+            sc.check_eval(raw.get("eval", {}), "eval", problems))
+    methods = _methods(raw, problems)
+    datasets = _datasets(raw, base, {m["name"] for _, m in methods}, problems)
+    solver_cells = _solvers(raw, problems)
+    _check_sources(methods, datasets, problems)
     for k in ("precision", "compile"):
         problems += _runtime_problem(k, raw)
-    for m in methods:
-        cls = METHODS.get(m["name"])
-        for target, source, _ in datasets:
-            if source != GAUSSIAN_SOURCE and cls.needs_gaussian_source:
-                problems.append(f"datasets: method {m['name']!r} needs a Gaussian source but the spec pairs "
-                                f"it with source {source!r} (target {target!r}); use a method that allows "
-                                f"arbitrary sources (rf, interpolant) or source = \"gaussian\"")
     if problems:
         raise SpecError(where, problems)
 
-    cells = [Cell(sweep=name, method=m, target=t, source=s, solver=sv, nfe=n, tol=tol, seed=seed,
-                  data_seed=data_seed, train=train, net=net, eval=eval_cfg, data_options=opts)
-             for m, (t, s, opts), (sv, n, tol), seed
-             in itertools.product(methods, datasets, solver_cells, seeds)]
-    return Spec(name=name, description=raw.get("description", ""), cells=cells,
-                device=raw.get("device", "cpu"), raw=raw, precision=raw.get("precision", "fp32"),
-                compile=bool(raw.get("compile", False)))
+    grid = itertools.product(methods, datasets, solver_cells, seeds)
+    cells = [Cell(sweep=name, method=m, target=d.target, source=d.source, solver=sv, nfe=n, tol=tol,
+                  seed=seed, data_seed=data_seed, train=d.train, net=d.net, eval=d.eval,
+                  data_options=d.options)
+             for (_, m), (_, d), (sv, n, tol), seed in grid if d.methods is None or m["name"] in d.methods]
+    return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
+                precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)))
 
 
 def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: list[str]) -> dict[str, Any]:
-    """Validate a [[datasets]] table's keys and its ``options`` against the target loader's signature."""
-    for k in sorted(set(entry) - DATASET_KEYS):
-        problems.append(f"{where}.{k}: unknown key; allowed: {', '.join(sorted(DATASET_KEYS))}")
+    """Validate a [[datasets]] table's ``options`` against the target loader's signature."""
     options = entry.get("options", {})
     if not isinstance(options, dict):
         problems.append(f"{where}.options: must be a table of loader options, got {options!r}")
         return {}
-    if options and target in DATASETS:
+    if options and isinstance(target, str) and target in DATASETS:
         accepted = [p for p in inspect.signature(DATASETS.get(target)).parameters if p != "data_seed"]
         for k in sorted(set(options) - set(accepted)):
             problems.append(f"{where}.options.{k}: dataset {target!r} has no option {k!r}; accepted: "

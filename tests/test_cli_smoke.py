@@ -42,7 +42,7 @@ def test_second_run_trains_and_evaluates_nothing(smoke_run, capsys):
     capsys.readouterr()
     assert main(["run", "--spec", "smoke", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "models trained 0, loaded from cache 0" in printed
+    assert "models: 0 needed, 0 trained, 0 loaded from cache" in printed
     assert "nothing to do" in printed
     assert {f: f.stat().st_mtime_ns for f in (out / "smoke" / "cells").glob("*.json")} == before
 

@@ -143,7 +143,7 @@ def test_torchrun_data_parallel_sweep_on_cpu(tmp_path):
     assert out.stdout.count("sweep 'ddp'") == 2  # both ranks walked the plan
 
 
-def test_cifar10_sweep_from_the_command_line(tmp_path, monkeypatch):
+def test_cifar10_sweep_from_the_command_line(tmp_path, monkeypatch, capsys):
     """--data-dir reaches the cifar10 loader; 32x32 RGB samples get a grid; dataset options apply."""
     import numpy as np
 
@@ -168,6 +168,7 @@ def test_cifar10_sweep_from_the_command_line(tmp_path, monkeypatch):
     with Image.open(rec["sample_grid"]) as im:
         assert im.mode == "RGB"
     monkeypatch.setenv("ODEBENCH_DATA", str(tmp_path / "nowhere"))
-    assert cli_main(["run", "--spec", str(spec), "--out", str(tmp_path / "res2"), "--no-progress"]) == 1
-    (failed,) = RecordStore(tmp_path / "res2" / "c").records()
-    assert failed["status"] == "failed" and "cifar-10-batches-py" in failed["reason"]
+    # a missing directory is found while planning: a clear error naming the layout, and nothing written
+    assert cli_main(["run", "--spec", str(spec), "--out", str(tmp_path / "res2"), "--no-progress"]) == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+    assert RecordStore(tmp_path / "res2" / "c").records() == []
