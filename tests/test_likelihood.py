@@ -40,9 +40,10 @@ def data(n, seed=0):
     return M + S * torch.randn(n, 3, generator=g, dtype=torch.float64)
 
 
-def test_exact_trace_nll_matches_gaussian_within_1e3_nats_per_dim():
+@pytest.mark.parametrize("divergence", ["exact", "loop"])
+def test_exact_trace_nll_matches_gaussian_within_1e3_nats_per_dim(divergence):
     x1 = data(32)
-    cfg = NLLConfig(divergence="exact", solver="dopri5", rtol=1e-8, atol=1e-8)
+    cfg = NLLConfig(divergence=divergence, solver="dopri5", rtol=1e-8, atol=1e-8)
     res = nll(gaussian_flow, x1, std_normal_log_prob, cfg)
     err = (res.nll - exact_nll(x1)).abs().max() / 3
     assert err < 1e-3, err
@@ -133,3 +134,12 @@ def test_config_rejects_bad_settings():
         NLLConfig(solver="euler", rtol=None, atol=None)
     with pytest.raises(ValueError, match="SDE"):
         NLLConfig(solver="euler_maruyama", nfe=10)
+
+
+def test_auto_divergence_takes_the_loop_for_small_dimension_and_the_jacobian_above():
+    from metrics.likelihood import AUTO_LOOP_MAX_DIM, _nll_config
+
+    assert _nll_config({}, 2).divergence == "loop"
+    assert _nll_config({}, AUTO_LOOP_MAX_DIM).divergence == "exact"
+    assert _nll_config({}, 64).divergence == "exact"
+    assert _nll_config({}, 3072).divergence == "hutchinson"
