@@ -75,14 +75,19 @@ def gaussian_stats(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)); a tiny ridge is added when the product is singular."""
+    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) for means [D] and covariances [D, D].
+
+    tr (C1 C2)^(1/2) is computed as the sum of sqrt(eig(R C2 R)) with R = C1^(1/2) from a symmetric
+    eigendecomposition: R C2 R is similar to C1 C2, symmetric and positive semi-definite, so this is exact and
+    stays stable when the covariances are singular (constant pixels, fewer samples than features), where a
+    general sqrtm of C1 C2 warns and loses accuracy.
+    """
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():
-        ridge = np.eye(len(mu1)) * 1e-6
-        covmean = linalg.sqrtm((cov1 + ridge) @ (cov2 + ridge))
-    covmean = np.real(covmean)
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean))
+    w, v = linalg.eigh(cov1)
+    root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    inner = root1 @ cov2 @ root1
+    tr_covmean = np.sqrt(np.clip(linalg.eigvalsh((inner + inner.T) / 2), 0.0, None)).sum()
+    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * tr_covmean)
 
 
 def frechet_from_samples(x: Tensor, y: Tensor) -> float:

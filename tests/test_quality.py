@@ -65,6 +65,26 @@ def test_frechet_with_full_covariances_matches_sqrtm_free_formula():
     assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(exact, rel=1e-8)
 
 
+def test_frechet_is_exact_and_quiet_for_singular_covariances():
+    """Digits-like statistics: 10 constant pixels (zero rows and columns) and a rank-deficient rest. With a
+    shared eigenbasis Q, C1 = Q diag(a) Q^T and C2 = Q diag(b) Q^T give FD = |mu1 - mu2|^2 + sum (sqrt(a) -
+    sqrt(b))^2, zeros included, and no warning is raised (a general sqrtm of C1 C2 warns here)."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    q = np.zeros((40, 40))
+    q[10:, 10:], _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    a, b = rng.uniform(0.1, 2.0, 40), rng.uniform(0.1, 2.0, 40)
+    a[:10], b[:10] = 0.0, 0.0  # constant pixels
+    a[10:20], b[15:25] = 0.0, 0.0  # two further null spaces, overlapping in 5 directions
+    mu1, mu2 = rng.normal(size=40), rng.normal(size=40)
+    exact = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fd = frechet_distance(mu1, (q * a) @ q.T, mu2, (q * b) @ q.T)
+    assert fd == pytest.approx(exact, rel=1e-7)
+
+
 def _clean_fid_frechet():
     """clean-fid's own ``frechet_distance``, if clean-fid is installed.
 
