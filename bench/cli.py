@@ -2,6 +2,7 @@
 
     odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
                  [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
+                 [--threads N]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list
 """
@@ -63,6 +64,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_plan(spec, args.out)
         return 0
     # --- image benchmarks: where the data and the Inception weights are, and the GPU runtime options
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be at least 1, got {args.threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        # small models on a shared machine run many times slower when every process takes all cores;
+        # OMP_NUM_THREADS carries the choice to Ray workers (bench.executors passes it on)
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (bench.image_data)
     if args.inception_weights is not None:
@@ -137,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "imagefolder: PNG/JPEG files); default $ODEBENCH_DATA")
     r.add_argument("--inception-weights", default=None, type=Path,
                    help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION")
+    r.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch uses per process (default: torch's choice, all cores); on a busy "
+                        "machine 1 avoids oversubscription. Recorded in each record's environment")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")

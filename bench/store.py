@@ -23,7 +23,11 @@ FINISHED = ("ok", "skipped")
 
 
 def environment(device: str) -> dict[str, Any]:
-    """Versions and device that produced a record (git commit when run from a checkout)."""
+    """Versions, device and CPU threads that produced a record (git commit when run from a checkout).
+
+    ``threads`` is torch's intra-op thread count in the process that ran the cell: timings are only
+    comparable between records with the same count on the same machine.
+    """
     import torch
 
     import bench
@@ -38,7 +42,8 @@ def environment(device: str) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = f"{device} ({torch.cuda.get_device_name()})"
     return {"odebench": bench.__version__, "torch": torch.__version__, "python": platform.python_version(),
-            "device": dev, "git_commit": commit, "platform": platform.platform()}
+            "device": dev, "threads": torch.get_num_threads(), "git_commit": commit,
+            "platform": platform.platform()}
 
 
 class RecordStore:

@@ -58,3 +58,23 @@ def test_unknown_spec_names_builtin_ones(capsys):
     assert main(["run", "--spec", "nope", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no built-in spec 'nope'" in err and "quick" in err
+
+
+def test_threads_option_sets_and_records_the_thread_count(tmp_path, capsys):
+    import os
+
+    import torch
+
+    before, env_before = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    try:
+        assert main(["run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress", "--threads", "1"]) == 0
+        records = [json.loads(f.read_text()) for f in (tmp_path / "smoke" / "cells").glob("*.json")]
+        assert records and all(r["environment"]["threads"] == 1 for r in records)
+        assert main(["run", "--spec", "smoke", "--out", str(tmp_path), "--threads", "0"]) == 2
+        assert "--threads must be at least 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
+        if env_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_before
