@@ -9,6 +9,9 @@ records with the reason.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
 import time
 import traceback
 from collections import OrderedDict, defaultdict
@@ -141,7 +144,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
     start = time.perf_counter()
     for name in metric_names:
         metric = METRICS.get(name)
-        metric_values, settings = split_output(name, metric.fn(ctx))
+        out = per_model_value(metric, ctx, trained.key, cell.seed, device) if metric.per_model else metric.fn(ctx)
+        metric_values, settings = split_output(name, out)
         values.update(metric_values)
         info[name] = {**metric.metadata(), "options": ctx.opts(name), "settings": settings}
     timings["metric_seconds"] = time.perf_counter() - start
@@ -150,6 +154,28 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
     return {**record, "status": "ok", "reason": None, "nfe": nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
 
+
+#: outputs of per-model metrics (NLL) this process computed, by (model key, metric, options, device)
+_MODEL_METRICS: OrderedDict[tuple[str, str, str, str], Any] = OrderedDict()
+_MODEL_METRICS_KEPT = 64
+
+
+def per_model_value(metric, ctx: EvalContext, model_key: str, seed: int, device: str) -> Any:
+    """Output of a ``per_model`` metric, computed once per (model, options, device) in this process.
+
+    Its generator is derived from the model key, not the cell, so every cell of a model -- in this process or
+    in a Ray worker -- records the same value, and a sweep over 20 solver budgets solves the NLL once, not 20
+    times. Only the model's fields, the reference data and the options reach it (see Metric.per_model).
+    """
+    memo = (model_key, metric.name, json.dumps(ctx.opts(metric.name), sort_keys=True, default=str), device)
+    if memo in _MODEL_METRICS:
+        _MODEL_METRICS.move_to_end(memo)
+    else:
+        own = dataclasses.replace(ctx, gen=seeding.derive(seed, model_key, "metrics", metric.name), cache={})
+        _MODEL_METRICS[memo] = metric.fn(own)
+        while len(_MODEL_METRICS) > _MODEL_METRICS_KEPT:
+            _MODEL_METRICS.popitem(last=False)
+    return copy.deepcopy(_MODEL_METRICS[memo])
 
 
 # ----------------------------------------------------------------- the two jobs every executor runs

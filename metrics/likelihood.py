@@ -254,7 +254,8 @@ def _nll_config(opts: dict, dim: int) -> NLLConfig:
 
 
 @register_metric("nll", higher_is_better=False, reference="arXiv:1810.01367 (FFJORD)",
-                 variant="instantaneous change of variables, data -> source; exact trace up to D = 128")
+                 variant="instantaneous change of variables, data -> source; exact trace up to D = 128",
+                 per_model=True)
 def _nll_metric(ctx: EvalContext) -> dict:
     """NLL of held-out data (nats per point; .bpd bits/dim, with dequantization for images)."""
     opts = ctx.opts("nll")

@@ -68,22 +68,34 @@ class Metric:
     description: str = ""
     #: whether the metric reads ctx.trajectory (the harness records the solver's path only then)
     needs_trajectory: bool = False
+    #: whether the value depends only on the trained model and the metric's options, not on the cell's solver,
+    #: budget or samples (e.g. NLL with its own solver): the harness then computes it once per model, with a
+    #: generator derived from the model, and every cell of that model records the same value
+    per_model: bool = False
 
     def metadata(self) -> dict[str, Any]:
-        return {"higher_is_better": self.higher_is_better, "reference": self.reference, "variant": self.variant}
+        meta = {"higher_is_better": self.higher_is_better, "reference": self.reference, "variant": self.variant}
+        if self.per_model:
+            meta["per_model"] = True
+        return meta
 
 
 METRICS: Registry[Metric] = Registry("metric", "odebench.metrics")
 
 
 def register_metric(name: str, *, higher_is_better: bool, reference: str = "", variant: str = "",
-                    kinds: tuple[str, ...] = ("points", "image"), needs_trajectory: bool = False):
-    """Decorator for ``fn(ctx: EvalContext) -> float | dict``; its docstring's first line describes it."""
+                    kinds: tuple[str, ...] = ("points", "image"), needs_trajectory: bool = False,
+                    per_model: bool = False):
+    """Decorator for ``fn(ctx: EvalContext) -> float | dict``; its docstring's first line describes it.
+
+    ``per_model=True`` declares that ``fn`` reads only ``dynamics``, ``log_prob_source``, ``reference``,
+    the data fields, ``gen`` and its options (never the cell's samples or trajectory); see Metric.per_model.
+    """
 
     def deco(fn):
         doc = (fn.__doc__ or "").strip().splitlines()
         METRICS.add(name, Metric(name, fn, higher_is_better, reference, variant, kinds, doc[0] if doc else "",
-                                 needs_trajectory))
+                                 needs_trajectory, per_model))
         return fn
 
     return deco

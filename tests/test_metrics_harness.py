@@ -35,3 +35,36 @@ def test_records_hold_path_and_likelihood_metrics_with_settings(tmp_path):
     assert info["nll"]["settings"]["n_points"] == 16 and info["nll"]["settings"]["nfe"] == 8
     assert info["straightness"]["settings"]["solver_path_points"] == 5  # euler, 4 steps
     assert info["transport_cost"]["settings"]["n_pairs"] == 48
+
+
+def test_nll_is_solved_once_per_model_and_equal_across_its_cells(tmp_path, monkeypatch):
+    """NLL uses its own solver, so it is a property of the model: two solver budgets of one model share one
+    NLL solve and record the same value; a second seed (another model) gets its own solve."""
+    from collections import OrderedDict
+
+    import bench.run
+    import metrics.likelihood
+
+    calls = []
+    real = metrics.likelihood.nll
+    monkeypatch.setattr(metrics.likelihood, "nll", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(bench.run, "_MODEL_METRICS", OrderedDict())  # nothing remembered from other tests
+    raw = {
+        "name": "nll_once", "seeds": [0, 1],
+        "train": {"steps": 10, "batch_size": 32},
+        "net": {"name": "mlp", "hidden": 16, "depth": 2},
+        "eval": {"n_samples": 32, "metrics": ["nll", "w2"],
+                 "metric_options": {"nll": {"max_points": 16, "divergence": "exact", "solver": "rk4", "nfe": 8}}},
+        "methods": [{"name": "fm_ot"}], "datasets": [{"target": "moons"}],
+        "solvers": [{"name": "euler", "nfe": [2, 4]}],
+    }
+    summary = run_sweep(parse_spec(raw), tmp_path, progress=False, log=lambda *a: None)
+    assert summary.ok, summary.failures
+    records = RecordStore(tmp_path / "nll_once").records()
+    assert len(records) == 4 and len(calls) == 2
+    by_seed = {}
+    for r in records:
+        by_seed.setdefault(r["config"]["seed"], set()).add(r["metrics"]["nll"])
+        assert r["metric_info"]["nll"]["per_model"] is True
+    assert all(len(v) == 1 for v in by_seed.values()) and by_seed[0] != by_seed[1]
+    assert len({r["metrics"]["w2"] for r in records}) == 4  # per-cell metrics still differ per cell
