@@ -80,7 +80,7 @@ def source_sampler(method: Method, problem: Problem, device):
 def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, parent_key: str | None,
               precision: str = "fp32") -> str:
     return config_hash({
-        "method": method.config(), "target": problem.target.name, "source": problem.source_name(),
+        "method": method.training_config(), "target": problem.target.name, "source": problem.source_name(),
         "data_seed": problem.data_seed, "net": problem.net, "train": asdict(cfg), "seed": seed,
         "parent": parent_key,
         # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
@@ -130,7 +130,7 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
                       label=f"train {method.name}", runtime=runtime)
     seconds = time.perf_counter() - start
     if distributed.is_main():
-        store.save(key, ema, {"method": method.config(), "target": problem.target.name,
+        store.save(key, ema, {"method": method.training_config(), "target": problem.target.name,
                               "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
                               "parent": parent.key if parent else None, "train_seconds": seconds,
                               "losses": losses, "runtime": runtime.record()})

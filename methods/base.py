@@ -69,6 +69,9 @@ class Method(ABC):
     needs_gaussian_source: ClassVar[bool] = True
     #: names of the hparams (keyword arguments); filled by ``register_method`` from the signature
     hparam_names: ClassVar[tuple[str, ...]] = ()
+    #: hparams that act only when sampling (a Langevin corrector's steps, where sampling stops): they are in
+    #: every record's config but not in the trained model's cache key, so sweeping them reuses one model
+    sampling_hparams: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **hparams: Any):
         self.hparams: dict[str, Any] = dict(hparams)
@@ -77,6 +80,10 @@ class Method(ABC):
     def config(self) -> dict[str, Any]:
         """The resolved method config (name + hparams) that keys the cache and goes into records."""
         return {"name": self.name, **self.hparams}
+
+    def training_config(self) -> dict[str, Any]:
+        """``config()`` without the sampling-only hparams: what the trained model depends on (its cache key)."""
+        return {k: v for k, v in self.config().items() if k not in self.sampling_hparams}
 
     def networks(self, make_net: NetFactory, shape: tuple[int, ...]) -> nn.ModuleDict:
         """All trainable parts. Default: one velocity network ``v``."""

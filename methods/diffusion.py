@@ -167,6 +167,8 @@ class DDPM(GaussianDiffusion):
     citation = ("Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. NeurIPS 2020. arXiv:2006.11239; "
                 + SONG_CITATION)
 
+    sampling_hparams = ("sampling_eps",)
+
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, sampling_eps: float = 1e-3):
         if not 0 < beta_min < beta_max:
             raise ValueError(f"ddpm needs 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
@@ -214,6 +216,8 @@ class VEScoreSDE(GaussianDiffusion):
     reference = "arXiv:2011.13456; arXiv:2006.09011"
     citation = (SONG_CITATION + "; Song, Ermon. Improved Techniques for Training Score-Based Generative "
                 "Models. NeurIPS 2020. arXiv:2006.09011")
+
+    sampling_hparams = ("corrector_steps", "snr", "sampling_eps")
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 12.0, corrector_steps: int = 1,
                  snr: float = 0.16, sampling_eps: float = 1e-5):

@@ -59,6 +59,8 @@ class StochasticInterpolant(Method):
                 "Flows with Stochastic Interpolants. ICLR 2023")
     needs_gaussian_source = False
 
+    sampling_hparams = ("eps",)  # the SDE's diffusion coefficient; the learned fields do not depend on it
+
     def __init__(self, path: str = "linear", gamma: float = 0.0, eps: float = 1.0, t_eps: float = 1e-3):
         if path not in INTERPOLANT_PATHS:
             raise ValueError(f"interpolant: unknown path {path!r}; choose one of "

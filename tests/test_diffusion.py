@@ -313,3 +313,24 @@ def test_harness_runs_both_methods_and_skips_sde_solvers_for_ode_methods(tmp_pat
             assert r["nfe"] == 4 and math.isfinite(r["metrics"]["w2"])
             assert r["metrics"] == runs[1][r["cell_id"]]["metrics"]
     assert len(recs) == 12
+
+
+def test_sampling_only_hparams_reuse_one_trained_model(tmp_path):
+    """ddpm's sampling_eps and score_ve's corrector_steps / snr act only when sampling: sweeping them trains
+    one model per method, and the records still name the value each cell used."""
+    from bench.run import run_sweep
+    from bench.store import RecordStore
+
+    spec = tiny_spec([{"name": "ddpm", "sampling_eps": [1e-3, 1e-2]},
+                      {"name": "score_ve", "corrector_steps": [1, 2], "snr": [0.1, 0.16]}],
+                     [{"name": "pc", "nfe": [12]}, {"name": "euler", "nfe": [4]}])
+    summary = run_sweep(spec, tmp_path, progress=False, log=lambda *a: None)
+    assert summary.ok, summary.failures
+    assert summary.n_trainings == summary.trained == 2
+    recs = [r for r in RecordStore(tmp_path / "tiny").records() if r["status"] == "ok"]
+    ddpm = {r["config"]["method"]["sampling_eps"]: r for r in recs if r["config"]["method"]["name"] == "ddpm"}
+    assert set(ddpm) == {1e-3, 1e-2} and len({r["model_key"] for r in ddpm.values()}) == 1
+    assert ddpm[1e-3]["metrics"] != ddpm[1e-2]["metrics"]  # where sampling stops does change the samples
+    ve = [r for r in recs if r["config"]["method"]["name"] == "score_ve"]
+    assert len({(r["config"]["method"]["corrector_steps"], r["config"]["method"]["snr"]) for r in ve}) == 4
+    assert len({r["model_key"] for r in ve}) == 1
