@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
     from bench.executors import ExecutorUnavailable, get_executor
     from bench.image_data import DataDirError
-    from bench.run import run_sweep
+    from bench.run import PrecisionMismatch, run_sweep
     from bench.spec import SpecError, load_spec
     from bench.store import RecordStore
     from bench.summary import summary_text
@@ -88,7 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                             executor=args.executor, address=args.address, precision=args.precision,
                             compile=args.compile or None)
-    except DataDirError as exc:  # planning reads every dataset first: nothing has been trained or written
+    except (DataDirError, PrecisionMismatch) as exc:  # raised before anything is trained or written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_text(spec, summary, RecordStore(summary.out_dir)))

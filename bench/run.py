@@ -44,6 +44,31 @@ from metrics import METRICS, EvalContext
 from metrics.registry import split_output
 
 
+class PrecisionMismatch(ValueError):
+    """A sweep folder holds finished cells computed at another precision than the one asked for."""
+
+
+def check_precision(spec: Spec, store: RecordStore, precision: str) -> None:
+    """Refuse to resume a sweep folder whose finished cells ran at another precision.
+
+    Cell ids do not include the precision (fp32 ids are what they always were), so without this check a bf16
+    run in an fp32 folder would take the fp32 records as its own finished cells.
+    """
+    clash: dict[str, int] = defaultdict(int)
+    for cell in spec.cells:
+        rec = store.read(cell.id)
+        if rec is not None and rec.get("status") == "ok":  # skips (budget, no SDE) hold at any precision
+            theirs = (rec.get("runtime") or {}).get("precision", "fp32")
+            if theirs != precision:
+                clash[theirs] += 1
+    if clash:
+        found = ", ".join(f"{n} in {p}" for p, n in sorted(clash.items()))
+        raise PrecisionMismatch(
+            f"{store.dir} already holds finished cells of this spec computed at another precision ({found}); "
+            f"this run asks for {precision}, and those records would be taken as its results. Use another "
+            f"--out folder for {precision} (e.g. --out results_{precision}) or run at the folder's precision.")
+
+
 @dataclass
 class SweepSummary:
     """Counts and wall time of one ``run_sweep`` call."""
@@ -309,6 +334,7 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     store = RecordStore(out_dir)
     artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
     runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
+    check_precision(spec, store, runtime.precision)
     plan = make_plan(spec.cells, store.finished, artifacts, runtime.precision)
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
                            already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor)

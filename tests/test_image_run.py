@@ -16,7 +16,7 @@ from bench.cli import main as cli_main
 from bench.data import load_dataset
 from bench.device import Runtime, autocast, resolve_device
 from bench.grids import save_sample_grid
-from bench.run import run_sweep
+from bench.run import PrecisionMismatch, run_sweep
 from bench.spec import SpecError, load_spec, parse_spec
 from bench.store import RecordStore
 from bench.train import Problem, TrainConfig, model_key
@@ -76,6 +76,12 @@ def test_bf16_autocast_trains_on_cpu_and_keys_the_cache(tmp_path):
     assert summary.ok
     (rec,) = RecordStore(tmp_path / "bf").records()
     assert rec["runtime"]["precision"] == "bf16" and rec["status"] == "ok"
+    # cell ids ignore the precision: resuming this folder in fp32 must not pass the bf16 record off as fp32
+    before = (tmp_path / "bf" / "cells" / f"{rec['cell_id']}.json").read_bytes()
+    with pytest.raises(PrecisionMismatch, match=r"1 in bf16.*asks for fp32.*--out"):
+        run_sweep(parse_spec(raw), tmp_path, progress=False, precision="fp32")
+    assert (tmp_path / "bf" / "cells" / f"{rec['cell_id']}.json").read_bytes() == before
+    assert run_sweep(parse_spec(raw), tmp_path, progress=False, precision="bf16").already_done == 1
     with autocast("cpu", "bf16"):
         assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
     problem = Problem(target=load_dataset("digits"), source=None, net=TINY_UNET)
