@@ -35,6 +35,7 @@ from bench.report_tables import (
     issues_table,
     load_sweep,
     metric_family_table,
+    per_model_table,
     per_solver_table,
     summary_frame,
 )
@@ -98,8 +99,14 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
                             "Path metrics along each solver's path and transport cost E|Z1 - Z0|^2 of the "
                             "coupling the sampler produced, with its exact-OT bound where recorded."))
     nll = family_columns(sweep, dataset, NLL_METRICS)
-    if nll:
-        tables.append(Table("Negative log-likelihood", metric_family_table(f, nll),
+    once = [c for c in nll if sweep.is_per_model(c)]
+    per_cell = [c for c in nll if not sweep.is_per_model(c)]
+    if once:
+        tables.append(Table("Negative log-likelihood", per_model_table(sweep, f, once),
+                            "NLL of held-out data (nats; bpd = bits per dimension), once per trained model with "
+                            "its own solve (named, with the NFE it used), mean ± std over seeds."))
+    if per_cell:  # records from metrics measured along each cell's own solver
+        tables.append(Table("Negative log-likelihood per solver", metric_family_table(f, per_cell),
                             "NLL of held-out data (nats; bpd = bits per dimension), mean ± std over seeds."))
     issues = issues_table(f)
     if len(issues):
@@ -118,7 +125,9 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tu
     if metric is not None:
         figs.append(plots.quality_vs_nfe(f, dataset, metric, sweep.lower_is_better(metric), sweep.dir))
     figs.append(plots.paths_vs_round(f, dataset, sweep.dir))
-    figs.append(plots.nll_vs_nfe(f, dataset, family_columns(sweep, dataset, NLL_METRICS), sweep.dir))
+    # a per-model NLL does not change with the sampler's NFE: only per-cell NLL columns get this figure
+    per_cell_nll = [c for c in family_columns(sweep, dataset, NLL_METRICS) if not sweep.is_per_model(c)]
+    figs.append(plots.nll_vs_nfe(f, dataset, per_cell_nll, sweep.dir))
     if cache is not None:
         records = {r["cell_id"]: r for r in sweep.records}
         lower = sweep.lower_is_better(metric) if metric else True

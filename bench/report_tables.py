@@ -45,6 +45,12 @@ class Sweep:
     records: list[dict[str, Any]]
     frame: pd.DataFrame
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+    #: metrics the records flag ``per_model`` (one value per trained model, e.g. NLL with its own solver)
+    per_model: set[str] = field(default_factory=set)
+
+    def is_per_model(self, column: str) -> bool:
+        """Whether a metric column (``nll.bpd`` follows ``nll``) holds one value per trained model."""
+        return column.split(".")[0] in self.per_model
 
     @property
     def name(self) -> str:
@@ -78,9 +84,12 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     records = RecordStore(sweep_dir).records()
     frame = records_frame(records)
     higher: dict[str, bool] = {}
+    per_model: set[str] = set()
     for r in records:
         for name, info in (r.get("metric_info") or {}).items():
             higher[name] = bool(info.get("higher_is_better", False))
+            if info.get("per_model"):
+                per_model.add(name)
     if not frame.empty:
         frame["is_adaptive"] = frame["nfe_requested"].isna()
         budgets = list(zip(frame["nfe_requested"], frame["tol"], strict=True))
@@ -89,7 +98,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         frame["k"] = [r["config"]["method"].get("k", math.nan) for r in records]
         frame["distill"] = [bool(r["config"]["method"].get("distill", False)) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
-    return Sweep(sweep_dir, records, frame, higher)
+    return Sweep(sweep_dir, records, frame, higher, per_model)
 
 
 def budget_label(nfe_requested: Any, tol: Any) -> str:
@@ -244,6 +253,44 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame
         return pd.DataFrame(columns=["method", "solver", "budget", "NFE", *columns])
     out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable")
     return out.drop(columns="_rank").reset_index(drop=True)
+
+
+def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows: methods; columns: per-model metric columns of one family (e.g. ``nll``, ``nll.bpd``).
+
+    Every cell of a trained model records the same per-model value, so each (method, seed) counts once; the
+    table gives mean ± std over seeds, the metric's own solve (solver, tolerance, trace estimator) and the NFE
+    that solve used -- not the cells' sampling budgets, which do not enter the value.
+    """
+    metric = columns[0].split(".")[0]
+    ok = frame[(frame["status"] == "ok") & frame[columns].notna().any(axis=1)]
+    ok = ok.drop_duplicates(["method", "seed"])
+    by_id = {r["cell_id"]: r for r in sweep.records}
+    rows = []
+    for method, g in ok.groupby("method", sort=False):
+        settings = [((by_id[c].get("metric_info") or {}).get(metric) or {}).get("settings") or {}
+                    for c in g["cell_id"]]
+        nfes = [s["nfe"] for s in settings if s.get("nfe") is not None]
+        row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
+               "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
+        row.update({c: cell_text(g, c) for c in columns})
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["method", "solve", "seeds", "NFE", *columns])
+    return pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
+
+
+def solve_text(settings: dict[str, Any]) -> str:
+    """'dopri5 tol 0.0001, hutchinson x1' from a metric's recorded settings ('' when it recorded none)."""
+    if not settings.get("solver"):
+        return ""
+    text = settings["solver"]
+    if settings.get("rtol") is not None:
+        text += f" tol {settings['rtol']:g}"
+    if settings.get("divergence"):
+        probes = f" x{settings['n_probes']}" if settings["divergence"] == "hutchinson" else ""
+        text += f", {settings['divergence']}{probes}"
+    return text
 
 
 def issues_table(frame: pd.DataFrame, max_reason: int = 200) -> pd.DataFrame:

@@ -114,7 +114,7 @@ def test_every_method_and_table_present(fixture_report):
     assert section.dataset == "moons" and section.headline == "w2"
     titles = [t.title for t in section.tables]
     assert titles == ["w2: best solver per NFE", "w2 per solver", "All sample-quality metrics",
-                      "Straightness, curvature and transport cost", "Negative log-likelihood",
+                      "Straightness, curvature and transport cost", "Negative log-likelihood per solver",
                       "Failed and skipped cells"]
     md = (sweep_dir / "leaderboard.md").read_text()
     html = (sweep_dir / "index.html").read_text()
@@ -157,6 +157,29 @@ def test_numbers_match_records(fixture_report):
     assert got["w2_mean"] == pytest.approx(np.mean(want), rel=1e-12)
     assert got["w2_std"] == pytest.approx(np.std(want, ddof=1), rel=1e-12)
     assert (got["n_seeds"], got["n_ok"], got["n_failed"], got["n_skipped"]) == (2, 2, 0, 0)
+
+
+def test_per_model_nll_is_one_row_per_method_with_its_own_solve(tmp_path):
+    """Records flag nll per_model (one solve per trained model): the table has a row per method with the
+    solve's NFE and the mean ± std over seeds of one value per seed, and there is no NLL-vs-NFE figure."""
+    sweep_dir = tmp_path / "fixture"
+    records = write_fixture(sweep_dir)
+    store = RecordStore(sweep_dir)
+    for r in records:
+        if r["status"] == "ok":
+            r["metric_info"]["nll"].update(per_model=True, settings={
+                "solver": "dopri5", "rtol": 1e-4, "divergence": "hutchinson", "n_probes": 1,
+                "nfe": 70 + 4 * r["config"]["seed"]})
+            store.write(r)
+    report = write_report(sweep_dir)
+    (section,) = report.sections
+    (table,) = [t.frame for t in section.tables if t.title == "Negative log-likelihood"]
+    assert list(table["method"]) == ["fm_ot", "rf", "rf(k=2)"]
+    assert set(table["solve"]) == {"dopri5 tol 0.0001, hutchinson x1"} and set(table["NFE"]) == {"72"}
+    assert set(table["seeds"]) == {2}
+    assert set(table["nll"]) == {"1.55 ± 0.071"}  # seeds 0 and 1: 1.5 and 1.6, each counted once
+    stems = {Path(f.png).stem.rsplit("_", 1)[0] for s in report.sections for f in s.figures}
+    assert "nll_vs_nfe" not in stems
 
 
 def test_failed_and_skipped_cells_marked(fixture_report):
