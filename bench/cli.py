@@ -70,10 +70,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 2
         import torch
 
-        # small models on a shared machine run many times slower when every process takes all cores;
-        # OMP_NUM_THREADS carries the choice to Ray workers (bench.executors passes it on)
+        # small models on a shared machine run many times slower when every process takes all cores; the
+        # job context carries this count to every worker (bench.jobs.JobContext.threads), Ray's included
         torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (bench.image_data)
     if args.inception_weights is not None:

@@ -78,11 +78,8 @@ class RayExecutor(Executor):
         # workers import bench/methods/metrics from the same checkout as the driver
         root = str(Path(__file__).resolve().parent.parent)
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        env = {"PYTHONPATH": path}
-        if "OMP_NUM_THREADS" in os.environ:  # odebench run --threads N; Ray's own default for workers is 1
-            env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
         self.ray.init(address=self.address, include_dashboard=False, log_to_driver=True,
-                      runtime_env={"env_vars": env})
+                      runtime_env={"env_vars": {"PYTHONPATH": path}})
         return True
 
     def run(self, plan, ctx, train_fn, cell_fn, sink):

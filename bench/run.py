@@ -37,7 +37,7 @@ from bench.jobs import (
 )
 from bench.solvers import BudgetTooSmall, Unsupported, sample
 from bench.spec import Cell, Spec
-from bench.store import SCHEMA_VERSION, RecordStore, environment
+from bench.store import SCHEMA_VERSION, RecordStore, environment, is_finished
 from bench.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from methods import get_method
 from metrics import METRICS, EvalContext
@@ -48,15 +48,15 @@ class PrecisionMismatch(ValueError):
     """A sweep folder holds finished cells computed at another precision than the one asked for."""
 
 
-def check_precision(spec: Spec, store: RecordStore, precision: str) -> None:
+def check_precision(existing: dict[str, dict[str, Any] | None], sweep_dir: Path, precision: str) -> None:
     """Refuse to resume a sweep folder whose finished cells ran at another precision.
 
-    Cell ids do not include the precision (fp32 ids are what they always were), so without this check a bf16
-    run in an fp32 folder would take the fp32 records as its own finished cells.
+    ``existing`` maps the spec's cell ids to their records (None: not run yet). Cell ids do not include the
+    precision (fp32 ids are what they always were), so without this check a bf16 run in an fp32 folder would
+    take the fp32 records as its own finished cells.
     """
     clash: dict[str, int] = defaultdict(int)
-    for cell in spec.cells:
-        rec = store.read(cell.id)
+    for rec in existing.values():
         if rec is not None and rec.get("status") == "ok":  # skips (budget, no SDE) hold at any precision
             theirs = (rec.get("runtime") or {}).get("precision", "fp32")
             if theirs != precision:
@@ -64,7 +64,7 @@ def check_precision(spec: Spec, store: RecordStore, precision: str) -> None:
     if clash:
         found = ", ".join(f"{n} in {p}" for p, n in sorted(clash.items()))
         raise PrecisionMismatch(
-            f"{store.dir} already holds finished cells of this spec computed at another precision ({found}); "
+            f"{sweep_dir} already holds finished cells of this spec computed at another precision ({found}); "
             f"this run asks for {precision}, and those records would be taken as its results. Use another "
             f"--out folder for {precision} (e.g. --out results_{precision}) or run at the folder's precision.")
 
@@ -334,8 +334,9 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     store = RecordStore(out_dir)
     artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
     runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
-    check_precision(spec, store, runtime.precision)
-    plan = make_plan(spec.cells, store.finished, artifacts, runtime.precision)
+    existing = {c.id: store.read(c.id) for c in spec.cells}  # read once, for the precision check and the plan
+    check_precision(existing, out_dir, runtime.precision)
+    plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
                            already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor)
     ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,

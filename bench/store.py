@@ -46,6 +46,11 @@ def environment(device: str) -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+def is_finished(record: dict[str, Any] | None) -> bool:
+    """Whether a record (None: no file) ends its cell: ok or skipped; failed cells run again."""
+    return record is not None and record.get("status") in FINISHED
+
+
 class RecordStore:
     """Reads and writes the records of one sweep folder."""
 
@@ -71,8 +76,7 @@ class RecordStore:
             return None
 
     def finished(self, cell_id: str) -> bool:
-        rec = self.read(cell_id)
-        return rec is not None and rec.get("status") in FINISHED
+        return is_finished(self.read(cell_id))
 
     def records(self) -> list[dict[str, Any]]:
         out = []
