@@ -255,7 +255,11 @@ class Dopri5(Solver):
         batch = x0.shape[0]
         n_out = self.n_trajectory_points if trajectory else 2
         ts = torch.linspace(dyn.t0, dyn.t1, n_out, device=x0.device, dtype=x0.dtype)
-        ys = odeint(lambda t, x: f(x, t.expand(batch)), x0, ts, rtol=rtol, atol=atol, method="dopri5")
+        # torchdiffeq does not shorten its last step to end at t1: it steps past and interpolates back, so the
+        # field would be called beyond t1 (for ddpm, at s < 0 where sigma -> 0). step_t = [t1] makes the last
+        # step land on t1 exactly, and every call stays inside [t0, t1].
+        ys = odeint(lambda t, x: f(x, t.expand(batch)), x0, ts, rtol=rtol, atol=atol, method="dopri5",
+                    options={"step_t": ts[-1:]})
         return SolveResult(x=ys[-1], nfe=f.nfe, t=ts, trajectory=ys if trajectory else None)
 
 

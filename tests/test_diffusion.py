@@ -18,6 +18,7 @@ from bench.train import TrainConfig, fit
 from methods import get_method
 from methods.couplings import IndependentCoupling
 from methods.diffusion import song_ermon_sigma_max
+from methods.exact import gaussian, vp_score
 from methods.paths import VPDiffusionPath
 
 M = torch.tensor([1.0, -0.5])
@@ -159,18 +160,17 @@ def test_exact_field_reproduces_the_target(name, solver, nfe):
 
 
 class ExactFullCovNet(nn.Module):
-    """Exact eps for N(m, C) data with a full covariance: sigma (a^2 C + sigma^2 I)^{-1} (x - a m), [B, D]."""
+    """Exact eps of ddpm for N(m, C) data with a full covariance, -sigma(s) grad log p_s (methods.exact), [B, D]."""
 
     def __init__(self, method, mean: torch.Tensor, cov: torch.Tensor, scale: float = 1.0):
         super().__init__()
-        self.method, self.mean, self.cov, self.scale = method, mean, cov, scale
+        self.method, self.data, self.scale = method, gaussian(mean, cov), scale
 
     def forward(self, x, t):
-        sch = self.method.schedule(1 - t)
-        a, sig = sch.log_alpha.exp()[0].double(), sch.sigma[0].double()
-        system = a**2 * self.cov + sig**2 * torch.eye(len(self.mean), dtype=torch.float64)
-        eps = sig * torch.linalg.solve(system, (x.double() - a * self.mean).T).T
-        return (self.scale * eps).to(x.dtype)
+        s = (1 - t).double()
+        score = vp_score(self.data, x.double(), s, self.method.beta_min, self.method.beta_max)
+        sigma = self.method.schedule(s).sigma[:, None]
+        return (-self.scale * sigma * score).to(x.dtype)
 
 
 def low_rank_gaussian(dim: int = 48, rank: int = 12):

@@ -63,6 +63,26 @@ def test_dopri5_counts_real_calls_and_is_accurate():
     assert torch.allclose(res.x, x0 * math.exp(-0.7), atol=1e-8)
 
 
+@pytest.mark.parametrize("trajectory", [False, True])
+def test_dopri5_never_calls_the_field_outside_its_interval(trajectory):
+    """Dynamics end at t1 because the field may be singular beyond (ddpm stops at s = 1e-3); the adaptive
+    solver must not step past t1 and interpolate back. The end state is still exact."""
+    seen = []
+
+    def field(x, t):
+        seen.append(t)
+        return -0.7 * x
+
+    dyn = Dynamics(velocity=field, t0=0.0, t1=0.999)
+    x0 = torch.ones(3, 2, dtype=torch.float64)
+    for tol in (1e-3, 1e-5, 1e-9):
+        seen.clear()
+        res = sample(dyn, x0, "dopri5", rtol=tol, atol=tol, trajectory=trajectory)
+        times = torch.cat(seen)
+        assert times.min() >= 0.0 and times.max() <= 0.999, (tol, times.max().item())
+        assert torch.allclose(res.x, x0 * math.exp(-0.7 * 0.999), atol=10 * tol)
+
+
 def test_trajectory_holds_every_step_and_matches_final_state():
     res = solve(linear_field(-1.0), torch.ones(2, 1), "heun", nfe=8, trajectory=True)
     assert res.trajectory.shape == (5, 2, 1)
