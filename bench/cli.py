@@ -90,6 +90,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (DataDirError, PrecisionMismatch) as exc:  # raised before anything is trained or written
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from bench import distributed
+
+    if distributed.is_distributed():
+        # under torchrun rank 0 alone evaluates and writes; the others wait here until its last record is
+        # written, then leave without touching the folder (no report or summary from a rank that has no records)
+        distributed.barrier()
+        if not distributed.is_main():
+            print(f"rank {distributed.rank()}: trained its share of the sweep '{spec.name}'; rank 0 wrote the "
+                  f"records and the report")
+            return 0
     print(summary_text(spec, summary, RecordStore(summary.out_dir)))
     report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
     print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
