@@ -18,13 +18,13 @@ import argparse
 import torch
 from torch import nn
 
-from bench.artifacts import ArtifactStore
-from bench.jobs import problem_of
-from bench.solvers import sample
-from bench.spec import load_spec
-from bench.train import TrainConfig, train_model
-from methods import get_method
-from metrics.quality import frechet_from_samples
+from odebench.bench.core.solvers import sample
+from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.plan import problem_of
+from odebench.bench.harness.spec import load_spec
+from odebench.bench.harness.train import TrainConfig, train_model
+from odebench.methods import get_method
+from odebench.metrics.quality import frechet_from_samples
 
 
 class GaussianAboveCut(nn.Module):

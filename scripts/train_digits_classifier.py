@@ -4,7 +4,7 @@
 
 Deterministic on CPU (seed 0, one thread): the ``digits`` train split of data_seed 0 (1438 images), Adam,
 40 epochs of batch 64; prints the test accuracy on the 359 held-out images and the file's SHA-256, which
-must equal ``metrics.digits_features.DIGITS_CNN_SHA256``.
+must equal ``odebench.metrics.digits_features.DIGITS_CNN_SHA256``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.data import load_dataset  # noqa: E402
-from metrics.digits_features import DIGITS_CNN_SHA256, DigitsCNN, sha256_of  # noqa: E402
+from odebench.bench.data import load_dataset  # noqa: E402
+from odebench.metrics.digits_features import DIGITS_CNN_SHA256, DigitsCNN, sha256_of  # noqa: E402
 
 SEED, EPOCHS, BATCH, LR = 0, 40, 64, 1e-3
 
 
 def labelled_split(data_seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """(x_train, y_train, x_test, y_test) with exactly bench.data's digits split of ``data_seed``."""
+    """(x_train, y_train, x_test, y_test) with exactly odebench.bench.data's digits split of ``data_seed``."""
     raw = load_digits()
     x = (torch.from_numpy(raw.images).float() / 16 * 2 - 1).unsqueeze(1)
     y = torch.from_numpy(raw.target).long()
@@ -33,7 +33,7 @@ def labelled_split(data_seed: int = 0) -> tuple[torch.Tensor, ...]:
     n_test = int(round(0.2 * len(x)))
     ds = load_dataset("digits", data_seed)
     if not (torch.equal(ds.test, x[perm[:n_test]]) and torch.equal(ds.train, x[perm[n_test:]])):
-        raise RuntimeError("the digits split differs from bench.data's; update this script")
+        raise RuntimeError("the digits split differs from odebench.bench.data's; update this script")
     return x[perm[n_test:]], y[perm[n_test:]], x[perm[:n_test]], y[perm[:n_test]]
 
 
@@ -59,7 +59,7 @@ def train() -> tuple[DigitsCNN, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parents[1] / "metrics" / "weights" / "digits_cnn.pt"
+    default = Path(__file__).resolve().parents[1] / "odebench" / "metrics" / "weights" / "digits_cnn.pt"
     parser.add_argument("--out", type=Path, default=default)
     args = parser.parse_args()
     model, acc = train()

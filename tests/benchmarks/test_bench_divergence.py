@@ -2,7 +2,7 @@
 
 tr(dv/dx) of the suite's MLP (hidden 128, depth 3) at batch 256, on 2-D points and on 64-D vectors (the
 8x8 digits' size). The batched version is ``vmap(jacrev(v))``; the loop differentiates v_i with respect to
-x for i = 1 .. D. When ``metrics.likelihood`` is present, its own functions are measured and the NLL cost
+x for i = 1 .. D. When ``odebench.metrics.likelihood`` is present, its own functions are measured and the NLL cost
 per held-out point is recorded (seconds per point, dopri5 at rtol = atol = 1e-5); otherwise the batched
 Jacobian is built here with torch.func and the NLL case is skipped.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.nets import MLP
+from odebench.bench.nets.mlp import MLP
 
 try:
-    from metrics import likelihood
+    from odebench.metrics import likelihood
 except ImportError:  # the likelihood metric is not in this checkout
     likelihood = None
 
@@ -24,7 +24,7 @@ ROUNDS = 5
 
 
 def _exact(field, x, t):
-    """Fallback: v and tr(dv/dx) per sample from vmap(jacrev) (what metrics.likelihood does)."""
+    """Fallback: v and tr(dv/dx) per sample from vmap(jacrev) (what odebench.metrics.likelihood does)."""
 
     def one(xi, ti):
         out = field(xi.unsqueeze(0), ti.unsqueeze(0)).squeeze(0)
@@ -62,10 +62,10 @@ def test_exact_divergence_batched_vs_loop(compare, dim):
                 lambda: LOOP(net, x, t), f"autograd loop over {dim} dims", ROUNDS, "< 1")
 
 
-@pytest.mark.skipif(likelihood is None, reason="metrics.likelihood is not in this checkout")
+@pytest.mark.skipif(likelihood is None, reason="odebench.metrics.likelihood is not in this checkout")
 def test_nll_cost_per_point(benchmark, record):
-    from bench.data import load_dataset
-    from methods.base import GaussianPrior
+    from odebench.bench.data import load_dataset
+    from odebench.methods.base import GaussianPrior
 
     torch.manual_seed(0)
     net = MLP((2,), hidden=128, depth=3).eval()

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from bench.nets import MLP
-from bench.solvers import SOLVERS, solve
+from odebench.bench.core.solvers import SOLVERS, solve
+from odebench.bench.nets.mlp import MLP
 
 NFE = 100
 BATCHES = [256, 10_000]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run import run_sweep
-from bench.spec import load_spec
-from bench.store import RecordStore
+from odebench.bench.harness.records import RecordStore
+from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.spec import load_spec
 
 REDUCED = {
     "name": "quick_reduced",
@@ -42,7 +42,7 @@ def breakdown(frame: pd.DataFrame, wall: float) -> dict[str, float]:
 
 def run_and_break_down(spec, out: Path) -> dict[str, float]:
     start = time.perf_counter()
-    summary = run_sweep(spec, out, progress=False, log=lambda *a: None)
+    summary = run_sweep(spec, out, progress=False)
     wall = time.perf_counter() - start
     assert summary.ok, summary.failures
     return breakdown(RecordStore(out / spec.name).frame(), wall)

@@ -1,4 +1,5 @@
-"""Training throughput: ``bench.train.fit`` with ``fm_ot`` against TorchCFM's ConditionalFlowMatcher loop.
+"""Training throughput: ``odebench.bench.harness.train.fit`` with ``fm_ot`` against TorchCFM's ConditionalFlowMatcher
+loop.
 
 Both sides train the same network (the suite's MLP, 2-D, hidden 128, depth 3, same initial weights) with
 the same optimizer (torch.optim.Adam, same learning rate) on the same batches (256 points: x0 ~ N(0, I),
@@ -22,11 +23,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.data import load_dataset
-from bench.nets import MLP
-from bench.train import TrainConfig, fit
-from methods import get_method
-from methods.couplings import IndependentCoupling
+from odebench.bench.data import load_dataset
+from odebench.bench.harness.train import TrainConfig, fit
+from odebench.bench.nets.mlp import MLP
+from odebench.methods import get_method
+from odebench.methods.couplings import IndependentCoupling
 
 torchcfm = pytest.importorskip("torchcfm", reason="the training benchmark compares against torchcfm "
                                "(pip install odebench[bench])")

@@ -7,8 +7,8 @@ Run with ``python3 -m pytest tests/benchmarks/test_divergence_bench.py --benchma
 import pytest
 import torch
 
-from bench.nets import MLP
-from metrics.likelihood import divergence_loop, velocity_and_divergence_exact
+from odebench.bench.nets.mlp import MLP
+from odebench.metrics.likelihood import divergence_loop, velocity_and_divergence_exact
 
 BATCH = 256
 

@@ -19,7 +19,7 @@ NEEDS_LATENT_NOISE = ("encdec",)
 
 
 def flow_paths() -> list[str]:
-    from methods.paths import PATHS
+    from odebench.methods.probability_paths import PATHS
 
     return [name for name in PATHS.names() if name not in NEEDS_LATENT_NOISE]
 
@@ -71,7 +71,7 @@ def push_gaussian(field, mean: torch.Tensor, cov: torch.Tensor, solver: str, nfe
     solving from mean and from mean + R e_i (R R^T = cov) gives c + J mean and its image columns J R. The
     pushed law is N(c + J mean, (J R)(J R)^T) with no Monte-Carlo error.
     """
-    from bench.solvers import solve
+    from odebench.bench.core.solvers import solve
 
     vals, vecs = torch.linalg.eigh(cov)
     root = vecs * vals.clamp_min(0).sqrt()
@@ -86,10 +86,10 @@ def assert_same_law(z: torch.Tensor, z_coarse: torch.Tensor, law, gen: torch.Gen
 
     * mean and covariance within 4 Monte-Carlo standard errors of the law's exact moments, plus the change
       from the coarse solve (an upper bound on the fine solve's error for a converging solver);
-    * the energy distance (metrics.quality) to fresh draws of the law is small next to the distance of
+    * the energy distance (odebench.metrics.quality) to fresh draws of the law is small next to the distance of
       fresh draws shifted by one standard deviation per coordinate.
     """
-    from metrics.quality import energy_distance
+    from odebench.metrics.quality import energy_distance
 
     n = len(z)
     mean, cov = law.mean(), law.covariance()

@@ -2,11 +2,11 @@
 
 In unified time the VP PF-ODE is dx/dt = beta(1 - t) / 2 (x + grad log p_{1-t}(x)), integrated from t = 0
 (s = 1, x ~ N(0, I)) to t = 1 - s_eps. For Gaussian-mixture data the score is exact
-(methods.exact.vp_score), so
+(odebench.methods.exact.vp_score), so
   * the PF-ODE field is Lipman et al.'s VP-path marginal velocity (two formulas, one field);
   * for Gaussian data the pushed law is computed exactly (the field is affine in x): started from the exact
     p_1 it reaches p_{s_eps}; started from the prior N(0, I) it is within the W2 bound
-    Lip(flow) W2(N(0, I), p_1) + W2(p_{s_eps}, data) of the data (W2 of Gaussians: metrics.quality's
+    Lip(flow) W2(N(0, I), p_1) + W2(p_{s_eps}, data) of the data (W2 of Gaussians: odebench.metrics.quality's
     Fréchet distance, which is W2^2 for Gaussians);
   * for Gaussian-mixture data, samples of p_1 pushed through the ODE match p_{s_eps}'s moments and are close
     to it in energy distance next to a shifted reference.
@@ -20,8 +20,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.solvers import solve
-from methods.exact import (
+from odebench.bench.core.solvers import solve
+from odebench.methods.exact import (
     GaussianMixture,
     gaussian,
     independent,
@@ -29,8 +29,8 @@ from methods.exact import (
     vp_marginal,
     vp_probability_flow,
 )
-from methods.paths import VPDiffusionPath
-from metrics.quality import frechet_distance
+from odebench.methods.probability_paths import VPDiffusionPath
+from odebench.metrics.quality import frechet_distance
 from tests.properties._strategies import (
     F64,
     assert_same_law,
@@ -64,7 +64,7 @@ def _w2(mean1, cov1, mean2, cov2) -> float:
 
 
 @settings(max_examples=10)
-@given(d=st.integers(2, 3), seed=seeds)  # metrics.quality.frechet_distance fails on 1-D inputs (scipy sqrtm)
+@given(d=st.integers(2, 3), seed=seeds)  # odebench.metrics.quality.frechet_distance fails on 1-D inputs (scipy sqrtm)
 def test_pf_ode_maps_the_prior_to_gaussian_data(d, seed):
     gen = generator(seed)
     data = gaussian(2 * torch.randn(d, generator=gen, dtype=F64), spd(d, gen, 0.05, 3.0))

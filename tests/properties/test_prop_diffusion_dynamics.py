@@ -1,11 +1,11 @@
-"""The DDPM method's own dynamics (methods.diffusion), fed the exact epsilon-prediction of Gaussian-mixture
-data, eps(x, t) = -sigma(s) grad log p_s(x) with s = 1 - t (methods.exact.vp_score):
-  * its probability-flow velocity is the closed form of methods.exact.vp_probability_flow, and its reverse-SDE
+"""The DDPM method's own dynamics (odebench.methods.diffusion), fed the exact epsilon-prediction of Gaussian-mixture
+data, eps(x, t) = -sigma(s) grad log p_s(x) with s = 1 - t (odebench.methods.exact.vp_score):
+  * its probability-flow velocity is the closed form of odebench.methods.exact.vp_probability_flow, and its reverse-SDE
     drift is beta(s) (x / 2 + grad log p_s(x));
   * its PF-ODE carries p_1 (the VP marginal at s = 1) to p_{s_eps} exactly for Gaussian data;
   * its reverse SDE (euler_maruyama) and its ancestral sampler carry p_1 to p_{s_eps} in law (Monte Carlo).
 
-methods.diffusion is developed on its own branch; until it is merged these tests are skipped.
+odebench.methods.diffusion is developed on its own branch; until it is merged these tests are skipped.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.solvers import sample
-from methods.exact import (
+from odebench.bench.core.solvers import sample
+from odebench.methods.exact import (
     GaussianMixture,
     gaussian,
     vp_alpha_sigma,
@@ -35,7 +35,7 @@ from tests.properties._strategies import (
     spd,
 )
 
-diffusion = pytest.importorskip("methods.diffusion")
+diffusion = pytest.importorskip("odebench.methods.diffusion")
 
 
 def _exact_eps_model(data: GaussianMixture, method) -> dict:

@@ -1,5 +1,6 @@
-"""The closed forms of methods.exact against independent answers: MATH.md's 1-RF velocity for Gaussians,
-autograd of the mixture log-density, sampling moments, the VP path's own coefficients, and input checks."""
+"""The closed forms of odebench.methods.exact against independent answers: the 1-RF velocity for Gaussians of
+docs/maths.md ("Closed forms"), autograd of the mixture log-density, sampling moments, the VP path's own
+coefficients, and input checks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from methods.exact import (
+from odebench.methods.exact import (
     GaussianMixture,
     GaussianMixtureCoupling,
     gaussian,
@@ -20,7 +21,7 @@ from methods.exact import (
     vp_alpha_sigma,
     vp_beta,
 )
-from methods.paths import VPDiffusionPath, vp_log_alpha
+from odebench.methods.probability_paths import VPDiffusionPath, VPSchedule
 from tests.properties._strategies import F64, gaussian_mixture_params, generator, seeds
 
 
@@ -82,7 +83,7 @@ def test_vp_quantities_agree_with_the_vp_path(t):
     a, sig = vp_alpha_sigma(1 - tt)
     assert torch.allclose(c.alpha_t, a, rtol=1e-12) and torch.allclose(c.sigma_t, sig, rtol=1e-9)
     h, s = 1e-6, 1 - tt
-    d_log_a = (vp_log_alpha(s + h) - vp_log_alpha(s - h)) / (2 * h)
+    d_log_a = (VPSchedule().log_alpha(s + h) - VPSchedule().log_alpha(s - h)) / (2 * h)
     assert torch.allclose(vp_beta(s), -2 * d_log_a, rtol=1e-8)
 
 

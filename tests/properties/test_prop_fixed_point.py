@@ -16,8 +16,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.solvers import SolveResult, solve
-from methods.exact import affine_map_coupling, gaussian, independent, rectified_velocity
+from odebench.bench.core.solvers import SolveResult, solve
+from odebench.methods.exact import affine_map_coupling, gaussian, independent, rectified_velocity
 from tests.properties._strategies import F64, generator, seeds, spd
 
 

@@ -5,11 +5,11 @@ L_FM(theta) = E |v_theta(x_t, t) - v(x_t, t)|^2 with v(x, t) = E[u_t | x_t = x] 
 constant E |u_t - v(x_t, t)|^2, so their parameter gradients are equal.
 
 The expectations are computed, not sampled: Gauss-Hermite quadrature over the jointly Gaussian (x0, x1) of
-every coupling component for L_CFM (x_t and u_t from methods.paths), and over every Gaussian component of
-the law of x_t for L_FM (v from methods.exact.marginal_velocity). The integrands are smooth, so the rules
-converge fast; the tolerance is the change from a coarser rule (which bounds the finer rule's error), and
-that change must stay below 3% of the gradient (it is usually far below 0.1%), so a marginal velocity
-that moved the gradient by a few percent would fail.
+every coupling component for L_CFM (x_t and u_t from odebench.methods.probability_paths), and over every Gaussian
+component of the law of x_t for L_FM (v from odebench.methods.exact.marginal_velocity). The integrands are
+smooth, so the rules converge fast; the tolerance is the change from a coarser rule (which bounds the finer
+rule's error), and that change must stay below 3% of the gradient (it is usually far below 0.1%), so a marginal
+velocity that moved the gradient by a few percent would fail.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.nets import MLP
-from methods.exact import GaussianMixture, gaussian, independent, marginal_velocity, path_marginal
-from methods.paths import PATHS, AffinePath
+from odebench.bench.nets.mlp import MLP
+from odebench.methods.exact import GaussianMixture, gaussian, independent, marginal_velocity, path_marginal
+from odebench.methods.probability_paths import PATHS, AffinePath
 from tests.properties._strategies import F64, flow_paths, gaussian_mixture_params, generator, seeds
 
 RULES = ((8, 30), (12, 60))  # (nodes per joint dimension, nodes per marginal dimension): coarse, fine

@@ -1,9 +1,9 @@
-"""Stochastic interpolants (methods.interpolants): gamma's boundary conditions and derivative, and marginal
+"""Stochastic interpolants (odebench.methods.interpolants): gamma's boundary conditions and derivative, and marginal
 preservation of the exact velocity b and score -eta / gamma through the method's own dynamics.
 
 x_t = I(t, x0, x1) + gamma(t) z between two Gaussian mixtures (any two densities: the source need not be
 N(0, I)). For these, b(x, t) = E[dI/dt + gamma' z | x_t = x] and eta(x, t) = E[z | x_t = x] are exact
-(methods.exact with ``gamma``), and
+(odebench.methods.exact with ``gamma``), and
   * b solves the continuity equation d_t log p + div b + b . grad log p = 0 (the velocity built from the
     probability current), for every interpolant path including encdec, which needs gamma > 0;
   * the method's ODE, fed the exact b, carries the exact law of x_{t_eps} to that of x_{1 - t_eps}
@@ -17,8 +17,8 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bench.solvers import sample
-from methods.exact import (
+from odebench.bench.core.solvers import sample
+from odebench.methods.exact import (
     GaussianMixture,
     gaussian,
     independent,
@@ -28,7 +28,7 @@ from methods.exact import (
     marginal_velocity,
     path_marginal,
 )
-from methods.interpolants import INTERPOLANT_PATHS, StochasticInterpolant
+from odebench.methods.interpolants import INTERPOLANT_PATHS, StochasticInterpolant
 from tests.properties._strategies import (
     F64,
     assert_same_law,

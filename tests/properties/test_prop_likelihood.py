@@ -1,12 +1,12 @@
-"""NLL (metrics.likelihood): the instantaneous change of variables is exact for the exact marginal velocity.
+"""NLL (odebench.metrics.likelihood): the instantaneous change of variables is exact for the exact marginal velocity.
 
 For x_t = alpha_t x1 + sigma_t x0, x0 ~ N(0, I) and a Gaussian-mixture x1, the exact marginal velocity
-(methods.exact) carries the law of x_{t0} to the law of x_{t1}, both Gaussian mixtures with known densities.
-So metrics.likelihood.nll, given log p_{t0} as the source density, must return -log p_{t1}(x) at every x, up
+(odebench.methods.exact) carries the law of x_{t0} to the law of x_{t1}, both Gaussian mixtures with known densities.
+So odebench.metrics.likelihood.nll, given log p_{t0} as the source density, must return -log p_{t1}(x) at every x, up
 to the solver's error; and its Hutchinson estimate must be unbiased (the mean over points of its difference
 to the exact-trace NLL is zero within 4 standard errors).
 
-metrics.likelihood is developed on its own branch; until it is merged these tests are skipped.
+odebench.metrics.likelihood is developed on its own branch; until it is merged these tests are skipped.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from methods.exact import GaussianMixture, gaussian, independent, marginal_velocity, path_marginal
-from methods.paths import PATHS
+from odebench.methods.exact import GaussianMixture, gaussian, independent, marginal_velocity, path_marginal
+from odebench.methods.probability_paths import PATHS
 from tests.properties._strategies import F64, flow_paths, gaussian_mixture_params, generator, seeds
 
-likelihood = pytest.importorskip("metrics.likelihood")
+likelihood = pytest.importorskip("odebench.metrics.likelihood")
 
 
 def _problem(name: str, mixture):

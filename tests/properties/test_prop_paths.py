@@ -1,7 +1,8 @@
-"""Affine paths (methods.paths): boundary conditions, the time derivative, and marginal preservation.
+"""Affine paths (odebench.methods.probability_paths): boundary conditions, the time derivative, and marginal
+preservation.
 
 For x_t = alpha_t x1 + sigma_t x0 with x0 ~ N(0, I) and a Gaussian-mixture x1, the velocity built from the
-probability current, v = J / p = E[u_t | x_t = x] (methods.exact.marginal_velocity), must
+probability current, v = J / p = E[u_t | x_t = x] (odebench.methods.exact.marginal_velocity), must
   * satisfy the continuity equation d_t p + div(p v) = 0, i.e. d_t log p + div v + v . grad log p = 0, and
   * carry the law of x_0 to the law of x_t when its ODE is solved (checked exactly for Gaussians).
 """
@@ -12,7 +13,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from methods.exact import (
+from odebench.methods.exact import (
     GaussianMixture,
     gaussian,
     independent,
@@ -22,7 +23,7 @@ from methods.exact import (
     path_marginal,
     vp_alpha_sigma,
 )
-from methods.paths import PATHS, OTPath, VPDiffusionPath
+from odebench.methods.probability_paths import PATHS, OTPath, VPDiffusionPath
 from tests.properties._strategies import (
     F64,
     flow_paths,

@@ -2,7 +2,7 @@
 
 pi_0 and pi_1 are smoothed empirical laws (a few points, Gaussian kernel eps); X = (X0, X1) is their
 independent coupling, or a random pairing of the points, each pair smoothed. Its rectified velocity
-v(x, t) = E[X1 - X0 | X_t = x] is exact (methods.exact.rectified_velocity), and the rectified coupling is
+v(x, t) = E[X1 - X0 | X_t = x] is exact (odebench.methods.exact.rectified_velocity), and the rectified coupling is
 Z1 = ODE_v(Z0), Z0 ~ pi_0. The theory says
   * E c(Z1 - Z0) <= E c(X1 - X0) for every convex c, and
   * Z1 has the law pi_1 (the flow keeps the marginals of X_t).
@@ -18,8 +18,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.solvers import solve
-from methods.exact import independent, rectified_velocity, smoothed_empirical, smoothed_pairs
+from odebench.bench.core.solvers import solve
+from odebench.methods.exact import independent, rectified_velocity, smoothed_empirical, smoothed_pairs
 from tests.properties._strategies import F64, assert_same_law, generator, points, seeds, spd
 
 N_FLOW = 400  # samples pushed through the ODE (the expensive side)

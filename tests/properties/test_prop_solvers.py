@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.solvers import SOLVERS, solve
+from odebench.bench.core.solvers import SOLVERS, solve
 from tests.properties._strategies import F64, generator, seeds
 
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}

@@ -5,9 +5,9 @@ class subclasses odebench's affine flow matching and only picks the path; ``@reg
 and the ``odebench.methods`` entry point in pyproject.toml makes odebench import it.
 """
 
-from methods import register_method
-from methods.flow_matching import AffineFlowMatching
-from methods.paths import TrigPath
+from odebench.methods import register_method
+from odebench.methods.flow_matching import AffineFlowMatching
+from odebench.methods.probability_paths import TrigPath
 
 
 @register_method("fm_trig")

@@ -1,0 +1,7 @@
+"""``python -m odebench``: the ``odebench`` command."""
+
+import sys
+
+from odebench.bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,211 @@
+"""``odebench`` command line: thin parsing on top of odebench.bench.harness.spec, odebench.bench.harness.run and
+odebench.bench.report.build.
+
+    odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
+                 [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
+                 [--threads N]
+    odebench report RESULTS_DIR [--cache DIR] [--no-figures]
+    odebench list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from odebench.bench.core.solvers import SOLVERS
+    from odebench.bench.core.time_grids import GRIDS
+    from odebench.bench.data import DATASETS
+    from odebench.bench.harness.spec import builtin_spec_names
+    from odebench.bench.nets import NETS
+    from odebench.methods import METHODS
+    from odebench.methods.probability_paths import PATHS
+    from odebench.metrics import METRICS
+
+    print("methods:    " + ", ".join(METHODS.names()))
+    kinds = {n: SOLVERS.get(n).kind + (", adaptive" if SOLVERS.get(n).adaptive else "")
+             for n in SOLVERS.names()}
+    print("solvers:    " + ", ".join(f"{n} ({k})" for n, k in kinds.items()))
+    print("time grids: " + ", ".join(GRIDS.names()))
+    print("datasets:   " + ", ".join(DATASETS.names()))
+    print("metrics:    " + ", ".join(METRICS.names()))
+    print("networks:   " + ", ".join(NETS.names()))
+    print("paths:      " + ", ".join(PATHS.names()))
+    print("specs:      " + ", ".join(builtin_spec_names()))
+    for reg in (METHODS, SOLVERS, GRIDS, DATASETS, METRICS, NETS, PATHS):
+        for name, err in reg.plugin_errors.items():
+            print(f"warning: {reg.kind} plugin {name!r} failed to load: {err}", file=sys.stderr)
+    return 0
+
+
+def _print_plan(spec, out: Path) -> None:
+    from odebench.bench.harness.artifacts import ArtifactStore
+    from odebench.bench.harness.plan import make_plan
+    from odebench.bench.harness.records import RecordStore
+    from odebench.bench.report.summary import plan_text
+
+    store = RecordStore(out / spec.name)
+    plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models"), spec.precision)
+    print(plan_text(spec, plan))
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: ``main`` prints it as one ``error:`` line and exits with 2."""
+
+
+def _load_spec(name_or_path: str):
+    from odebench.bench.harness.spec import SpecError, load_spec
+
+    try:
+        return load_spec(name_or_path)
+    except (SpecError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _apply_process_options(args: argparse.Namespace, spec) -> None:
+    """Settings of this process, checked before any work: threads, data and weights locations, device, executor."""
+    from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
+    from odebench.bench.harness.runtime import resolve_device
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        # small models on a shared machine run many times slower when every process takes all cores; the
+        # job context carries this count to every worker (odebench.bench.harness.plan.JobContext.threads),
+        # Ray's included
+        torch.set_num_threads(args.threads)
+    if args.data_dir is not None:
+        os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
+    if args.inception_weights is not None:
+        os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by odebench.metrics.fid
+    try:
+        resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
+        get_executor(args.executor, args.address)  # a missing Ray fails here, before any work
+    except (RuntimeError, ValueError, ExecutorUnavailable) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _waits_for_rank_zero(spec) -> bool:
+    """Under torchrun rank 0 alone evaluates and writes; the other ranks wait here until its last record is
+    written, then leave without touching the folder (no report or summary from a rank that has no records)."""
+    from odebench.bench.harness import distributed
+
+    if not distributed.is_distributed():
+        return False
+    distributed.barrier()
+    if distributed.is_main():
+        return False
+    print(f"rank {distributed.rank()}: trained its share of the sweep '{spec.name}'; rank 0 wrote the records "
+          f"and the report")
+    return True
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from odebench.bench.data.images import DataDirError
+    from odebench.bench.harness.records import RecordStore
+    from odebench.bench.harness.run import PrecisionMismatch, run_sweep
+    from odebench.bench.report.summary import summary_text
+
+    spec = _load_spec(args.spec)
+    if args.dry_run:
+        _print_plan(spec, args.out)
+        return 0
+    _apply_process_options(args, spec)
+    try:
+        summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
+                            executor=args.executor, address=args.address, precision=args.precision,
+                            compile=args.compile or None)
+    except (DataDirError, PrecisionMismatch) as exc:  # raised before anything is trained or written
+        raise UsageError(str(exc)) from exc
+    if _waits_for_rank_zero(spec):
+        return 0
+    print(summary_text(spec, summary, RecordStore(summary.out_dir)))
+    report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
+    print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
+    for f in summary.failures:
+        print(f"failed: {f}", file=sys.stderr)
+    return 1 if summary.failures else 0
+
+
+def _write_report(sweep_dir: Path, cache: Path | None = None, figures: bool = True):
+    """Write the report of one sweep folder and print its notes; returns the Report."""
+    from odebench.bench.report.build import write_report
+
+    report = write_report(sweep_dir, figures=figures, cache_dir=cache)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    root = args.results_dir
+    if (root / "cells").is_dir():
+        sweeps = [root]
+    else:  # a results root: report every sweep folder in it
+        sweeps = sorted(p for p in root.glob("*") if (p / "cells").is_dir()) if root.is_dir() else []
+    if not sweeps:
+        raise UsageError(f"{root} holds no sweep records (expected {root}/cells/*.json, or sweep folders such "
+                         f"as {root}/quick/cells); run `odebench run --out DIR` first")
+    for sweep_dir in sweeps:
+        report = _write_report(sweep_dir, args.cache, not args.no_figures)
+        print(f"report of {sweep_dir}: {report.dir / 'index.html'}")
+        for f in report.files:
+            print(f"  {f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="odebench", description="Benchmark ODE/SDE generative models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')")
+    r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
+    r.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the plan (cells done / skipped and why / to run, trainings) and exit")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where jobs run: this process (default) or Ray tasks (needs the 'ray' extra)")
+    r.add_argument("--address", default=None,
+                   help="Ray cluster address for --executor ray (default: start a local Ray)")
+    r.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                   help="bf16: autocast training and sampling in bfloat16 (default: the spec's, else fp32)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the networks (GPU runs)")
+    r.add_argument("--data-dir", default=None, type=Path,
+                   help="folder of an image dataset (cifar10: the folder holding cifar-10-batches-py; "
+                        "imagefolder: PNG/JPEG files); default $ODEBENCH_DATA")
+    r.add_argument("--inception-weights", default=None, type=Path,
+                   help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION")
+    r.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch uses per process (default: torch's choice, all cores); on a busy "
+                        "machine 1 avoids oversubscription. Recorded in each record's environment")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=_cmd_run)
+    rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")
+    rp.add_argument("results_dir", type=Path, help="a sweep folder (e.g. results/quick) or a results root")
+    rp.add_argument("--cache", type=Path, default=None,
+                    help="trained-model cache for the trajectory and sample figures "
+                         "(default: <results root>/.cache/models)")
+    rp.add_argument("--no-figures", action="store_true", help="tables only")
+    rp.set_defaults(func=_cmd_report)
+    ls = sub.add_parser("list", help="list registered methods, solvers, datasets, metrics and specs")
+    ls.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

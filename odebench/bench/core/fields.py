@@ -1,0 +1,117 @@
+"""The types every solver and method share: fields, dynamics, solve results, and the NFE counter.
+
+Time runs from the source (t = 0) to the data (t = 1). A field is ``f(x, t) -> dx/dt`` with x: [B, *shape] and
+t: [B]. NFE is the number of calls actually made to a network, counted by :class:`CountingField`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+#: What a method's dynamics can offer a solver, by name: every method offers ``velocity`` (its ODE); the others
+#: are optional. Solvers declare the subset they require (``Solver.requires``), methods the subset they offer
+#: (``Method.offers``), and the plan skips a pair whose requirement is not met before any network is built.
+CAPABILITIES = {
+    "velocity": "an ODE velocity field dx/dt = v(x, t)",
+    "sde": "an SDE with the ODE's marginals: drift b(x, t) and noise scale g(t)",
+    "ancestral": "a DDPM-style ancestral step x_t -> x_{t + dt} drawn from the Gaussian posterior",
+    "corrector": "a Langevin corrector (the score of the marginals at a fixed time)",
+}
+
+Field = Callable[[Tensor, Tensor], Tensor]
+"""A velocity field ``f(x, t) -> dx/dt`` with x: [B, *shape], t: [B]."""
+
+
+class BudgetTooSmall(ValueError):
+    """The NFE budget is below what the solver needs for one step (the cell is skipped, not failed)."""
+
+
+class Unsupported(ValueError):
+    """The dynamics lack what the solver needs (e.g. an SDE solver on an ODE-only method)."""
+
+
+@dataclass(frozen=True)
+class LangevinCorrector:
+    """Langevin MCMC steps at a fixed time, used by the ``pc`` solver (Song et al.'s predictor-corrector).
+
+    Each step draws z ~ N(0, I) and sets x <- x + e * score(x, t) + sqrt(2 e) z with the step size
+    e = 2 (snr * ||z|| / ||score||)^2, the norms averaged over the batch (as in Song et al.'s sampler).
+
+    Attributes:
+        score: grad_x log p_t(x), a field (x [B, *shape], t [B]) -> [B, *shape]; each call is a network call.
+        n_steps: corrector steps per grid time (each costs one NFE).
+        snr: target signal-to-noise ratio of a step.
+    """
+
+    score: Field
+    n_steps: int = 1
+    snr: float = 0.16
+
+
+@dataclass
+class Dynamics:
+    """How a trained model moves samples from t0 (source side) to t1 (data side).
+
+    Attributes:
+        velocity: ODE field dx/dt = v(x, t), x: [B, *shape], t: [B].
+        drift: SDE drift b(x, t) whose SDE dX = b dt + g(t) dW has the ODE's marginals; None if ODE-only.
+        diffusion: g(t): [B] -> [B], the SDE's noise scale; given with ``drift``.
+        ancestral_net: the network call of the ancestral sampler (e.g. epsilon prediction), [B, *shape].
+        ancestral_step: ``(x, net_out, t, t_next, gen, last) -> x_next``, the maths of one DDPM-style step
+            given ``net_out = ancestral_net(x, t)``; with ``last=True`` (the step onto t1) it returns the
+            mean, without noise; optional.
+        corrector: Langevin corrector of the ``pc`` solver; None if the method defines none.
+        t0, t1: integration interval; diffusion models stop short of the data end (t1 = 1 - s_eps).
+    """
+
+    velocity: Field
+    drift: Field | None = None
+    diffusion: Callable[[Tensor], Tensor] | None = None
+    ancestral_net: Field | None = None
+    ancestral_step: Callable[..., Tensor] | None = None
+    corrector: LangevinCorrector | None = None
+    t0: float = 0.0
+    t1: float = 1.0
+
+    def offers(self) -> frozenset[str]:
+        """The capabilities (keys of ``CAPABILITIES``) these dynamics fill in."""
+        have = {"velocity"}
+        if self.drift is not None and self.diffusion is not None:
+            have.add("sde")
+        if self.ancestral_net is not None and self.ancestral_step is not None:
+            have.add("ancestral")
+        if self.corrector is not None:
+            have.add("corrector")
+        return frozenset(have)
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Outcome of one solve.
+
+    Attributes:
+        x: final state at t1, [B, *shape].
+        nfe: network evaluations actually made.
+        t: time grid, [T + 1]: the steps taken (fixed step) or the requested output times (adaptive).
+        trajectory: states on ``t``, [T + 1, B, *shape], or None if not requested.
+    """
+
+    x: Tensor
+    nfe: int
+    t: Tensor
+    trajectory: Tensor | None = None
+
+
+class CountingField:
+    """Wraps a field and counts its calls; every solver sees the field only through this."""
+
+    def __init__(self, field: Field):
+        self.field = field
+        self.nfe = 0
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        self.nfe += 1
+        return self.field(x, t)

@@ -1,0 +1,89 @@
+"""SDE samplers: Euler-Maruyama on the reverse SDE, the method's ancestral step, and predictor-corrector."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from odebench.bench.core.fields import BudgetTooSmall, CountingField, Field, SolveResult
+from odebench.bench.core.solvers.base import SOLVERS, FixedStepSolver, Solver, register_solver
+from odebench.bench.core.time_grids import GRIDS
+
+
+@register_solver("euler_maruyama")
+class EulerMaruyama(FixedStepSolver):
+    """dX = b(X, t) dt + g(t) dW; the last step adds no noise (it returns the mean, as Song et al. do)."""
+
+    kind = "sde"
+    evals_per_step = 1
+    requires = frozenset({"sde"})
+
+    def field_of(self, dyn):
+        return dyn.drift
+
+    def step(self, f, x, t, dt, *, dyn, gen, last):
+        x_mean = x + dt * f(x, t)
+        if last:
+            return x_mean
+        z = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+        g = dyn.diffusion(t).reshape(-1, *([1] * (x.dim() - 1)))
+        return x_mean + g * dt.abs().sqrt() * z
+
+
+@register_solver("ancestral")
+class Ancestral(FixedStepSolver):
+    """The method's own ancestral step (DDPM): x_{t+dt} ~ p(x_{t+dt} | x_t), one network call per step."""
+
+    kind = "sde"
+    evals_per_step = 1
+    requires = frozenset({"ancestral"})
+
+    def field_of(self, dyn):
+        return dyn.ancestral_net
+
+    def step(self, f, x, t, dt, *, dyn, gen, last):
+        return dyn.ancestral_step(x, f(x, t), t, t + dt, gen, last=last)
+
+
+@register_solver("pc")
+class PredictorCorrector(Solver):
+    """Song et al.'s predictor-corrector sampler: at every grid time, ``corrector.n_steps`` Langevin steps
+    (one score call each), then one Euler-Maruyama predictor step (one drift call). A budget of n buys
+    n // (1 + n_steps) grid steps; the last predictor step returns its mean (no noise).
+    """
+
+    kind = "sde"
+    requires = frozenset({"sde", "corrector"})
+
+    def run(self, dyn, x0, *, nfe, rtol, atol, grid, gen, trajectory):
+        if nfe is None:
+            raise ValueError("solver 'pc' needs an NFE budget (nfe=...)")
+        per_step = 1 + dyn.corrector.n_steps
+        n = nfe // per_step
+        if n < 1:
+            raise BudgetTooSmall(f"solver 'pc' with {dyn.corrector.n_steps} corrector step(s) needs at least "
+                                 f"{per_step} NFE per step; got a budget of {nfe}")
+        score = CountingField(dyn.corrector.score)
+        drift = CountingField(dyn.drift)
+        ts = GRIDS.get(grid)(n, dyn.t0, dyn.t1, device=x0.device, dtype=x0.dtype)
+        x, states = x0, [x0] if trajectory else None
+        predictor = SOLVERS.get("euler_maruyama")
+        for i in range(n):
+            t = ts[i].expand(x0.shape[0])
+            for _ in range(dyn.corrector.n_steps):
+                x = langevin_step(score, x, t, dyn.corrector.snr, gen)
+            x = predictor.step(drift, x, t, ts[i + 1] - ts[i], dyn=dyn, gen=gen, last=i == n - 1)
+            if states is not None:
+                states.append(x)
+        traj = torch.stack(states) if states is not None else None
+        return SolveResult(x=x, nfe=score.nfe + drift.nfe, t=ts, trajectory=traj)
+
+
+def langevin_step(score: Field, x: Tensor, t: Tensor, snr: float, gen: torch.Generator | None) -> Tensor:
+    """One Langevin step x + e s + sqrt(2 e) z, e = 2 (snr ||z|| / ||s||)^2, norms averaged over the batch."""
+    grad = score(x, t)
+    z = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    grad_norm = grad.flatten(1).norm(dim=1).mean()
+    noise_norm = z.flatten(1).norm(dim=1).mean()
+    step = 2 * (snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
+    return x + step * grad + (2 * step).sqrt() * z

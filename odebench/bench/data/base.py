@@ -1,0 +1,73 @@
+"""The dataset type, its registry and ``load_dataset``.
+
+Every dataset is a :class:`Dataset` of tensors already in model space (toy sets around the origin; images
+scaled to [-1, 1]). Toy sets are generated with a ``torch.Generator`` seeded by ``data_seed``, so the same
+seed gives the same points on every machine. The built-in loaders live in this package's other modules
+(``toy``, ``digits``, ``images``) and are found by discovery; third-party datasets join through the
+``odebench.datasets`` entry-point group: a loader ``f(data_seed: int, **options) -> Dataset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from odebench.bench.core.registry import Registry
+
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", "odebench.datasets", builtin="odebench.bench.data")
+
+#: the spec's name for "the method's own prior" as source
+GAUSSIAN_SOURCE = "gaussian"
+
+
+@dataclass
+class Dataset:
+    """A dataset in model space.
+
+    Attributes:
+        name: registry name.
+        kind: "points" (vectors) or "image" ([C, H, W], values in [-1, 1]).
+        train, test: [N, *shape] tensors.
+        meta: facts metrics need (e.g. ``levels`` of quantisation for images).
+    """
+
+    name: str
+    kind: str
+    train: Tensor
+    test: Tensor
+    meta: dict = field(default_factory=dict)
+    #: random horizontal flips of training draws (image augmentation; the test split is never flipped)
+    hflip: bool = False
+    _resident: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.train.shape[1:])
+
+    def sample(self, n: int, gen: torch.Generator | None, device=None) -> Tensor:
+        """[n, *shape] training points drawn with replacement (each flipped with probability 1/2 if hflip).
+
+        The draw happens on the generator's device, from a copy of the training split kept there: with a
+        CUDA generator the data stays on the GPU and no batch crosses the host bus.
+        """
+        where = gen.device if gen is not None else torch.device("cpu")
+        if where.type == "cpu":
+            train = self.train
+        else:  # copy once per device, then index there
+            if str(where) not in self._resident:
+                self._resident[str(where)] = self.train.to(where)
+            train = self._resident[str(where)]
+        idx = torch.randint(len(train), (n,), generator=gen, device=where)
+        out = train[idx]
+        if self.hflip:
+            flip = torch.rand(n, generator=gen, device=where) < 0.5
+            out = torch.where(flip.view(-1, *[1] * (out.dim() - 1)), out.flip(-1), out)
+        return out if device is None else out.to(device)
+
+
+def load_dataset(name: str, data_seed: int = 0, **options) -> Dataset:
+    """Build a registered dataset; unknown names raise with the known ones."""
+    return DATASETS.get(name)(data_seed=data_seed, **options)

@@ -1,0 +1,1 @@
+"""The sweep harness: spec -> plan -> (cached) training -> sampling -> metrics -> one record per cell."""

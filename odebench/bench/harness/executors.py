@@ -1,0 +1,138 @@
+"""Where a sweep's jobs run: in this process (default) or as Ray tasks on a local or remote Ray cluster.
+
+Both executors take the same plan and the same two job functions (``odebench.bench.harness.run.train_job`` and
+``odebench.bench.harness.run.cell_job``) and report every finished job to the same sink, which writes the records in the
+driver. They differ only in scheduling:
+
+- ``local``: each training in plan order (parents first), then that model's cells, one at a time.
+- ``ray``: every training is a task whose parent's result is one of its arguments, so Ray starts it only
+  once the parent is done; every cell is a task taking its model's training result. Records are written as
+  tasks finish, so a killed driver loses nothing that was reported. With ``device = "cuda"`` each task asks
+  Ray for one GPU. Trained models go to the artifact folder under ``--out``, which every node must see
+  (a shared file system) when the cluster has more than one machine.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from odebench.bench.harness.plan import JobContext, Plan, TrainOutcome
+from odebench.bench.harness.records import failed_record
+
+EXECUTORS = ("local", "ray")
+RAY_INSTALL = 'pip install "odebench[ray]"  (or: pip install "ray>=2.9")'
+
+TrainFn = Callable[..., TrainOutcome]
+CellFn = Callable[..., dict[str, Any]]
+
+
+class ExecutorUnavailable(RuntimeError):
+    """The chosen executor cannot run here (Ray missing, options that do not fit); nothing has run yet."""
+
+
+class Executor(ABC):
+    """Runs a plan's trainings and cells and reports each result to ``sink`` as it finishes."""
+
+    #: whether training progress bars make sense (they do not in remote workers)
+    shows_training_progress: bool = True
+
+    @abstractmethod
+    def run(self, plan: Plan, ctx: JobContext, train_fn: TrainFn, cell_fn: CellFn, sink) -> None:
+        """``sink.training_done(job, outcome)`` and ``sink.cell_done(cell, record)`` for every job."""
+
+
+class LocalExecutor(Executor):
+    """Everything in this process, in plan order: a model's cells right after its training."""
+
+    def run(self, plan, ctx, train_fn, cell_fn, sink):
+        outcomes: dict[str, TrainOutcome] = {}
+        for job in plan.trainings:
+            outcome = train_fn(job, ctx, outcomes.get(job.parent))
+            outcomes[job.key] = outcome
+            sink.training_done(job, outcome)
+            for cell in plan.cells_of(job.key):
+                sink.cell_done(cell, cell_fn(cell, outcome, ctx))
+
+
+class RayExecutor(Executor):
+    """Trainings and then their cells as Ray tasks; connects to ``address`` or starts a local instance."""
+
+    shows_training_progress = False
+
+    def __init__(self, address: str | None = None):
+        try:
+            import ray
+        except ImportError as exc:
+            raise ExecutorUnavailable(f"--executor ray needs Ray, which is not installed; install it with "
+                               f"{RAY_INSTALL}") from exc
+        self.ray = ray
+        self.address = address
+
+    def _connect(self) -> bool:
+        """Connect (or start a local Ray); returns whether this executor started it and must shut it down."""
+        if self.ray.is_initialized():
+            return False
+        # workers import odebench from the same checkout as the driver: the folder that holds the package
+        import odebench
+
+        root = str(Path(odebench.__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        self.ray.init(address=self.address, include_dashboard=False, log_to_driver=True,
+                      runtime_env={"env_vars": {"PYTHONPATH": path}})
+        return True
+
+    def run(self, plan, ctx, train_fn, cell_fn, sink):
+        ray = self.ray
+        started = self._connect()
+        try:
+            gpus = 1 if ctx.device.startswith("cuda") else 0
+            train_task = ray.remote(num_gpus=gpus, max_retries=0)(train_fn)
+            cell_task = ray.remote(num_gpus=gpus, max_retries=0)(cell_fn)
+            ctx_ref = ray.put(ctx)
+            trainings: dict[str, Any] = {}
+            pending: dict[Any, tuple[str, Any]] = {}
+            for job in plan.trainings:
+                parent = trainings.get(job.parent)
+                trainings[job.key] = train_task.remote(job, ctx_ref, parent)
+                pending[trainings[job.key]] = ("training", job)
+            for cell in plan.todo:
+                ref = cell_task.remote(cell, trainings[plan.cell_model[cell.id]], ctx_ref)
+                pending[ref] = ("cell", cell)
+            self._drain(pending, sink, ctx)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _drain(self, pending: dict, sink, ctx: JobContext) -> None:
+        """Report results in the order they finish; a task Ray itself lost becomes a failed result."""
+
+        ray = self.ray
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            kind, item = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except ray.exceptions.RayError as exc:  # a crashed worker or a lost node, not a job's own error
+                reason = f"Ray task failed: {type(exc).__name__}: {exc}"
+                result = (TrainOutcome(item.key, False, reason) if kind == "training"
+                          else failed_record(item, ctx.device, reason, "ray"))
+            if kind == "training":
+                sink.training_done(item, result)
+            else:
+                sink.cell_done(item, result)
+
+
+def get_executor(name: str, address: str | None = None) -> Executor:
+    """The executor called ``name``; unknown names and a missing Ray raise with the fix."""
+    if name == "local":
+        if address:
+            raise ExecutorUnavailable("--address only applies to --executor ray; add --executor ray or drop "
+                                      "--address")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address)
+    raise ExecutorUnavailable(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")

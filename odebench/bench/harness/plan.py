@@ -1,0 +1,196 @@
+"""The two units of work of a sweep, shared by every executor: train one model, evaluate one cell.
+
+A sweep becomes a :class:`Plan`: the cells still to evaluate, the cells whose skip is known before any
+training (a budget below a solver's minimum, an SDE solver on an ODE-only method), and the trainings those
+cells need -- one per distinct model key, parents (reflow rounds) included and listed before their
+children. The jobs themselves (``odebench.bench.harness.run.train_job`` and ``odebench.bench.harness.run.cell_job``)
+take only the picklable objects defined here, so the in-process executor calls them directly and the Ray
+executor ships them as tasks.
+
+A cached model whose file no longer matches its recorded SHA-256 is a cache miss: ``quarantine_corrupt``
+moves the files aside (``<key>.pt.corrupt``, kept for inspection) and the model is trained again. Only a file
+corrupted between its training and an evaluation fails that cell, with the message of CorruptArtifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from odebench.bench.core.solvers import SOLVERS, BudgetTooSmall
+from odebench.bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
+from odebench.bench.data.images import DATA_ENV
+from odebench.bench.harness.artifacts import ArtifactStore, sha256_file
+from odebench.bench.harness.runtime import Runtime
+from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.train import Problem, TrainConfig, model_key
+from odebench.methods import Method, get_method
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Where jobs read and write models, and how they run (all picklable)."""
+
+    artifacts_root: str
+    device: str = "cpu"
+    progress: bool = False
+    threads: int | None = None  # torch intra-op threads; fixed on CPU so results match bit for bit
+    precision: str = "fp32"
+    compile: bool = False
+    samples_dir: str | None = None  # where image cells save their sample grids
+
+    @property
+    def runtime(self) -> Runtime:
+        return Runtime(self.device, self.precision, self.compile)
+
+    def enter(self) -> None:
+        """Apply the context in the process that runs a job (a Ray worker starts with one thread)."""
+        if self.threads and self.device == "cpu" and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Train the model ``depth`` parent steps above ``cell``'s method (depth 0: the cell's own model)."""
+
+    key: str
+    cell: Cell
+    depth: int
+    parent: str | None
+    label: str
+    cached: bool = False
+
+
+@dataclass
+class TrainOutcome:
+    """What a training job reports back: its model key, success, and which models it actually trained."""
+
+    key: str
+    ok: bool
+    reason: str | None = None
+    trained: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    total_train_seconds: float = 0.0
+    traceback: str | None = None
+
+
+@dataclass
+class Plan:
+    """The work of a sweep: cells to evaluate, skips known in advance, trainings (parents first)."""
+
+    done: list[Cell]
+    skips: dict[str, str]  # cell id -> reason, for cells skipped without training
+    todo: list[Cell]
+    trainings: list[TrainingJob]
+    cell_model: dict[str, str]  # cell id -> key of the model it evaluates
+    by_model: dict[str, list[Cell]] = field(init=False)
+
+    def __post_init__(self):
+        self.by_model = {}
+        for c in self.todo:
+            self.by_model.setdefault(self.cell_model[c.id], []).append(c)
+
+    def cells_of(self, key: str) -> list[Cell]:
+        """The cells evaluated on model ``key`` (none for a parent only its children use)."""
+        return self.by_model.get(key, [])
+
+
+# ------------------------------------------------------------------------------------------------ planning
+@lru_cache(maxsize=16)
+def _dataset(name: str, data_seed: int, options: tuple = (), data_root: str | None = None) -> Dataset:
+    return load_dataset(name, data_seed, **dict(options))  # data_root only keys the cache ($ODEBENCH_DATA)
+
+
+def problem_of(cell: Cell) -> Problem:
+    root = os.environ.get(DATA_ENV)
+    source = None if cell.source == GAUSSIAN_SOURCE else _dataset(cell.source, cell.data_seed, (), root)
+    target = _dataset(cell.target, cell.data_seed, tuple(sorted(cell.data_options.items())), root)
+    return Problem(target=target, source=source, net=cell.net, data_seed=cell.data_seed)
+
+
+def method_at(cell: Cell, depth: int) -> Method:
+    """The cell's method, or its parent ``depth`` stages up."""
+    method = get_method(**cell.method)
+    for _ in range(depth):
+        method = method.parent()
+    return method
+
+
+def model_chain(cell: Cell, precision: str = "fp32") -> list[tuple[int, str, Method]]:
+    """[(depth, model key, method)] from the root stage (largest depth) to the cell's own model."""
+    stages = [get_method(**cell.method)]
+    while (parent := stages[-1].parent()) is not None:
+        stages.append(parent)
+    problem, cfg = problem_of(cell), TrainConfig(**cell.train)
+    chain, parent_key = [], None
+    for depth in range(len(stages) - 1, -1, -1):
+        parent_key = model_key(stages[depth], problem, cfg, cell.seed, parent_key, precision)
+        chain.append((depth, parent_key, stages[depth]))
+    return chain
+
+
+def skip_reason(cell: Cell) -> str | None:
+    """The reason a cell will be skipped, if it is known without a trained model."""
+    solver = SOLVERS.get(cell.solver)
+    if not solver.adaptive:
+        try:
+            solver.steps_for(cell.nfe)
+        except BudgetTooSmall as exc:
+            return str(exc)
+    method = get_method(**cell.method)
+    return solver.unmet(method.offers(), f"method {method.name!r}")  # declared: no network is built
+
+
+def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore, precision: str = "fp32") -> Plan:
+    """Split ``cells`` into done / skipped / to evaluate, and list the trainings the latter need."""
+    done, skips, todo, cell_model = [], {}, [], {}
+    jobs: OrderedDict[str, TrainingJob] = OrderedDict()
+    for c in cells:
+        if finished(c.id):
+            done.append(c)
+            continue
+        reason = skip_reason(c)
+        if reason is not None:
+            skips[c.id] = reason
+            continue
+        todo.append(c)
+        parent = None
+        for depth, key, method in model_chain(c, precision):
+            if key not in jobs:
+                label = f"{method_label_of(method)} on {dataset_label(c)} seed {c.seed}"
+                jobs[key] = TrainingJob(key, c, depth, parent, label, artifacts.has(key))
+            parent = key
+        cell_model[c.id] = parent
+    # parents come first: a job is inserted only after its whole chain above it
+    return Plan(done=done, skips=skips, todo=todo, trainings=list(jobs.values()), cell_model=cell_model)
+
+
+def method_label_of(method: Method) -> str:
+    from odebench.bench.harness.records import method_label
+
+    return method_label(method.config())
+
+
+def dataset_label(cell: Cell) -> str:
+    return cell.target if cell.source == GAUSSIAN_SOURCE else f"{cell.source}->{cell.target}"
+
+
+def quarantine_corrupt(store: ArtifactStore, key: str) -> str | None:
+    """If cached model ``key`` fails its hash check, move its files aside and say so (None: it is fine)."""
+    if not store.has(key):
+        return None
+    weights, meta = store.paths(key)
+    try:
+        recorded = json.loads(meta.read_text()).get("sha256")
+    except (OSError, json.JSONDecodeError):
+        recorded = None
+    if recorded is not None and sha256_file(weights) == recorded:
+        return None
+    for p in (weights, meta):
+        os.replace(p, p.with_name(p.name + ".corrupt"))
+    return f"cached model {key} failed its SHA-256 check; moved it to {weights.name}.corrupt, training again"

@@ -1,0 +1,151 @@
+"""Result records: one JSON file per cell, written atomically; load a sweep as a pandas DataFrame.
+
+Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version``, the resolved ``config``
+and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
+actual ``nfe``, ``timings`` (train/sample/metric seconds) and ``environment``. Older schema versions are
+migrated on load.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.spec import Cell
+
+SCHEMA_VERSION = 1
+FINISHED = ("ok", "skipped")
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions, device and CPU threads that produced a record (git commit when run from a checkout).
+
+    ``threads`` is torch's intra-op thread count in the process that ran the cell: timings are only
+    comparable between records with the same count on the same machine.
+    """
+    import torch
+
+    import odebench
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        commit = out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    dev = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"{device} ({torch.cuda.get_device_name()})"
+    return {"odebench": odebench.__version__, "torch": torch.__version__, "python": platform.python_version(),
+            "device": dev, "threads": torch.get_num_threads(), "git_commit": commit,
+            "platform": platform.platform()}
+
+
+def base_record(cell: Cell, device: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "config": cell.config(),
+            "config_hash": cell.id, "environment": environment(device), "created": time.time()}
+
+
+def failed_record(cell: Cell, device: str, reason: str, stage: str) -> dict[str, Any]:
+    return {**base_record(cell, device), "status": "failed", "reason": f"{stage}: {reason}", "metrics": {},
+            "timings": {}}
+
+
+def skipped_record(cell: Cell, device: str, reason: str) -> dict[str, Any]:
+    return {**base_record(cell, device), "status": "skipped", "reason": reason, "metrics": {}, "nfe": None,
+            "timings": {}}
+
+
+def is_finished(record: dict[str, Any] | None) -> bool:
+    """Whether a record (None: no file) ends its cell: ok or skipped; failed cells run again."""
+    return record is not None and record.get("status") in FINISHED
+
+
+class RecordStore:
+    """Reads and writes the records of one sweep folder."""
+
+    def __init__(self, sweep_dir: str | Path):
+        self.dir = Path(sweep_dir)
+        self.cells = self.dir / "cells"
+
+    def path(self, cell_id: str) -> Path:
+        return self.cells / f"{cell_id}.json"
+
+    def write(self, record: dict[str, Any]) -> Path:
+        path = self.path(record["cell_id"])
+        atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+        return path
+
+    def read(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.path(cell_id)
+        try:
+            return migrate(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:  # cannot happen with atomic writes, but never trust a file
+            return None
+
+    def finished(self, cell_id: str) -> bool:
+        return is_finished(self.read(cell_id))
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for p in sorted(self.cells.glob("*.json")):
+            try:
+                out.append(migrate(json.loads(p.read_text())))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        return records_frame(self.records())
+
+
+def migrate(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older record up to SCHEMA_VERSION (version 1 is the first; key renames within it are mapped)."""
+    version = record.get("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"record schema {version} is newer than this odebench ({SCHEMA_VERSION}); upgrade")
+    if "sample_grid" in record and "sample_sheet" not in record:  # the image's old name
+        record["sample_sheet"] = record.pop("sample_grid")
+    return record
+
+
+def method_label(method: dict[str, Any]) -> str:
+    """'rf(k=2)' style label: the name plus hparams that differ from the method's defaults."""
+    import inspect
+
+    from odebench.methods import METHODS
+
+    name = method["name"]
+    try:
+        params = inspect.signature(METHODS.get(name).__init__).parameters
+        defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    except Exception:  # an unregistered plugin: show every hparam
+        defaults = {}
+    shown = [f"{k}={v}" for k, v in method.items() if k != "name" and defaults.get(k, object()) != v]
+    return f"{name}({', '.join(shown)})" if shown else name
+
+
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: config columns, status, nfe, timings, and one column per metric value."""
+    rows = []
+    for r in records:
+        c = r["config"]
+        row = {"cell_id": r["cell_id"], "sweep": c["sweep"], "method": method_label(c["method"]),
+               "method_name": c["method"]["name"], "target": c["target"], "source": c["source"],
+               "dataset": c["target"] if c["source"] == "gaussian" else f"{c['source']}->{c['target']}",
+               "solver": c["solver"] + ("" if c.get("grid", "uniform") == "uniform" else f"/{c['grid']}"),
+               "nfe_requested": c["nfe"], "tol": c["tol"], "seed": c["seed"],
+               "status": r["status"], "reason": r.get("reason"), "nfe": r.get("nfe"),
+               **{f"time_{k}": v for k, v in r.get("timings", {}).items()}}
+        row.update(r.get("metrics", {}))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,361 @@
+"""Run a sweep: plan it, train each model once, evaluate every cell, write records.
+
+Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics -> record. ``train_job`` and
+``cell_job`` are the two units of work; an executor (odebench.bench.harness.executors: in-process or Ray) runs them
+and the driver writes each record as it arrives. A failure in one training or one cell is written as a "failed"
+record and the sweep goes on; budgets a solver cannot use and samplers a method lacks become "skipped"
+records with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+import traceback
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from odebench.bench.core import seeding
+from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
+from odebench.bench.harness import distributed
+from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.plan import (
+    JobContext,
+    TrainingJob,
+    TrainOutcome,
+    make_plan,
+    method_at,
+    model_chain,
+    problem_of,
+    quarantine_corrupt,
+)
+from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
+from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
+from odebench.bench.harness.sample_sheets import save_sample_sheet
+from odebench.bench.harness.spec import Cell, Spec
+from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
+from odebench.methods import get_method
+from odebench.metrics import METRICS, EvalContext
+from odebench.metrics.registry import split_output
+
+
+class PrecisionMismatch(ValueError):
+    """A sweep folder holds finished cells computed at another precision than the one asked for."""
+
+
+def check_precision(existing: dict[str, dict[str, Any] | None], sweep_dir: Path, precision: str) -> None:
+    """Refuse to resume a sweep folder whose finished cells ran at another precision.
+
+    ``existing`` maps the spec's cell ids to their records (None: not run yet). Cell ids do not include the
+    precision (fp32 ids are what they always were), so without this check a bf16 run in an fp32 folder would
+    take the fp32 records as its own finished cells.
+    """
+    clash: dict[str, int] = defaultdict(int)
+    for rec in existing.values():
+        if rec is not None and rec.get("status") == "ok":  # skips (budget, no SDE) hold at any precision
+            theirs = (rec.get("runtime") or {}).get("precision", "fp32")
+            if theirs != precision:
+                clash[theirs] += 1
+    if clash:
+        found = ", ".join(f"{n} in {p}" for p, n in sorted(clash.items()))
+        raise PrecisionMismatch(
+            f"{sweep_dir} already holds finished cells of this spec computed at another precision ({found}); "
+            f"this run asks for {precision}, and those records would be taken as its results. Use another "
+            f"--out folder for {precision} (e.g. --out results_{precision}) or run at the folder's precision.")
+
+
+@dataclass
+class SweepSummary:
+    """Counts and wall time of one ``run_sweep`` call."""
+
+    sweep: str
+    out_dir: Path
+    n_cells: int = 0
+    already_done: int = 0
+    status_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    n_trainings: int = 0  # models the plan needed (parents included)
+    trained: int = 0  # of which trained in this run
+    loaded: int = 0  # of which found in the cache
+    seconds: float = 0.0
+    executor: str = "local"
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def group_by_model(cells: list[Cell]) -> dict[str, list[Cell]]:
+    groups: dict[str, list[Cell]] = defaultdict(list)
+    for c in cells:
+        groups[c.training_key()].append(c)
+    return groups
+
+
+def draw_sources(cell: Cell, method, problem: Problem) -> torch.Tensor:
+    """[n_samples, *shape] source draws; sample i depends only on (seed, i), never on batching."""
+    draw = source_sampler(method, problem, "cpu")
+    return seeding.per_sample(lambda g: draw(1, g), cell.seed, f"x0/{cell.source}", 0, cell.eval["n_samples"])
+
+
+@dataclass
+class CellSamples:
+    """What one cell's sampling produced: samples [N, *shape] (float32, CPU), the solver's trajectory
+    [T + 1, N, *shape] on ``t_grid`` if a metric needs it, the NFE used and the wall seconds."""
+
+    samples: torch.Tensor
+    trajectory: torch.Tensor | None
+    t_grid: torch.Tensor | None
+    nfe: int
+    seconds: float
+
+
+def sample_cell(cell: Cell, dyn, x0_all: torch.Tensor, runtime: Runtime, need_trajectory: bool) -> CellSamples:
+    """Move the source draws x0_all [N, *shape] to the data side with the cell's solver, grid and budget, in
+    chunks of ``eval.batch_size``; SDE noise of chunk i comes from (seed, cell, i). Raises BudgetTooSmall /
+    Unsupported when the solver cannot take the cell's budget or the method's dynamics."""
+    device = runtime.device
+    start = time.perf_counter()
+    xs, trajs, nfe, t_grid = [], [], 0, None
+    with torch.inference_mode(), runtime.autocast():
+        for i, x0 in enumerate(x0_all.split(cell.eval["batch_size"])):
+            res = sample(dyn, x0.to(device), cell.solver, nfe=cell.nfe, rtol=cell.tol, atol=cell.tol,
+                         grid=cell.grid, gen=seeding.derive(cell.seed, cell.id, "sde", i, device=device),
+                         trajectory=need_trajectory)
+            xs.append(res.x.float().cpu())
+            if need_trajectory:
+                trajs.append(res.trajectory.float().cpu())
+            nfe = max(nfe, res.nfe)  # every chunk uses the same grid; adaptive chunks may differ
+            t_grid = res.t.cpu()
+    return CellSamples(torch.cat(xs), torch.cat(trajs, 1) if trajs else None, t_grid, nfe,
+                       time.perf_counter() - start)
+
+
+def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_key: str,
+                 device: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every metric of the cell on its samples: (values by column, metric_info by metric)."""
+    values, info = {}, {}
+    for name in metric_names:
+        metric = METRICS.get(name)
+        out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
+        metric_values, settings = split_output(name, out)
+        values.update(metric_values)
+        info[name] = {**metric.metadata(), "options": ctx.opts(name), "settings": settings}
+    return values, info
+
+
+def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
+                  samples_dir: Path | None = None) -> dict[str, Any]:
+    """Sample with the cell's solver and budget, compute its metrics, and return its record.
+
+    ``runtime`` (overriding ``device``) adds bf16 autocast around sampling; image cells save a sheet of their
+    samples to ``samples_dir/<cell_id>.png`` when a folder is given.
+    """
+    runtime = runtime or Runtime(device)
+    method, problem = get_method(**cell.method), problem_of(cell)
+    dyn = method.dynamics(trained.model)
+    record = {**base_record(cell, runtime.device), "model_key": trained.key, "runtime": runtime.record()}
+    metric_names = cell.eval["metrics"].get(problem.target.kind, [])
+    x0_all = draw_sources(cell, method, problem)
+    timings = {"train_seconds": trained.total_train_seconds()}
+    try:
+        drawn = sample_cell(cell, dyn, x0_all, runtime, any(METRICS.get(m).needs_trajectory for m in metric_names))
+    except (BudgetTooSmall, Unsupported) as exc:
+        return {**record, "status": "skipped", "reason": str(exc), "metrics": {}, "nfe": None, "timings": timings}
+    timings["sample_seconds"] = drawn.seconds
+    samples = drawn.samples
+    if not torch.isfinite(samples).all():
+        bad = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
+        return {**record, "status": "failed", "nfe": drawn.nfe, "metrics": {}, "timings": timings,
+                "reason": f"sampling: {bad} of {len(samples)} samples are NaN/inf (the trained field or the "
+                          f"solver diverged); try a smaller step or check the training loss"}
+
+    prior = method.prior(problem.target.shape)
+    ctx = EvalContext(samples=samples, reference=problem.target.test, x0=x0_all, trajectory=drawn.trajectory,
+                      t_grid=drawn.t_grid, dynamics=dyn,
+                      log_prob_source=None if problem.source is not None else prior.log_prob,
+                      data_kind=problem.target.kind, data_meta=problem.target.meta,
+                      gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"])
+    start = time.perf_counter()
+    values, info = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
+    timings["metric_seconds"] = time.perf_counter() - start
+    if samples_dir is not None and problem.target.kind == "image":
+        record["sample_sheet"] = save_sample_sheet(samples, Path(samples_dir) / f"{cell.id}.png")
+    return {**record, "status": "ok", "reason": None, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
+            "metrics": values, "metric_info": info, "timings": timings}
+
+
+#: outputs of per-model metrics (NLL) this process computed, by (model key, metric, options, device)
+_MODEL_METRICS: OrderedDict[tuple[str, str, str, str], Any] = OrderedDict()
+_MODEL_METRICS_KEPT = 64
+
+
+def per_model_value(metric, ctx: EvalContext, model_key: str, seed: int, device: str) -> Any:
+    """Output of a ``per_model`` metric, computed once per (model, options, device) in this process.
+
+    Its generator is derived from the model key, not the cell, so every cell of a model -- in this process or
+    in a Ray worker -- records the same value, and a sweep over 20 solver budgets solves the NLL once, not 20
+    times. Only the model's fields, the reference data and the options reach it (see Metric.per_model).
+    """
+    memo = (model_key, metric.name, json.dumps(ctx.opts(metric.name), sort_keys=True, default=str), device)
+    if memo in _MODEL_METRICS:
+        _MODEL_METRICS.move_to_end(memo)
+    else:
+        own = dataclasses.replace(ctx, gen=seeding.derive(seed, model_key, "metrics", metric.name), cache={})
+        _MODEL_METRICS[memo] = metric.fn(own)
+        while len(_MODEL_METRICS) > _MODEL_METRICS_KEPT:
+            _MODEL_METRICS.popitem(last=False)
+    return copy.deepcopy(_MODEL_METRICS[memo])
+
+
+# ----------------------------------------------------------------- the two jobs every executor runs
+#: the last few models this process trained or loaded, by (artifact folder, key, device)
+_MODELS: OrderedDict[tuple[str, str, str], TrainedModel] = OrderedDict()
+_MODELS_KEPT = 4
+
+
+def _remember(trained: TrainedModel, ctx: JobContext) -> TrainedModel:
+    slot = (ctx.artifacts_root, trained.key, ctx.device)
+    _MODELS[slot] = trained
+    _MODELS.move_to_end(slot)
+    while len(_MODELS) > _MODELS_KEPT:
+        _MODELS.popitem(last=False)
+    return trained
+
+
+def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = None) -> TrainOutcome:
+    """Train (or load) one model of the plan; failures come back as ``ok=False`` with the reason."""
+    ctx.enter()
+    if parent is not None and not parent.ok:
+        return TrainOutcome(job.key, False, f"its parent model ({parent.key}) failed: {parent.reason}")
+    store = ArtifactStore(ctx.artifacts_root)
+    start = time.perf_counter()
+    try:
+        notes = [n for depth, key, _ in model_chain(job.cell, ctx.precision) if depth >= job.depth
+                 if (n := quarantine_corrupt(store, key))]
+        trained = train_model(method_at(job.cell, job.depth), problem_of(job.cell),
+                              TrainConfig(**job.cell.train), job.cell.seed, store, ctx.device, ctx.progress,
+                              ctx.runtime)
+        if trained.key != job.key:
+            raise RuntimeError(f"planned model key {job.key} but training produced {trained.key}; the "
+                               f"method's config() or parent() is not deterministic")
+    except Exception as exc:  # isolate: this model's cells fail, the sweep goes on
+        return TrainOutcome(job.key, False, f"{type(exc).__name__}: {exc}",
+                            seconds=time.perf_counter() - start, traceback=traceback.format_exc(limit=8))
+    fresh, node = [], trained
+    while node is not None:
+        if not node.cached:
+            fresh.append(node.key)
+        node = node.parent
+    _remember(trained, ctx)
+    return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
+                        trained.total_train_seconds())
+
+
+def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedModel:
+    """The cell's model: from this process's memory, else from the artifact store (hash-checked)."""
+    if (ctx.artifacts_root, outcome.key, ctx.device) in _MODELS:
+        return _MODELS[(ctx.artifacts_root, outcome.key, ctx.device)]
+    method = get_method(**cell.method)
+    model = build_model(method, problem_of(cell)).to(ctx.device)
+    meta = ArtifactStore(ctx.artifacts_root).load(outcome.key, model, ctx.device)
+    model.eval()
+    trained = TrainedModel(model, outcome.key, outcome.total_train_seconds, True, meta.get("losses", []))
+    return _remember(trained, ctx)
+
+
+def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, Any]:
+    """Evaluate one cell on its trained model; returns its record (failed records carry the reason)."""
+    ctx.enter()
+    if not distributed.is_main():
+        return None  # under torchrun every rank trains; rank 0 alone evaluates and writes
+    if not outcome.ok:
+        rec = failed_record(cell, ctx.device, outcome.reason or "unknown", "training")
+        rec["traceback"] = outcome.traceback
+        return rec
+    try:
+        trained = _trained_for(cell, outcome, ctx)
+        if ctx.compile:
+            compile_modules(trained.model)
+        return evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir)
+    except Exception as exc:
+        rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
+        rec["traceback"] = traceback.format_exc(limit=8)
+        return rec
+
+
+class _Sink:
+    """Receives finished jobs in the driver: writes records, counts, advances the bar."""
+
+    def __init__(self, store: RecordStore, summary: SweepSummary, bar):
+        self.store, self.summary, self.bar = store, summary, bar
+
+    def training_done(self, job: TrainingJob, outcome: TrainOutcome) -> None:
+        s = self.summary
+        s.trained += len(outcome.trained)
+        s.loaded += outcome.ok and job.key not in outcome.trained
+        if not outcome.ok:
+            s.failures.append(f"training {job.label}: {outcome.reason}")
+        elif outcome.reason:
+            s.notes.append(outcome.reason)
+
+    def cell_done(self, cell: Cell, record: dict[str, Any] | None) -> None:
+        if record is None or not distributed.is_main():  # under torchrun, rank 0 alone writes
+            self.bar.update(1)
+            return
+        self.store.write(record)
+        self.summary.status_counts[record["status"]] += 1
+        if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
+            where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
+            self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
+        self.bar.update(1)
+
+
+def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
+              progress: bool = True, executor: str = "local", address: str | None = None,
+              precision: str | None = None, compile: bool | None = None) -> SweepSummary:
+    """Evaluate every unfinished cell of ``spec``; returns the summary.
+
+    Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
+    is trained once (parents first) and shared by all of its cells; ``executor`` ("local" or "ray") decides
+    where the jobs run, the records are always written here, one atomic file per cell as it finishes.
+    ``device``, ``precision`` ("fp32" | "bf16") and ``compile`` default to the spec's; image cells also save
+    a grid of their samples under ``<out_root>/<spec.name>/samples``.
+    """
+    from tqdm.auto import tqdm
+
+    from odebench.bench.harness.executors import get_executor
+
+    runtime = Runtime(resolve_device(device or spec.device), precision or spec.precision,
+                      spec.compile if compile is None else compile)
+    device = runtime.device
+    progress = progress and distributed.is_main()
+    out_dir = Path(out_root) / spec.name
+    store = RecordStore(out_dir)
+    artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
+    runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
+    existing = {c.id: store.read(c.id) for c in spec.cells}  # read once, for the precision check and the plan
+    check_precision(existing, out_dir, runtime.precision)
+    plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
+    summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
+                           already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor)
+    ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,
+                     torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"))
+    start = time.perf_counter()
+    bar = tqdm(total=len(plan.todo) + len(plan.skips), desc=f"{spec.name} cells", disable=not progress,
+               mininterval=0.5)
+    sink = _Sink(store, summary, bar)
+    for cell in spec.cells:
+        if cell.id in plan.skips:
+            sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
+    runner.run(plan, ctx, train_job, cell_job, sink)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,363 @@
+"""Sweep specs (TOML) -> a validated list of cells.
+
+A spec names methods (with hparams; a list value expands into one method per value), datasets (target and source),
+solvers with NFE budgets (fixed step) or tolerances (adaptive), seeds, metrics and the training budget.
+``load_spec`` reports every problem at once, each with its key path and the allowed values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from odebench.bench.core.solvers import GRIDS, SOLVERS
+from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE
+from odebench.bench.harness import spec_checks as sc
+from odebench.bench.harness.artifacts import config_hash
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
+            "datasets", "solvers", "precision", "compile"}
+DATASET_KEYS = ("target", "source", "options", "methods", "train", "net", "eval")
+SOLVER_KEYS = ("name", "nfe", "tolerances", "grid")
+DEFAULT_METRICS = sc.DEFAULT_METRICS
+
+
+class SpecError(ValueError):
+    """A spec with one or more problems; ``problems`` lists each as 'key.path: message'."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid sweep spec {source} ({len(problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluated point of a sweep: a trained model x solver x budget.
+
+    ``method`` is the resolved method config (name + hparams); ``nfe`` is the requested budget of fixed-step
+    solvers, ``tol`` the rtol = atol of adaptive ones; ``grid`` the registered time grid of a fixed-step solver.
+    """
+
+    sweep: str
+    method: dict[str, Any]
+    target: str
+    source: str
+    solver: str
+    nfe: int | None
+    tol: float | None
+    seed: int
+    data_seed: int
+    train: dict[str, Any]
+    net: dict[str, Any]
+    eval: dict[str, Any]
+    #: keyword options of the target's loader (e.g. imagefolder's resolution); empty for most datasets
+    data_options: dict[str, Any] = field(default_factory=dict)
+    grid: str = "uniform"
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def solver_label(self) -> str:
+        """``euler`` on the uniform grid, ``euler/cosine`` on another."""
+        return self.solver if self.grid == "uniform" else f"{self.solver}/{self.grid}"
+
+    @property
+    def id(self) -> str:
+        cfg = self.config()
+        cfg.pop("sweep")  # the same cell in two sweeps has the same result
+        if not cfg["data_options"]:
+            cfg.pop("data_options")  # cells without options keep the ids they always had
+        if cfg["grid"] == "uniform":
+            cfg.pop("grid")  # likewise cells on the uniform time grid
+        return config_hash(cfg)
+
+    def training_key(self) -> str:
+        """Cells sharing this key share one trained model."""
+        return config_hash([self.method, self.target, self.source, self.seed, self.data_seed, self.train,
+                            self.net] + ([self.data_options] if self.data_options else []))
+
+
+@dataclass
+class Spec:
+    name: str
+    description: str
+    cells: list[Cell]
+    device: str = "cpu"
+    raw: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    compile: bool = False
+
+
+def builtin_spec_names() -> list[str]:
+    specs = resources.files("odebench.bench.harness.specs")
+    return sorted(p.name[:-5] for p in specs.iterdir() if p.name.endswith(".toml"))
+
+
+def read_spec_text(name_or_path: str) -> tuple[str, str]:
+    """(text, where) for a built-in spec name or a path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"spec file {path} does not exist")
+        return path.read_text(), str(path)
+    names = builtin_spec_names()
+    if name_or_path not in names:
+        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {name_or_path!r} and no such file; "
+                                             f"built-in specs: {', '.join(names)}"])
+    text = resources.files("odebench.bench.harness.specs").joinpath(f"{name_or_path}.toml").read_text()
+    return text, f"built-in {name_or_path!r}"
+
+
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
+    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys."""
+    text, where = read_spec_text(name_or_path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(where, [f"TOML syntax: {exc}"]) from exc
+    raw.update(overrides or {})
+    return parse_spec(raw, where)
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list) else [v]
+
+
+def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> list[dict[str, Any]]:
+    """Expand one [[methods]] table into resolved method configs (validating name, hparams and types)."""
+    from odebench.methods import METHODS, get_method
+
+    name = entry.get("name")
+    if not isinstance(name, str) or name not in METHODS:
+        problems.append(f"{where}.name: unknown method {name!r}; known: {', '.join(METHODS.names())}")
+        return []
+    params = inspect.signature(METHODS.get(name).__init__).parameters
+    accepted = {k: p.default for k, p in params.items() if k not in ("self", "args", "kwargs")}
+    hp = {k: v for k, v in entry.items() if k != "name"}
+    n_before = len(problems)
+    for k, v in hp.items():
+        if k not in accepted:
+            problems.append(f"{where}.{k}: method {name!r} has no hparam {k!r}; accepted: "
+                            f"{', '.join(accepted)}")
+        elif v == []:
+            problems.append(f"{where}.{k}: an empty list expands to no configs; give one value or a "
+                            f"non-empty list")
+        elif not all(sc.type_ok(x, accepted[k]) for x in _as_list(v)):
+            problems.append(f"{where}.{k}: must be {sc.a_type(accepted[k])} (default "
+                            f"{accepted[k]!r}) or a list of them; got {v!r}")
+    if len(problems) > n_before:
+        return []
+    keys = list(hp)
+    out = []
+    for combo in itertools.product(*(_as_list(hp[k]) for k in keys)):
+        try:
+            out.append(get_method(name, **dict(zip(keys, combo, strict=True))).config())
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{where}: {exc}")
+    return out
+
+
+def _no_duplicates(items: list[tuple[str, Any]], what: str, problems: list[str]) -> None:
+    """A problem for every value that two entries share; ``items`` are (path, value)."""
+    seen: dict[str, str] = {}
+    for path, value in items:
+        key = config_hash(value)
+        if key in seen:
+            problems.append(f"{path}: the same {what} as {seen[key]} ({value}); each cell must be listed "
+                            f"once, remove one of them")
+        else:
+            seen[key] = path
+
+
+def _methods(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """[(path, resolved method config)] over every [[methods]] entry, list values expanded."""
+    out = []
+    for where, entry in sc.array_of_tables(raw, "methods", problems, '[[methods]] name = "fm_ot"'):
+        out += [(where, m) for m in _method_variants(entry, where, problems)]
+    _no_duplicates(out, "method config", problems)
+    return out
+
+
+@dataclass
+class _DatasetEntry:
+    target: str
+    source: str
+    options: dict[str, Any]
+    methods: list[str] | None
+    train: dict[str, Any]
+    net: dict[str, Any]
+    eval: dict[str, Any]
+
+
+def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: set[str],
+              problems: list[str]) -> list[tuple[str, _DatasetEntry]]:
+    """[(path, entry)] for every [[datasets]] table; ``train``/``net``/``eval`` in one override the spec's."""
+    out = []
+    for where, entry in sc.array_of_tables(raw, "datasets", problems, '[[datasets]] target = "moons"'):
+        sc.unknown_keys(entry, DATASET_KEYS, where, problems)
+        target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
+        if not isinstance(target, str) or target not in DATASETS:
+            problems.append(f"{where}.target: unknown dataset {target!r}; known: "
+                            f"{', '.join(DATASETS.names())}")
+        if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
+            problems.append(f"{where}.source: unknown dataset {source!r}; known: {GAUSSIAN_SOURCE} (the "
+                            f"method's prior, the default), {', '.join(DATASETS.names())}")
+        options = _dataset_options(entry, target, where, problems)
+        only = entry.get("methods")
+        if only is not None:
+            if not isinstance(only, list) or not only or not all(isinstance(m, str) for m in only):
+                problems.append(f"{where}.methods: must be a non-empty list of method names from [[methods]] "
+                                f"({', '.join(sorted(method_names))}); got {only!r}")
+                only = None
+            else:
+                for m in only:
+                    if m not in method_names:
+                        problems.append(f"{where}.methods: {m!r} is not in this spec's [[methods]]; "
+                                        f"choose from {', '.join(sorted(method_names))}")
+        train = sc.check_train(entry.get("train", {}), f"{where}.train", problems, base[0])
+        net = sc.check_net(entry.get("net", {}), f"{where}.net", problems, base[1])
+        ev = sc.check_eval(entry.get("eval", {}), f"{where}.eval", problems, base[2])
+        out.append((where, _DatasetEntry(str(target), str(source), options, only, train, net, ev)))
+    _no_duplicates([(w, (d.target, d.source)) for w, d in out], "target and source", problems)
+    return out
+
+
+def _time_grids(entry: dict[str, Any], where: str, adaptive: bool, problems: list[str]) -> list[str]:
+    """The entry's ``grid`` (a name or a list of names; default uniform), checked against the registry."""
+    grids = entry.get("grid", ["uniform"])
+    grids = [grids] if isinstance(grids, str) else grids
+    if not isinstance(grids, list) or not grids or not all(isinstance(g, str) for g in grids):
+        problems.append(f"{where}.grid: a time-grid name or a non-empty list of names, e.g. grid = "
+                        f"[\"uniform\", \"cosine\"]; got {grids!r}")
+        return ["uniform"]
+    unknown = [g for g in grids if g not in GRIDS]
+    if unknown:
+        problems.append(f"{where}.grid: unknown time grid(s) {unknown}; known: {', '.join(GRIDS.names())}")
+    if adaptive and grids != ["uniform"]:
+        problems.append(f"{where}.grid: an adaptive solver chooses its own steps; drop grid for {entry['name']!r}")
+    return [g for g in dict.fromkeys(grids) if g not in unknown] or ["uniform"]
+
+
+def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, int | None, float | None]]:
+    """[(solver, time grid, nfe, tol)]: fixed-step solvers by grid and NFE budget, adaptive ones by tolerance."""
+    out: list[tuple[str, str, int | None, float | None]] = []
+    example = '[[solvers]] name = "euler" nfe = [4, 8]'
+    for where, entry in sc.array_of_tables(raw, "solvers", problems, example):
+        sc.unknown_keys(entry, SOLVER_KEYS, where, problems)
+        sname = entry.get("name")
+        if not isinstance(sname, str) or sname not in SOLVERS:
+            problems.append(f"{where}.name: unknown solver {sname!r}; known: {', '.join(SOLVERS.names())}")
+            continue
+        adaptive = SOLVERS.get(sname).adaptive
+        key, other = ("tolerances", "nfe") if adaptive else ("nfe", "tolerances")
+        if other in entry:
+            kind = "an adaptive solver: give tolerances" if adaptive else "a fixed-step solver: give nfe"
+            problems.append(f"{where}.{other}: {sname!r} is {kind} = [...], not {other}")
+        grids = _time_grids(entry, where, adaptive, problems)
+        values = entry.get(key)
+        if adaptive:
+            good = isinstance(values, list) and values and all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in values)
+            wanted = "a non-empty list of positive floats (rtol = atol), e.g. tolerances = [1e-5]"
+        else:
+            good = isinstance(values, list) and values and all(
+                isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values)
+            wanted = "a non-empty list of positive integer NFE budgets, e.g. nfe = [4, 8, 16]"
+        if not good:
+            problems.append(f"{where}.{key}: solver {sname!r} needs {wanted}; got {values!r}")
+            continue
+        dups = sorted({v for v in values if values.count(v) > 1})
+        if dups:
+            problems.append(f"{where}.{key}: {dups} listed more than once; list each value once")
+        out += [(sname, g, None, float(v)) if adaptive else (sname, g, v, None)
+                for g in grids for v in dict.fromkeys(values)]
+    _no_duplicates([(f"solvers ({s})", (s, g, n, t)) for s, g, n, t in out], "solver, grid and budget", problems)
+    return out
+
+
+def _check_sources(methods, datasets, problems: list[str]) -> None:
+    """Methods whose maths assumes a Gaussian source must not be paired with a source dataset."""
+    from odebench.methods import METHODS
+
+    for mpath, m in methods:
+        cls = METHODS.get(m["name"])
+        for dpath, d in datasets:
+            if d.source == GAUSSIAN_SOURCE or not cls.needs_gaussian_source:
+                continue
+            if d.methods is not None and m["name"] not in d.methods:
+                continue
+            problems.append(f"{dpath}.source: method {m['name']!r} ({mpath}) needs a Gaussian source but is "
+                            f"paired with source {d.source!r}; restrict this dataset to methods that allow "
+                            f"any source (methods = [...], e.g. rf) or use source = \"gaussian\"")
+
+
+def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
+    """Validate a parsed spec dict and expand it into cells; raises SpecError listing every problem."""
+    problems: list[str] = []
+    for k in sorted(set(raw) - TOP_KEYS):
+        problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append("name: required, a non-empty string (the results folder is named after it)")
+        name = "unnamed"
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append(f"description: must be a string; got {description!r}")
+    seeds = sc.check_seeds(raw.get("seeds", [0]), problems)
+    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems)
+    device = sc.check_device(raw.get("device", "cpu"), problems)
+    base = (sc.check_train(raw.get("train", {}), "train", problems),
+            sc.check_net(raw.get("net", {"name": "mlp"}), "net", problems),
+            sc.check_eval(raw.get("eval", {}), "eval", problems))
+    methods = _methods(raw, problems)
+    datasets = _datasets(raw, base, {m["name"] for _, m in methods}, problems)
+    solver_cells = _solvers(raw, problems)
+    _check_sources(methods, datasets, problems)
+    for k in ("precision", "compile"):
+        problems += _runtime_problem(k, raw)
+    if problems:
+        raise SpecError(where, problems)
+
+    product = itertools.product(methods, datasets, solver_cells, seeds)
+    cells = [Cell(sweep=name, method=m, target=d.target, source=d.source, solver=sv, nfe=n, tol=tol,
+                  seed=seed, data_seed=data_seed, train=d.train, net=d.net, eval=d.eval,
+                  data_options=d.options, grid=g)
+             for (_, m), (_, d), (sv, g, n, tol), seed in product if d.methods is None or m["name"] in d.methods]
+    return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
+                precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)))
+
+
+def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: list[str]) -> dict[str, Any]:
+    """Validate a [[datasets]] table's ``options`` against the target loader's signature."""
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        problems.append(f"{where}.options: must be a table of loader options, got {options!r}")
+        return {}
+    if options and isinstance(target, str) and target in DATASETS:
+        accepted = [p for p in inspect.signature(DATASETS.get(target)).parameters if p != "data_seed"]
+        for k in sorted(set(options) - set(accepted)):
+            problems.append(f"{where}.options.{k}: dataset {target!r} has no option {k!r}; accepted: "
+                            f"{', '.join(accepted) or 'none'}")
+    return dict(options)
+
+
+def _runtime_problem(key: str, raw: dict[str, Any]) -> list[str]:
+    from odebench.bench.harness.runtime import PRECISIONS
+
+    if key == "precision" and raw.get(key, "fp32") not in PRECISIONS:
+        return [f"precision: must be one of {', '.join(PRECISIONS)}, got {raw[key]!r}"]
+    if key == "compile" and not isinstance(raw.get(key, False), bool):
+        return [f"compile: must be true or false, got {raw[key]!r}"]
+    return []

@@ -1,0 +1,226 @@
+"""Field-by-field checks of a sweep spec: each returns the cleaned value and appends 'key.path: message'.
+
+``odebench.bench.harness.spec.parse_spec`` calls these in turn and raises one SpecError listing every problem, so a user
+fixes a spec in one pass. A message always names the key path, what was wrong, and what is allowed.
+Types are checked against the defaults of the objects the values end up in (TrainConfig fields, a
+network's and a method's keyword arguments), so a new field gets a type check without code here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+from odebench.bench.harness.train import TrainConfig
+
+Problems = list[str]
+Cfg = dict[str, Any]
+
+EVAL_KEYS = ("n_samples", "metrics", "metric_options", "batch_size")
+DATA_KINDS = ("points", "image")
+DEFAULT_METRICS = {"points": ["w2", "sliced_w", "mmd"], "image": ["fd", "sliced_w"]}
+DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+#: value ranges of TrainConfig fields: (test, what the message says is allowed)
+TRAIN_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "steps": (lambda v: v > 0, "a positive integer"),
+    "batch_size": (lambda v: v > 0, "a positive integer"),
+    "lr": (lambda v: v > 0, "a positive number"),
+    "ema_decay": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
+    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+}
+
+
+def type_name(v: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "list",
+            dict: "table"}.get(type(v), type(v).__name__)
+
+
+def a_type(v: Any) -> str:
+    """'an integer', 'a float', ... for messages."""
+    name = type_name(v)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def type_ok(value: Any, default: Any) -> bool:
+    """Whether ``value`` fits a parameter whose default is ``default`` (ints are fine where floats are)."""
+    if default is None or default is inspect.Parameter.empty:
+        return True  # no declared type to check against
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
+
+
+def table(value: Any, path: str, problems: Problems, example: str) -> dict[str, Any]:
+    """``value`` if it is a TOML table, else a problem (and an empty table)."""
+    if isinstance(value, dict):
+        return value
+    problems.append(f"{path}: must be a table, e.g. {example}; got {type_name(value)} {value!r}")
+    return {}
+
+
+def array_of_tables(raw: Cfg, key: str, problems: Problems, example: str) -> list[tuple[str, Cfg]]:
+    """[(path, table)] for a required ``[[key]]`` array; every entry that is not a table is a problem."""
+    value = raw.get(key)
+    if value is None or value == []:
+        problems.append(f"{key}: at least one [[{key}]] table is required, e.g. {example}")
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{key}: must be an array of tables ([[{key}]] blocks, e.g. {example}); got "
+                        f"{type_name(value)} {value!r}")
+        return []
+    out = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, dict):
+            out.append((f"{key}[{i}]", entry))
+        else:
+            problems.append(f"{key}[{i}]: must be a table ([[{key}]] with keys, e.g. {example}); got "
+                            f"{type_name(entry)} {entry!r}")
+    return out
+
+
+def unknown_keys(entry: dict[str, Any], allowed, path: str, problems: Problems) -> None:
+    for k in sorted(set(entry) - set(allowed)):
+        problems.append(f"{path}.{k}: unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def check_seeds(value: Any, problems: Problems) -> list[int]:
+    ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                    for s in value)
+    if not ok:
+        problems.append(f"seeds: must be a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]; "
+                        f"got {value!r}")
+        return [0]
+    dups = sorted({s for s in value if value.count(s) > 1})
+    if dups:
+        problems.append(f"seeds: {dups} listed more than once; list each seed once")
+    return list(dict.fromkeys(value))
+
+
+def check_int(value: Any, path: str, problems: Problems, minimum: int = 0) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    problems.append(f"{path}: must be an integer >= {minimum}; got {type_name(value)} {value!r}")
+    return minimum
+
+
+def check_device(value: Any, problems: Problems) -> str:
+    if isinstance(value, str) and DEVICE_RE.match(value):
+        return value
+    problems.append(f"device: must be \"cpu\", \"cuda\" or \"cuda:N\"; got {value!r}")
+    return "cpu"
+
+
+def check_train(value: Any, path: str, problems: Problems, base: Cfg | None = None) -> Cfg:
+    """Resolved TrainConfig fields (``base`` first, then ``value``) as a dict."""
+    entry = table(value, path, problems, "[train] steps = 2000")
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    out = dict(base) if base is not None else dict(defaults)
+    unknown_keys(entry, defaults, path, problems)
+    for k, v in entry.items():
+        if k not in defaults:
+            continue
+        if not type_ok(v, defaults[k]):
+            problems.append(f"{path}.{k}: must be {a_type(defaults[k])} (default {defaults[k]!r}); got "
+                            f"{type_name(v)} {v!r}")
+            continue
+        test, allowed = TRAIN_RANGES.get(k, (lambda _: True, ""))
+        if not test(v):
+            problems.append(f"{path}.{k}: must be {allowed}; got {v!r}")
+            continue
+        out[k] = type(defaults[k])(v) if isinstance(defaults[k], float) else v
+    return out
+
+
+def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None) -> Cfg:
+    """Network config: a registered ``name`` plus keyword arguments that network accepts."""
+    from odebench.bench.nets import NETS
+
+    entry = table(value, path, problems, "[net] name = \"mlp\"")
+    out = dict(base) if base is not None else {"name": "mlp"}
+    if base is not None and "name" in entry and entry["name"] != base.get("name"):
+        out = {}  # another network: the base's options belong to the base's network
+    out.update(entry)
+    name = out.get("name", "mlp")
+    if not isinstance(name, str) or name not in NETS:
+        problems.append(f"{path}.name: unknown network {name!r}; known: {', '.join(NETS.names())}")
+        return out
+    params = inspect.signature(NETS.get(name).__init__).parameters
+    accepted = {k: p.default for k, p in params.items() if k not in ("self", "shape", "out_mult")
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    for k, v in entry.items():
+        if k == "name":
+            continue
+        if k not in accepted:
+            problems.append(f"{path}.{k}: network {name!r} has no option {k!r}; accepted: "
+                            f"{', '.join(sorted(accepted))}")
+        elif not type_ok(v, accepted[k]):
+            problems.append(f"{path}.{k}: must be {a_type(accepted[k])} (default {accepted[k]!r}); got "
+                            f"{type_name(v)} {v!r}")
+    return out
+
+
+def _metric_names(names: Any, path: str, problems: Problems) -> list[str]:
+    from odebench.metrics import METRICS
+
+    if not isinstance(names, list) or not names or not all(isinstance(m, str) for m in names):
+        problems.append(f"{path}: must be a non-empty list of metric names, e.g. [\"w2\", \"mmd\"]; "
+                        f"got {names!r}")
+        return []
+    for m in names:
+        if m not in METRICS:
+            problems.append(f"{path}: unknown metric {m!r}; known: {', '.join(METRICS.names())}")
+    dups = sorted({m for m in names if names.count(m) > 1})
+    if dups:
+        problems.append(f"{path}: {dups} listed more than once; list each metric once")
+    return list(dict.fromkeys(names))
+
+
+def _metric_lists(value: Any, path: str, problems: Problems) -> dict[str, list[str]]:
+    """{data kind: metric names}; a plain list applies to every kind of data."""
+    if isinstance(value, list):
+        names = _metric_names(value, path, problems)
+        return {kind: names for kind in DATA_KINDS}
+    if not isinstance(value, dict):
+        problems.append(f"{path}: must be a list of metric names, or a table "
+                        f"{{points = [...], image = [...]}}; got {type_name(value)} {value!r}")
+        return dict(DEFAULT_METRICS)
+    unknown_keys(value, DATA_KINDS, path, problems)
+    return {kind: _metric_names(names, f"{path}.{kind}", problems) for kind, names in value.items()
+            if kind in DATA_KINDS}
+
+
+def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = None) -> Cfg:
+    """Evaluation settings: sample count, batch size, metrics (per data kind) and metric options."""
+    from odebench.metrics import METRICS
+
+    entry = table(value, path, problems, "[eval] n_samples = 2000")
+    unknown_keys(entry, EVAL_KEYS, path, problems)
+    out = dict(base) if base is not None else {"n_samples": 2000, "metrics": dict(DEFAULT_METRICS),
+                                               "metric_options": {}, "batch_size": 10000}
+    for k in ("n_samples", "batch_size"):
+        if k in entry:
+            out[k] = check_int(entry[k], f"{path}.{k}", problems, minimum=1)
+    if "metrics" in entry:
+        out["metrics"] = _metric_lists(entry["metrics"], f"{path}.metrics", problems)
+    if "metric_options" in entry:
+        opts = table(entry["metric_options"], f"{path}.metric_options", problems,
+                     "[eval.metric_options.sliced_w] n_projections = 64")
+        for m, o in opts.items():
+            if m not in METRICS:
+                problems.append(f"{path}.metric_options.{m}: unknown metric {m!r}; known: "
+                                f"{', '.join(METRICS.names())}")
+            else:
+                table(o, f"{path}.metric_options.{m}", problems, f"[eval.metric_options.{m}] key = value")
+        out["metric_options"] = opts
+    return out

@@ -1,0 +1,207 @@
+"""One generic training loop (Adam, EMA, gradient clipping, progress bar) and the train-once cache.
+
+``train_model`` resolves a method's parent chain (reflow round k needs round k - 1), trains what is not
+cached yet, and returns the EMA weights. Every random draw comes from generators derived from the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from odebench.bench.core import seeding
+from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
+from odebench.bench.harness import distributed
+from odebench.bench.harness.artifacts import ArtifactStore, config_hash
+from odebench.bench.harness.runtime import Runtime, compile_modules
+from odebench.bench.nets import build_net
+from odebench.methods.base import Method
+from odebench.methods.couplings import IndependentCoupling, PairCoupling
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (part of every model's cache key)."""
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Problem:
+    """What a model is trained on: the target data, an optional source dataset, and the net config."""
+
+    target: Dataset
+    source: Dataset | None
+    net: dict[str, Any]
+    data_seed: int = 0
+
+    def source_name(self) -> str:
+        return GAUSSIAN_SOURCE if self.source is None else self.source.name
+
+
+@dataclass
+class TrainedModel:
+    """A trained (EMA) model with its cache key, timings and loss curve."""
+
+    model: nn.ModuleDict
+    key: str
+    seconds: float
+    cached: bool
+    losses: list[float] = field(default_factory=list)
+    parent: TrainedModel | None = None
+
+    def total_train_seconds(self) -> float:
+        return self.seconds + (self.parent.total_train_seconds() if self.parent else 0.0)
+
+
+def source_sampler(method: Method, problem: Problem, device):
+    """``(n, gen) -> x0`` from the source dataset if one is named, else from the method's prior."""
+    if problem.source is not None:
+        return lambda n, gen: problem.source.sample(n, gen, device)
+    prior = method.prior(problem.target.shape)
+    # draw where the generator lives (a CUDA generator draws on the GPU), then move if needed
+    return lambda n, gen: prior.sample(n, gen, device=gen.device if gen is not None else None).to(device)
+
+
+def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, parent_key: str | None,
+              precision: str = "fp32") -> str:
+    return config_hash({
+        "method": method.training_config(), "target": problem.target.name, "source": problem.source_name(),
+        "data_seed": problem.data_seed, "net": problem.net, "train": asdict(cfg), "seed": seed,
+        "parent": parent_key,
+        # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
+        **({"precision": precision} if precision != "fp32" else {}),
+    })
+
+
+def build_model(method: Method, problem: Problem) -> nn.ModuleDict:
+    shape = problem.target.shape
+    return method.networks(lambda out_mult=1: build_net(problem.net, shape, out_mult), shape)
+
+
+def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,
+                device: str = "cpu", progress: bool = False, runtime: Runtime | None = None) -> TrainedModel:
+    """Train ``method`` (and its parents) on ``problem`` unless cached; return the EMA model.
+
+    ``runtime`` (device, precision, compile) overrides ``device`` when given. Under torchrun with several
+    processes the training is data parallel (odebench.bench.harness.distributed) and rank 0 alone saves the model.
+    """
+    runtime = runtime or Runtime(device)
+    if distributed.is_distributed():
+        runtime = Runtime(distributed.init(runtime.device), runtime.precision, runtime.compile)
+    device = runtime.device
+    parent_method = method.parent()
+    parent = (train_model(parent_method, problem, cfg, seed, store, device, progress, runtime)
+              if parent_method else None)
+    key = model_key(method, problem, cfg, seed, parent.key if parent else None, runtime.precision)
+    model = build_model(method, problem).to(device)
+    if store.has(key):
+        meta = store.load(key, model, device)
+        model.eval()
+        return TrainedModel(model, key, meta.get("train_seconds", 0.0), True, meta.get("losses", []), parent)
+
+    start = time.perf_counter()
+    sample_source = source_sampler(method, problem, device)
+    if parent is not None:
+        x0 = sample_source(method.n_pairs(), seeding.derive(seed, key, "pair-sources"))
+        x1 = method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs"))
+        coupling = PairCoupling(x0.detach(), x1.detach())
+    else:
+        coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
+    torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
+    model = build_model(method, problem).to(device)
+    # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
+    tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
+    ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
+                      label=f"train {method.name}", runtime=runtime)
+    seconds = time.perf_counter() - start
+    if distributed.is_main():
+        store.save(key, ema, {"method": method.training_config(), "target": problem.target.name,
+                              "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
+                              "parent": parent.key if parent else None, "train_seconds": seconds,
+                              "losses": losses, "runtime": runtime.record()})
+    distributed.barrier()
+    return TrainedModel(ema, key, seconds, False, losses, parent)
+
+
+def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,
+                    gen: torch.Generator, runtime: Runtime):
+    """One optimisation step of ``fit`` as a function ``step(i) -> loss`` (a device tensor, not read back).
+
+    Draws a batch from ``coupling``, evaluates the method's loss (under bf16 autocast if asked),
+    back-propagates, clips the gradient norm, takes an Adam step and updates the EMA with a warm-up, so that a
+    short run is not dominated by its random initialisation. ``scripts/gpu_throughput.py`` times this
+    function.
+    """
+    net = compile_modules(model) if runtime.compile else model  # same parameters, compiled forward
+    if distributed.is_distributed():
+        net = distributed.wrap(net)
+    batch = distributed.local_batch(cfg.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema_params, params = list(ema.parameters()), list(model.parameters())
+
+    def step(i: int) -> torch.Tensor:
+        x0, x1 = coupling.draw(batch, gen)
+        with runtime.autocast():
+            loss = method.loss(net, x0, x1, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - min(cfg.ema_decay, (1 + i) / (10 + i)))
+        return loss.detach()
+
+    return step
+
+
+def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
+        progress: bool = False, label: str = "train",
+        runtime: Runtime | None = None) -> tuple[nn.ModuleDict, list[float]]:
+    """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
+
+    The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
+    back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
+    ``runtime`` adds bf16 autocast around the loss and torch.compile of the networks; under torchrun the
+    networks train behind DistributedDataParallel on this rank's share of the batch.
+    """
+    from tqdm.auto import tqdm
+
+    runtime = runtime or Runtime(str(next(model.parameters()).device))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    train_step = make_train_step(method, model, ema, coupling, cfg, gen, runtime)
+    chunk = max(1, min(cfg.steps // 100, 50))
+    losses: list[float] = []
+    running = torch.zeros((), device=next(model.parameters()).device)
+    model.train()
+    bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
+    for step in bar:
+        running += train_step(step)
+        if (step + 1) % chunk == 0 or step + 1 == cfg.steps:
+            value = running.item() / ((step % chunk) + 1)
+            running.zero_()
+            if not math.isfinite(value):
+                raise DivergenceError(f"{label}: the training loss became {value} by step {step + 1}; lower "
+                                      f"the learning rate (train.lr = {cfg.lr}) or set train.grad_clip")
+            losses.append(value)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+    with torch.no_grad():
+        for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):  # buffers are not averaged, just copied
+            b_ema.copy_(b)
+    return ema.eval(), losses

@@ -1,0 +1,271 @@
+"""Figures regenerated from the trained models a sweep cached: 2-D trajectories from source to target (the
+classic rectified-flow figure), sample scatters for 2-D sets and image sheets at NFE 1, 2, 8 and the best.
+
+Records hold numbers, not samples, so each figure re-loads a method's model from the artifact cache
+(``<results root>/.cache/models``, keyed by the record's ``model_key``) and samples again. The source draws
+and the SDE noise are those of the record's cell (same seed tags as :func:`odebench.bench.harness.run.evaluate_cell`),
+so a panel shows the first samples the cell's metrics were computed on. A model missing from the cache is
+skipped with a note, never a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.collections import LineCollection
+
+from odebench.bench.core import seeding
+from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
+from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
+from odebench.bench.harness.spec import Cell
+from odebench.bench.report.plots import FigureFile, plt, save, slug
+
+#: budgets shown in the sample figures, besides each method's best cell
+SAMPLE_BUDGETS = (1, 2, 8)
+TRAJECTORY_SOLVER, TRAJECTORY_NFE = "euler", 64
+
+
+class MissingModel(RuntimeError):
+    """The model a record names is not in the artifact cache (or is corrupt)."""
+
+
+@dataclass
+class LoadedModel:
+    """A cached model rebuilt for one record's cell."""
+
+    cell: Cell
+    method: Any
+    problem: Any
+    model: torch.nn.Module
+
+
+class ModelCache:
+    """Loads (once each) the models that records name, from ``root`` (an :class:`ArtifactStore` folder)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.store = ArtifactStore(self.root)
+        self._models: dict[str, LoadedModel] = {}
+
+    def load(self, record: dict[str, Any]) -> LoadedModel:
+        """Rebuild the record's method and problem and fill the network from the cache."""
+        from odebench.bench.harness.run import problem_of
+        from odebench.bench.harness.train import build_model
+        from odebench.methods import get_method
+
+        key = record.get("model_key")
+        if key is None:
+            raise MissingModel(f"record {record['cell_id']} names no model (status {record['status']})")
+        if key not in self._models:
+            if not self.store.has(key):
+                raise MissingModel(f"model {key} is not in the cache {self.root} "
+                                   f"(re-run the sweep to train it)")
+            cell = cell_of(record)
+            method, problem = get_method(**cell.method), problem_of(cell)
+            model = build_model(method, problem)
+            try:
+                self.store.load(key, model)
+            except CorruptArtifact as exc:
+                raise MissingModel(str(exc)) from exc
+            self._models[key] = LoadedModel(cell, method, problem, model.eval())
+        return self._models[key]
+
+
+def cell_of(record: dict[str, Any]) -> Cell:
+    """The Cell a record was evaluated for (its resolved config)."""
+    return Cell(**record["config"])
+
+
+@torch.inference_mode()
+def regenerate(loaded: LoadedModel, cell: Cell, n: int, trajectory: bool = False):
+    """The cell's first ``n`` samples: its own source draws, solver, budget and SDE noise.
+
+    Returns the :class:`odebench.bench.core.solvers.SolveResult` (x: [n, *shape]; trajectory [T + 1, n, *shape] if
+    asked).
+    """
+    from odebench.bench.harness.run import draw_sources
+
+    x0 = draw_sources(replace(cell, eval={**cell.eval, "n_samples": n}), loaded.method, loaded.problem)
+    dyn = loaded.method.dynamics(loaded.model)
+    return sample(dyn, x0, cell.solver, nfe=cell.nfe, rtol=cell.tol, atol=cell.tol, grid=cell.grid,
+                  gen=seeding.derive(cell.seed, cell.id, "sde", 0), trajectory=trajectory)
+
+
+# -------------------------------------------------------------------------------- which cells to show
+def representative(rows: pd.DataFrame) -> pd.Series | None:
+    """The row whose model stands for a method: lowest seed among rows that name a model."""
+    named = rows[rows["model_key"].notna()].sort_values(["seed", "budget_rank"])
+    return named.iloc[0] if len(named) else None
+
+
+def panel_cells(rows: pd.DataFrame, rep: pd.Series, metric: str | None, lower: bool,
+                records: dict[str, dict]) -> list[tuple[str, Cell, float | None]]:
+    """(title, cell, metric value) for NFE 1, 2, 8 (best solver there) and the method's best cell.
+
+    A budget the sweep never ran is sampled with Euler (no metric value to show).
+    """
+    ok = rows[(rows["status"] == "ok")]
+    if metric is not None:
+        ok = ok[ok[metric].notna()]
+    base = cell_of(records[rep["cell_id"]])
+    out = []
+    for n in SAMPLE_BUDGETS:
+        row = _best_row(ok[ok["nfe_requested"] == n], metric, lower, rep["seed"])
+        if row is None:
+            out.append((f"euler, NFE {n} (not swept)", replace(base, solver="euler", nfe=n, tol=None), None))
+        else:
+            out.append((f"{row['solver']}, NFE {int(row['nfe'])}", cell_of(records[row["cell_id"]]),
+                        row[metric] if metric else None))
+    best = _best_row(ok, metric, lower, rep["seed"]) if metric else None
+    if best is not None:
+        out.append((f"best: {best['solver']}, NFE {int(best['nfe'])}", cell_of(records[best["cell_id"]]),
+                    best[metric]))
+    return out
+
+
+def _best_row(ok: pd.DataFrame, metric: str | None, lower: bool, seed: int) -> pd.Series | None:
+    """Of the (solver, budget) configs in ``ok``, the best by mean over seeds; its row for ``seed``."""
+    if ok.empty:
+        return None
+    if metric is None:
+        return ok.iloc[0]
+    means = ok.groupby(["solver", "budget"])[metric].mean()
+    solver, budget = means.idxmin() if lower else means.idxmax()
+    pick = ok[(ok["solver"] == solver) & (ok["budget"] == budget)]
+    mine = pick[pick["seed"] == seed]
+    return (mine if len(mine) else pick).iloc[0]
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def _limits(points: np.ndarray, margin: float = 0.2) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits around the central 99.6% of ``points`` [N, 2], padded by ``margin`` of the larger side."""
+    lo, hi = np.quantile(points, 0.002, axis=0), np.quantile(points, 0.998, axis=0)
+    pad = margin * (hi - lo).max()
+    return (lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad)
+
+
+def _height_ratio(lims) -> float:
+    """Panel height / width that fits equal-aspect axes with these limits (kept between 0.45 and 1.6)."""
+    (x0, x1), (y0, y1) = lims
+    return float(np.clip((y1 - y0) / (x1 - x0), 0.45, 1.6))
+
+
+def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: Path,
+                      n_paths: int = 300) -> FigureFile | None:
+    """One panel per method: ``n_paths`` ODE paths from the source (t = 0) to the samples (t = 1)."""
+    if not models:
+        return None
+    trajs = {}
+    for label, lm in models.items():
+        cell = replace(lm.cell, solver=TRAJECTORY_SOLVER, nfe=TRAJECTORY_NFE, tol=None)
+        # [T + 1, n, 2] states on the solver's grid
+        trajs[label] = regenerate(lm, cell, n_paths, trajectory=True).trajectory.float().numpy()
+    ref = next(iter(models.values())).problem.target.test[:2000].numpy()
+    lims = _limits(np.concatenate([ref, *(t[0] for t in trajs.values()), *(t[-1] for t in trajs.values())]))
+    width = 4.4
+    fig, axes = plt.subplots(1, len(models), figsize=(width * len(models), width * _height_ratio(lims) + 0.9),
+                             squeeze=False, layout="constrained")
+    for ax, (label, traj) in zip(axes.flat, trajs.items(), strict=True):
+        ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.8", label="target data", rasterized=True)
+        ax.add_collection(LineCollection(traj.transpose(1, 0, 2), colors="C2", linewidths=0.5, alpha=0.35))
+        ax.scatter(traj[0, :, 0], traj[0, :, 1], s=5, c="C0", label="source x0 (t=0)", zorder=3)
+        ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=5, c="C3", label="x1 (t=1)", zorder=3)
+        ax.set(xlim=lims[0], ylim=lims[1], title=label, aspect="equal")
+        ax.tick_params(labelsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, markerscale=2)
+    fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
+    return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
+                f"Paths of the learned ODE from source draws (blue) to its samples (red), integrated with "
+                f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps.")
+
+
+def _image_tile(x: torch.Tensor, ncols: int) -> np.ndarray:
+    """[N, C, H, W] in [-1, 1] -> one [rows * H, ncols * W(, C)] array in [0, 1] (a 1-pixel gap between)."""
+    x = ((x.float().clamp(-1, 1) + 1) / 2).numpy()
+    n, c, h, w = x.shape
+    rows = math.ceil(n / ncols)
+    tile = np.ones((rows * (h + 1) - 1, ncols * (w + 1) - 1, c))
+    for i in range(n):
+        r, q = divmod(i, ncols)
+        tile[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = x[i].transpose(1, 2, 0)
+    return tile[..., 0] if c == 1 else tile
+
+
+def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], metric: str | None,
+                   sweep_dir: Path) -> FigureFile | None:
+    """Rows: methods; columns: NFE 1, 2, 8 and the best cell; 2-D scatters over the data, or image sheets."""
+    if not panels:
+        return None
+    ncols = max(len(p) for _, p in panels.values())
+    target = next(iter(panels.values()))[0].problem.target
+    image, ref = target.kind == "image", target.test
+    lims = None if image else _limits(ref.numpy())
+    ratio = 1.0 if image else _height_ratio(lims)
+    fig, axes = plt.subplots(len(panels), ncols, figsize=(3.2 * ncols, (3.2 * ratio + 0.5) * len(panels)),
+                             squeeze=False, layout="constrained")
+    for r, (label, (lm, cells)) in enumerate(panels.items()):
+        for c, ax in enumerate(axes[r]):
+            if c >= len(cells):
+                ax.set_visible(False)
+                continue
+            title, cell, value = cells[c]
+            x = regenerate(lm, cell, 36 if image else 1000).x
+            if image:
+                ax.imshow(_image_tile(x, 6), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set(xticks=[], yticks=[])
+            else:
+                ax.scatter(ref[:2000, 0], ref[:2000, 1], s=2, c="0.8", rasterized=True)
+                ax.scatter(x[:, 0], x[:, 1], s=2, c="C3", rasterized=True)
+                ax.set(xlim=lims[0], ylim=lims[1], aspect="equal")
+                ax.tick_params(labelsize=6)
+            sub = f"\n{metric} = {value:.3g}" if value is not None and metric else ""
+            ax.set_title(f"{title}{sub}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle(f"{dataset}: samples by NFE" + ("" if image else " (grey: held-out data)"))
+    kind = "image sheets" if image else "scatters"
+    return save(fig, sweep_dir, f"samples_{slug(dataset)}", f"{dataset}: samples",
+                f"Sample {kind} of each method at NFE 1, 2, 8 (best solver there in the sweep, Euler "
+                f"where the sweep has no such cell) and at its best cell by {metric}.")
+
+
+def model_figures(frame: pd.DataFrame, records: dict[str, dict], dataset: str, metric: str | None,
+                  lower: bool, cache: ModelCache, sweep_dir: Path) -> tuple[list[FigureFile], list[str]]:
+    """Trajectory (2-D sets only) and sample figures of one dataset; returns (figures, notes)."""
+    notes: list[str] = []
+    models: dict[str, LoadedModel] = {}
+    panels: dict[str, tuple[LoadedModel, list]] = {}
+    for method in sorted(frame["method"].unique()):
+        rows = frame[frame["method"] == method]
+        rep = representative(rows)
+        if rep is None:
+            notes.append(f"{dataset} / {method}: no record names a trained model (training failed?); "
+                         f"figures skipped")
+            continue
+        try:
+            lm = cache.load(records[rep["cell_id"]])
+        except MissingModel as exc:
+            notes.append(f"{dataset} / {method}: figures skipped: {exc}")
+            continue
+        models[method] = lm
+        panels[method] = (lm, panel_cells(rows, rep, metric, lower, records))
+    figures = []
+    first = next(iter(models.values()), None)
+    if first is not None and first.problem.target.kind == "points" and first.problem.target.shape == (2,):
+        figures.append(trajectory_figure(dataset, models, sweep_dir))
+    elif first is not None and first.problem.target.kind == "points":
+        notes.append(f"{dataset}: trajectories and scatters are drawn for 2-D sets only "
+                     f"(shape {first.problem.target.shape})")
+        panels = {}
+    try:
+        figures.append(samples_figure(dataset, panels, metric, sweep_dir))
+    except (BudgetTooSmall, Unsupported) as exc:
+        notes.append(f"{dataset}: sample figure skipped: {exc}")
+    return [f for f in figures if f is not None], notes

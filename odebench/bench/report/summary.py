@@ -1,0 +1,66 @@
+"""Text a user reads before and after a sweep: the dry-run plan and the closing summary table."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pandas as pd
+
+from odebench.bench.harness.plan import Plan, dataset_label
+from odebench.bench.harness.records import RecordStore, method_label
+from odebench.bench.harness.spec import Cell, Spec
+
+
+def budget(cell: Cell) -> str:
+    return f"{cell.solver_label}@{cell.nfe}" if cell.nfe is not None else f"{cell.solver}@tol={cell.tol:g}"
+
+
+def plan_text(spec: Spec, plan: Plan) -> str:
+    """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training."""
+    cells = {c.id: c for c in spec.cells}
+    n_models = len({c.training_key() for c in spec.cells})
+    lines = [f"sweep {spec.name!r}: {len(spec.cells)} cells over {n_models} trained models",
+             f"  already done: {len(plan.done)} cells",
+             f"  skipped without training: {len(plan.skips)} cells"]
+    why: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for cid, reason in plan.skips.items():
+        c = cells[cid]
+        why[(method_label(c.method), dataset_label(c), reason)].append(budget(c))
+    for (m, d, reason), budgets in sorted(why.items()):
+        lines.append(f"    {m} on {d}: {', '.join(sorted(set(budgets)))}: {reason}")
+    n_cached = sum(j.cached for j in plan.trainings)
+    lines.append(f"  to evaluate: {len(plan.todo)} cells; trainings: {len(plan.trainings)} "
+                 f"({len(plan.trainings) - n_cached} to train, {n_cached} cached)")
+    labels = {j.key: j.label for j in plan.trainings}
+    for job in plan.trainings:
+        uses = len(plan.cells_of(job.key))
+        state = "cached  " if job.cached else "to train"
+        parent = f", from {labels[job.parent]}" if job.parent else ""
+        lines.append(f"    {state} {job.key}  {job.label}{parent}: {uses} cells")
+    return "\n".join(lines)
+
+
+def summary_table(spec: Spec, store: RecordStore) -> pd.DataFrame:
+    """Status counts of the spec's cells per (method, dataset), from the records on disk."""
+    rows = []
+    for c in spec.cells:
+        rec = store.read(c.id)
+        rows.append({"method": method_label(c.method), "dataset": dataset_label(c),
+                     "status": rec["status"] if rec else "missing"})
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["method", "dataset"])["status"].value_counts().unstack(fill_value=0)
+    order = [s for s in ("ok", "skipped", "failed", "missing") if s in table.columns]
+    return table[order]
+
+
+def summary_text(spec: Spec, summary, store: RecordStore) -> str:
+    """The closing note of a run: the table, trainings vs cells, wall time, and what failed."""
+    counts = Counter({k: v for k, v in summary.status_counts.items() if v})
+    this_run = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
+    lines = [summary_table(spec, store).reset_index().to_markdown(index=False), "",
+             f"sweep {spec.name!r} ({summary.executor}): {summary.n_cells} cells, {summary.already_done} "
+             f"already done; this run: {this_run}",
+             f"models: {summary.n_trainings} needed, {summary.trained} trained, {summary.loaded} loaded from "
+             f"cache; {summary.seconds:.1f} s wall time"]
+    lines += [f"note: {n}" for n in summary.notes]
+    return "\n".join(lines)

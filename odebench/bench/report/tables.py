@@ -1,0 +1,324 @@
+"""Leaderboard tables of one sweep, built from its records (pandas), one set per dataset.
+
+Every table cell aggregates the seeds of one configuration (dataset, method, solver, budget): the mean and
+the sample standard deviation (ddof = 1) over the seeds whose status is ``ok``. Seeds that failed or were
+skipped are never dropped silently: a cell with no ok seed reads ``failed`` / ``skipped``, and a cell with
+some ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from odebench.bench.harness.records import RecordStore, records_frame
+from odebench.metrics.registry import headline_order
+
+CONFIG_KEYS = ["dataset", "method", "solver", "budget"]
+#: prefix of the frame's method-hparam columns (``hp.k`` for rf's reflow round); NaN where a method lacks it
+HPARAM_PREFIX = "hp."
+
+
+@dataclass
+class Sweep:
+    """The records of one sweep folder as a frame, plus what the tables need to know about the metrics.
+
+    Attributes:
+        dir: the sweep folder (``<results root>/<sweep name>``).
+        records: the raw records (their configs rebuild cells for the figures).
+        frame: one row per record (see :func:`load_sweep` for the extra columns).
+        higher_is_better: per metric name, from the records' ``metric_info``.
+    """
+
+    dir: Path
+    records: list[dict[str, Any]]
+    frame: pd.DataFrame
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    #: metrics the records flag ``per_model`` (one value per trained model, e.g. NLL with its own solver)
+    per_model: set[str] = field(default_factory=set)
+    #: every metric value column the records hold (``w2``, ``nll.bpd``, ...), read from their ``metrics``
+    metric_names: set[str] = field(default_factory=set)
+
+    def is_per_model(self, column: str) -> bool:
+        """Whether a metric column (``nll.bpd`` follows ``nll``) holds one value per trained model."""
+        return column.split(".")[0] in self.per_model
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    def lower_is_better(self, column: str) -> bool:
+        """Direction of a metric column; ``nll.bpd`` follows ``nll``. Unknown metrics: lower is better."""
+        return not self.higher_is_better.get(column.split(".")[0], False)
+
+    def metric_columns(self, dataset: str | None = None) -> list[str]:
+        """Metric columns holding at least one value (in the given dataset)."""
+        f = self.frame if dataset is None else self.frame[self.frame["dataset"] == dataset]
+        return [c for c in f.columns if c in self.metric_names and f[c].notna().any()]
+
+    def datasets(self) -> list[str]:
+        return sorted(self.frame["dataset"].unique()) if not self.frame.empty else []
+
+
+def load_sweep(sweep_dir: str | Path) -> Sweep:
+    """Read every record of a sweep folder.
+
+    Besides :func:`odebench.bench.harness.records.records_frame`'s columns the frame has ``budget`` ("NFE 8", "tol
+    1e-05"), ``budget_rank`` (sort key: fixed budgets by NFE, then adaptive ones from loose to tight), ``is_adaptive``,
+    one ``hp.<name>`` column per method hparam (NaN for methods without it) and the record's ``model_key``.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir} is not a folder; give a sweep folder such as results/quick "
+                                f"(the one holding cells/)")
+    records = RecordStore(sweep_dir).records()
+    frame = records_frame(records)
+    higher: dict[str, bool] = {}
+    per_model: set[str] = set()
+    metric_names: set[str] = set()
+    for r in records:
+        metric_names.update(r.get("metrics") or {})
+        for name, info in (r.get("metric_info") or {}).items():
+            higher[name] = bool(info.get("higher_is_better", False))
+            if info.get("per_model"):
+                per_model.add(name)
+    if not frame.empty:
+        frame["is_adaptive"] = frame["nfe_requested"].isna()
+        budgets = list(zip(frame["nfe_requested"], frame["tol"], strict=True))
+        frame["budget"] = [budget_label(n, t) for n, t in budgets]
+        frame["budget_rank"] = [budget_rank(n, t) for n, t in budgets]
+        hparams = sorted({k for r in records for k in r["config"]["method"] if k != "name"})
+        for k in hparams:
+            frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
+        frame["model_key"] = [r.get("model_key") for r in records]
+    return Sweep(sweep_dir, records, frame, higher, per_model, metric_names)
+
+
+def budget_label(nfe_requested: Any, tol: Any) -> str:
+    """'NFE 8' for a fixed-step budget, 'tol 1e-05' for an adaptive solver's rtol = atol."""
+    if pd.notna(nfe_requested):
+        return f"NFE {int(nfe_requested)}"
+    return f"tol {float(tol):g}"
+
+
+def budget_rank(nfe_requested: Any, tol: Any) -> float:
+    """Fixed budgets sort by NFE; adaptive ones after all of them, looser tolerance first."""
+    if pd.notna(nfe_requested):
+        return float(nfe_requested)
+    return 1e9 - math.log10(float(tol))
+
+
+def headline_metric(sweep: Sweep, dataset: str, order: Iterable[str] | None = None) -> str | None:
+    """The dataset's headline metric: the first of ``order`` with a value, else its first metric column."""
+    present = sweep.metric_columns(dataset)
+    for m in headline_order() if order is None else order:
+        if m in present:
+            return m
+    return present[0] if present else None
+
+
+# ------------------------------------------------------------------------------------------ cell formatting
+def fmt_stat(values: Iterable[float]) -> str:
+    """'0.1234' for one value, 'mean ± std' (sample std over seeds) for several, '' for none."""
+    v = pd.Series(list(values), dtype=float).dropna()
+    if v.empty:
+        return ""
+    if len(v) == 1:
+        return f"{v.iloc[0]:.4g}"
+    return f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
+
+
+def status_text(statuses: Iterable[str]) -> str:
+    """'failed', 'skipped' or 'failed/skipped' for cells without an ok seed."""
+    return "/".join(sorted(set(statuses) - {"ok"})) or "n/a"
+
+
+def cell_text(group: pd.DataFrame, column: str) -> str:
+    """Mean ± std of ``column`` over the ok seeds of ``group``, with the not-ok seeds counted.
+
+    A group whose ok seeds lack the column (the metric was not requested there) reads 'n/a'.
+    """
+    ok = group.loc[group["status"] == "ok", column].dropna() if column in group else pd.Series(dtype=float)
+    bad = group.loc[group["status"] != "ok", "status"].value_counts()
+    if ok.empty:
+        return status_text(group["status"])
+    text = fmt_stat(ok)
+    if len(bad):
+        text += " (" + ", ".join(f"{n} {s}" for s, n in sorted(bad.items())) + ")"
+    return text
+
+
+def nfe_text(group: pd.DataFrame) -> str:
+    """Mean NFE actually used by the ok seeds ('26.5'; adaptive solvers differ between seeds)."""
+    nfe = group.loc[group["status"] == "ok", "nfe"].dropna()
+    return f"{round(nfe.mean(), 1):g}" if len(nfe) else ""
+
+
+def _ordered_budgets(frame: pd.DataFrame) -> list[str]:
+    ranks = frame.groupby("budget")["budget_rank"].first()
+    return list(ranks.sort_values().index)
+
+
+def _methods(frame: pd.DataFrame) -> list[str]:
+    return sorted(frame["method"].unique(), key=lambda m: (m.split("(")[0], m))
+
+
+# ----------------------------------------------------------------------------------------------- the tables
+def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True) -> pd.DataFrame:
+    """Rows: methods; columns: budgets; cell: the best solver's mean ± std at that budget, solver named.
+
+    For each (method, budget) the solver with the best mean over its ok seeds wins; a budget no solver
+    finished reads the statuses of its cells. Adaptive budgets also give the NFE actually used.
+    """
+    budgets = _ordered_budgets(frame)
+    rows = []
+    for method in _methods(frame):
+        row: dict[str, str] = {"method": method}
+        g = frame[frame["method"] == method]
+        for budget in budgets:
+            gb = g[g["budget"] == budget]
+            if gb.empty:
+                row[budget] = ""
+                continue
+            ok = gb[(gb["status"] == "ok") & gb[metric].notna()]
+            means = ok.groupby("solver")[metric].mean().to_dict()
+            if not means:
+                row[budget] = status_text(gb["status"])
+                continue
+            pick = min if lower_is_better else max
+            solver = pick(means, key=means.get)
+            gs = gb[gb["solver"] == solver]
+            text = f"{cell_text(gs, metric)} [{solver}"
+            if gs["is_adaptive"].all():
+                text += f", NFE {nfe_text(gs)}"
+            row[budget] = text + "]"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["method", *budgets])
+
+
+def per_solver_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows: (method, solver); columns: budgets; cell: mean ± std over seeds, or the statuses.
+
+    A budget the spec did not sweep for that solver stays empty; adaptive cells add the NFE used.
+    """
+    budgets = _ordered_budgets(frame)
+    rows = []
+    for method in _methods(frame):
+        g = frame[frame["method"] == method]
+        for solver in sorted(g["solver"].unique()):
+            gs = g[g["solver"] == solver]
+            row = {"method": method, "solver": solver}
+            for budget in budgets:
+                gb = gs[gs["budget"] == budget]
+                text = cell_text(gb, metric) if len(gb) else ""
+                if len(gb) and gb["is_adaptive"].all() and (gb["status"] == "ok").any():
+                    text += f" [NFE {nfe_text(gb)}]"
+                row[budget] = text
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "solver", *budgets])
+
+
+def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[str]:
+    """Metric columns of the dataset named ``family`` or ``family.key``, grouped in the given order."""
+    present = sweep.metric_columns(dataset)
+    out = []
+    for fam in families:
+        out += sorted(c for c in present if c == fam or c.startswith(fam + "."))
+    return out
+
+
+def metric_family_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows: (method, solver, budget) configurations; columns: the given metric columns (mean ± std).
+
+    A configuration appears if any of its seeds holds one of the columns or if none of its seeds is ok
+    (so that failed and skipped cells show here too); the NFE column is the mean NFE actually used.
+    """
+    rows = []
+    for (method, solver, budget), g in frame.groupby(["method", "solver", "budget"], sort=False):
+        has_value = g[columns].notna().any().any()
+        if not has_value and (g["status"] == "ok").any():
+            continue
+        row = {"method": method, "solver": solver, "budget": budget, "NFE": nfe_text(g),
+               "_rank": g["budget_rank"].iloc[0]}
+        row.update({c: cell_text(g, c) for c in columns})
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["method", "solver", "budget", "NFE", *columns])
+    out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)
+
+
+def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows: methods; columns: per-model metric columns of one family (e.g. ``nll``, ``nll.bpd``).
+
+    Every cell of a trained model records the same per-model value, so each (method, seed) counts once; the
+    table gives mean ± std over seeds, the metric's own solve (solver, tolerance, trace estimator) and the NFE
+    that solve used -- not the cells' sampling budgets, which do not enter the value.
+    """
+    metric = columns[0].split(".")[0]
+    ok = frame[(frame["status"] == "ok") & frame[columns].notna().any(axis=1)]
+    ok = ok.drop_duplicates(["method", "seed"])
+    by_id = {r["cell_id"]: r for r in sweep.records}
+    rows = []
+    for method, g in ok.groupby("method", sort=False):
+        settings = [((by_id[c].get("metric_info") or {}).get(metric) or {}).get("settings") or {}
+                    for c in g["cell_id"]]
+        nfes = [s["nfe"] for s in settings if s.get("nfe") is not None]
+        row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
+               "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
+        row.update({c: cell_text(g, c) for c in columns})
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["method", "solve", "seeds", "NFE", *columns])
+    return pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
+
+
+def solve_text(settings: dict[str, Any]) -> str:
+    """'dopri5 tol 0.0001, hutchinson x1' from a metric's recorded settings ('' when it recorded none)."""
+    if not settings.get("solver"):
+        return ""
+    text = settings["solver"]
+    if settings.get("rtol") is not None:
+        text += f" tol {settings['rtol']:g}"
+    if settings.get("divergence"):
+        probes = f" x{settings['n_probes']}" if settings["divergence"] == "hutchinson" else ""
+        text += f", {settings['divergence']}{probes}"
+    return text
+
+
+def issues_table(frame: pd.DataFrame, max_reason: int = 200) -> pd.DataFrame:
+    """Every failed or skipped record: method, solver, budget, seed, status and the reason."""
+    bad = frame[frame["status"] != "ok"].sort_values(["method", "solver", "budget_rank", "seed"])
+    reasons = [(str(r) if r is not None else "")[:max_reason] for r in bad["reason"]]
+    return pd.DataFrame({"method": bad["method"].values, "solver": bad["solver"].values,
+                         "budget": bad["budget"].values, "seed": bad["seed"].values,
+                         "status": bad["status"].values, "reason": reasons})
+
+
+def summary_frame(sweep: Sweep) -> pd.DataFrame:
+    """One row per (dataset, method, solver, budget): seed counts by status, mean NFE, and every metric's
+    mean and std over the ok seeds (full precision; this is leaderboard.csv)."""
+    f = sweep.frame
+    metrics = sweep.metric_columns()
+    rows = []
+    for key, g in f.groupby(CONFIG_KEYS, sort=False):
+        ok = g[g["status"] == "ok"]
+        row = dict(zip(CONFIG_KEYS, key, strict=True))
+        row.update({"nfe_requested": g["nfe_requested"].iloc[0], "tol": g["tol"].iloc[0],
+                    "n_seeds": len(g), "n_ok": len(ok), "n_failed": int((g["status"] == "failed").sum()),
+                    "n_skipped": int((g["status"] == "skipped").sum()), "nfe_mean": ok["nfe"].mean(),
+                    "_rank": g["budget_rank"].iloc[0]})
+        for m in metrics:
+            row[f"{m}_mean"] = ok[m].mean()
+            row[f"{m}_std"] = ok[m].std(ddof=1) if ok[m].notna().sum() > 1 else math.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out = out.sort_values(["dataset", "method", "solver", "_rank"], kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)

@@ -1,0 +1,140 @@
+"""Metric registry: each metric declares its name, direction, reference and variant, and what it needs.
+
+A registered metric is called with an :class:`EvalContext` and returns a float or a dict of floats (the
+first key being the headline value). A dict may also carry ``"settings"``: a dict of the settings that
+produced the numbers (probe count, tolerance, sample count, feature-extractor hash, ...); the harness stores
+it in the record's ``metric_info[name]["settings"]`` (see :func:`split_output`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from odebench.bench.core.registry import Registry
+from odebench.bench.core.solvers import Dynamics
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric may use for one evaluated cell.
+
+    Attributes:
+        samples: [N, *shape] generated samples (t = 1 end).
+        reference: [M, *shape] held-out data (the target's test split).
+        x0: [N, *shape] the source draws the samples started from.
+        trajectory: [T + 1, N, *shape] states on ``t_grid`` along the swept solver's path, or None.
+        t_grid: [T + 1] times of ``trajectory``.
+        dynamics: the model's dynamics (for metrics that query the field, e.g. NLL, straightness).
+        log_prob_source: x -> [B] log-density of the source (for NLL), or None if not tractable.
+        data_kind: "points" or "image"; data_meta: the dataset's meta.
+        gen: generator for metrics that draw (projections, probes).
+        options: per-metric options from the spec (e.g. {"sliced_w": {"n_projections": 256}}).
+        cache: scratch space shared by the metrics of one cell (e.g. the reference trajectory that both
+            ``straightness`` and ``curvature`` read), so that it is computed once.
+    """
+
+    samples: Tensor
+    reference: Tensor
+    x0: Tensor | None = None
+    trajectory: Tensor | None = None
+    t_grid: Tensor | None = None
+    dynamics: Dynamics | None = None
+    log_prob_source: Callable[[Tensor], Tensor] | None = None
+    data_kind: str = "points"
+    data_meta: dict[str, Any] = field(default_factory=dict)
+    gen: torch.Generator | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def opts(self, metric: str) -> dict[str, Any]:
+        return dict(self.options.get(metric, {}))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric and its metadata (carried into every record)."""
+
+    name: str
+    fn: Callable[[EvalContext], float | dict[str, float]]
+    higher_is_better: bool
+    reference: str = ""
+    variant: str = ""
+    kinds: tuple[str, ...] = ("points", "image")
+    description: str = ""
+    #: whether the metric reads ctx.trajectory (the harness records the solver's path only then)
+    needs_trajectory: bool = False
+    #: whether the value depends only on the trained model and the metric's options, not on the cell's solver,
+    #: budget or samples (e.g. NLL with its own solver): the harness then computes it once per model, with a
+    #: generator derived from the model, and every cell of that model records the same value
+    per_model: bool = False
+    #: where the report puts it: "quality" (sample quality), "path" (straightness, transport) or "likelihood"
+    family: str = "quality"
+    #: preference as a dataset's headline metric (lower first); None: never the headline
+    headline_rank: int | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        meta = {"higher_is_better": self.higher_is_better, "reference": self.reference, "variant": self.variant}
+        if self.per_model:
+            meta["per_model"] = True
+        return meta
+
+
+METRICS: Registry[Metric] = Registry("metric", "odebench.metrics", builtin="odebench.metrics")
+
+FAMILIES = ("quality", "path", "likelihood")
+
+
+def register_metric(name: str, *, higher_is_better: bool, reference: str = "", variant: str = "",
+                    kinds: tuple[str, ...] = ("points", "image"), needs_trajectory: bool = False,
+                    per_model: bool = False, family: str = "quality", headline_rank: int | None = None):
+    """Decorator for ``fn(ctx: EvalContext) -> float | dict``; its docstring's first line describes it.
+
+    ``per_model=True`` declares that ``fn`` reads only ``dynamics``, ``log_prob_source``, ``reference``,
+    the data fields, ``gen`` and its options (never the cell's samples or trajectory); see Metric.per_model.
+    ``family`` and ``headline_rank`` place it in the report (see Metric).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"metric {name!r}: family must be one of {FAMILIES}, got {family!r}")
+
+    def deco(fn):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        METRICS.add(name, Metric(name, fn, higher_is_better, reference, variant, kinds, doc[0] if doc else "",
+                                 needs_trajectory, per_model, family, headline_rank))
+        return fn
+
+    return deco
+
+
+def headline_order() -> tuple[str, ...]:
+    """Registered metrics that can head a leaderboard, most preferred first."""
+    ranked = [m for m in map(METRICS.get, METRICS.names()) if m.headline_rank is not None]
+    return tuple(m.name for m in sorted(ranked, key=lambda m: (m.headline_rank, m.name)))
+
+
+def family_of(family: str) -> tuple[str, ...]:
+    """Names of the registered metrics of one family (``FAMILIES``), sorted."""
+    return tuple(n for n in METRICS.names() if METRICS.get(n).family == family)
+
+
+SETTINGS_KEY = "settings"
+
+
+def split_output(name: str, out: float | dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Turn a metric's return value into (record values, settings).
+
+    Values are keyed ``name`` for the headline (a float, or the dict key equal to ``name``) and
+    ``name.key`` for the others; ``out["settings"]`` (if present) is returned separately, unchanged.
+    """
+    if not isinstance(out, dict):
+        return {name: float(out)}, {}
+    out = dict(out)
+    settings = out.pop(SETTINGS_KEY, {})
+    if not isinstance(settings, dict):
+        raise TypeError(f"metric {name!r}: 'settings' must be a dict, got {type(settings).__name__}")
+    values = {name if k == name else f"{name}.{k}": float(v) for k, v in out.items()}
+    return values, settings
