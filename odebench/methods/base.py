@@ -111,6 +111,13 @@ class Method(ABC):
         """A stage this method is trained from (its trained model is passed to ``make_pairs``)."""
         return None
 
+    def init_from_parent(self) -> bool:
+        """Whether training starts from the parent's trained weights (fine-tuning) instead of a fresh network.
+
+        Only asked when ``parent()`` is set; the networks of both stages must then have the same layout.
+        """
+        return False
+
     def n_pairs(self) -> int:
         """How many source draws the harness pairs through ``make_pairs`` (only asked when ``parent()`` is set)."""
         raise NotImplementedError(f"{self.name} has a parent but does not say how many pairs it trains on")

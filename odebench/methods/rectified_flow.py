@@ -23,6 +23,10 @@ from odebench.bench.core.solvers import SOLVERS, Unsupported, sample
 from odebench.methods.base import Dynamics, Method, register_method, uniform_t
 from odebench.methods.probability_paths import LinearPath
 
+#: where round k + 1 (or the distilled model) starts: the parent's weights, fine-tuned as in Liu et al.'s reflow
+#: code (the default), or a fresh network
+INITS = ("parent", "scratch")
+
 
 @register_method("rf")
 class RectifiedFlow(Method):
@@ -34,11 +38,14 @@ class RectifiedFlow(Method):
     needs_gaussian_source = False  # the linear path and reflow work between any two laws
 
     def __init__(self, k: int = 1, distill: bool = False, n_pairs: int = 10000, pair_solver: str = "dopri5",
-                 pair_rtol: float = 1e-5, pair_atol: float = 1e-5, pair_nfe: int = 100):
+                 pair_rtol: float = 1e-5, pair_atol: float = 1e-5, pair_nfe: int = 100, init: str = "parent"):
         if int(k) < 1:
             raise ValueError(f"rf: k must be >= 1 (number of rectifications), got {k}")
+        if init not in INITS:
+            raise ValueError(f"rf: init must be one of {INITS} (where round k + 1 starts), got {init!r}")
         super().__init__(k=int(k), distill=bool(distill), n_pairs=int(n_pairs), pair_solver=str(pair_solver),
-                         pair_rtol=float(pair_rtol), pair_atol=float(pair_atol), pair_nfe=int(pair_nfe))
+                         pair_rtol=float(pair_rtol), pair_atol=float(pair_atol), pair_nfe=int(pair_nfe),
+                         init=str(init))
         self.path = LinearPath()
 
     def parent(self):
@@ -52,9 +59,12 @@ class RectifiedFlow(Method):
     def n_pairs(self):
         return self.hparams["n_pairs"]
 
+    def init_from_parent(self):
+        return self.hparams["init"] == "parent"
+
     def config(self):
         h = self.hparams
-        if h["k"] == 1 and not h["distill"]:  # pair settings do not affect round 1: keep them out of its key
+        if h["k"] == 1 and not h["distill"]:  # pair and init settings do not affect round 1: keep them out of its key
             return {"name": self.name, "k": 1, "distill": False}
         return super().config()
 

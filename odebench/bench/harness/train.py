@@ -125,6 +125,8 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
         coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
     torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
     model = build_model(method, problem).to(device)
+    if parent is not None and method.init_from_parent():
+        model.load_state_dict(parent.model.state_dict())  # fine-tune the parent (its EMA weights)
     # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
     tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
     ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
