@@ -22,7 +22,8 @@ from odebench.bench.core.solvers import Dynamics
 __all__ = ["METHODS", "Dynamics", "GaussianPrior", "Method", "Prior", "get_method", "register_method"]
 
 NetFactory = Callable[..., nn.Module]
-"""``make_net(out_mult=1) -> nn.Module`` mapping (x [B, *shape], t [B]) -> [B, out_mult * C, ...]."""
+"""``make_net(out_mult=1, width=1.0, depth=1.0) -> nn.Module`` mapping (x [B, *shape], t [B]) ->
+[B, out_mult * C, ...]; ``width`` / ``depth`` < 1 give a smaller network of the spec's kind (e.g. an encoder)."""
 
 
 class Prior(ABC):

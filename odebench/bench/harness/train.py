@@ -91,7 +91,8 @@ def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, par
 
 def build_model(method: Method, problem: Problem) -> nn.ModuleDict:
     shape = problem.target.shape
-    return method.networks(lambda out_mult=1: build_net(problem.net, shape, out_mult), shape)
+    return method.networks(lambda out_mult=1, width=1.0, depth=1.0: build_net(problem.net, shape, out_mult, width,
+                                                                              depth), shape)
 
 
 def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,

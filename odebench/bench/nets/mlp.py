@@ -35,6 +35,14 @@ class MLP(nn.Module):
         layers.append(nn.Linear(width, math.prod(self.out_shape)))
         self.body = nn.Sequential(*layers)
 
+    @staticmethod
+    def scaled_config(config: dict, width: float, depth: float) -> dict:
+        """The config of an MLP ``width`` times as wide and ``depth`` times as deep (at least 8 wide, 1 deep)."""
+        out = dict(config)
+        out["hidden"] = max(8, round(config.get("hidden", 128) * width))
+        out["depth"] = max(1, round(config.get("depth", 3) * depth))
+        return out
+
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         """x: [B, *shape], t: [B] -> [B, *out_shape]."""
         h = torch.cat([x.flatten(1), self.embed(t).to(x.dtype)], dim=1)

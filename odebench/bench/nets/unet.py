@@ -96,6 +96,16 @@ class UNet(nn.Module):
         out_mult: output channels = out_mult * C.
     """
 
+    @staticmethod
+    def scaled_config(config: dict, width: float, depth: float) -> dict:
+        """The config of a U-Net with ``width`` times the base channels (a multiple of its GroupNorm groups, at
+        least one group's worth) and ``depth`` times the residual blocks per level (at least one)."""
+        out = dict(config)
+        groups = config.get("groups", 32)
+        out["ch"] = max(groups, round(config.get("ch", 64) * width / groups) * groups)
+        out["num_res_blocks"] = max(1, round(config.get("num_res_blocks", 2) * depth))
+        return out
+
     def __init__(self, shape: tuple[int, ...], ch: int = 64, ch_mult: tuple[int, ...] | list[int] = (1, 2, 2),
                  num_res_blocks: int = 2, attn_resolutions: tuple[int, ...] | list[int] = (16,),
                  mid_attn: bool = True, attn_heads: int = 1, dropout: float = 0.0, groups: int = 32,
