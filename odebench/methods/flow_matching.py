@@ -25,6 +25,8 @@ that the source is Gaussian, so it accepts any source dataset.
 
 from __future__ import annotations
 
+import torch
+
 from odebench.methods.base import Dynamics, Method, register_method, uniform_t
 from odebench.methods.couplings import minibatch_ot_pairs
 from odebench.methods.probability_paths import AffinePath, LinearPath, OTPath, VPDiffusionPath
@@ -72,6 +74,10 @@ class FlowMatchingDiffusion(AffineFlowMatching):
         self.path = VPDiffusionPath(beta_min, beta_max)
 
 
+#: how otcfm turns a batch's OT plan into training pairs
+PAIRINGS = ("sample", "permutation")
+
+
 @register_method("otcfm")
 class OTConditionalFlowMatching(AffineFlowMatching):
     """Minibatch-OT flow matching: re-pair each batch by exact OT (POT ``ot.emd``), then the linear path.
@@ -79,6 +85,9 @@ class OTConditionalFlowMatching(AffineFlowMatching):
     Training batches of size B are re-paired by the B x B assignment with squared-Euclidean cost, so the
     pairing approaches the OT coupling as B grows and the learned paths straighten; the batch size is part
     of the method (it is the training config's ``batch_size``).
+
+    ``pairing = "sample"`` (the default, as TorchCFM's ``OTPlanSampler``) draws B pairs from the plan with
+    replacement; ``"permutation"`` keeps the plan's B pairs, each once.
     """
 
     reference = "arXiv:2302.00482"
@@ -87,10 +96,15 @@ class OTConditionalFlowMatching(AffineFlowMatching):
                 "arXiv:2302.00482")
     needs_gaussian_source = False
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, pairing: str = "sample"):
+        if pairing not in PAIRINGS:
+            raise ValueError(f"otcfm: pairing must be one of {PAIRINGS}, got {pairing!r}")
+        super().__init__(pairing=pairing)
         self.path = LinearPath()
 
     def loss(self, model, x0, x1, gen):
         x0, x1 = minibatch_ot_pairs(x0, x1)
+        if self.hparams["pairing"] == "sample":  # B draws from the plan (uniform over its B pairs), with replacement
+            idx = torch.randint(x0.shape[0], (x0.shape[0],), generator=gen, device=x0.device)
+            x0, x1 = x0[idx], x1[idx]
         return super().loss(model, x0, x1, gen)
