@@ -77,6 +77,8 @@ class TrainOutcome:
     seconds: float = 0.0
     total_train_seconds: float = 0.0
     traceback: str | None = None
+    #: the model's training evidence as its cells record it (TrainedModel.evidence_record)
+    evidence: dict = field(default_factory=dict)
 
 
 @dataclass

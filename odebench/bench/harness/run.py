@@ -161,7 +161,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
     runtime = runtime or Runtime(device)
     method, problem = get_method(**cell.method), problem_of(cell)
     dyn = method.dynamics(trained.model)
-    record = {**base_record(cell, runtime.device), "model_key": trained.key, "runtime": runtime.record()}
+    record = {**base_record(cell, runtime.device), "model_key": trained.key, "runtime": runtime.record(),
+              "training": trained.evidence_record()}
     metric_names = cell.eval["metrics"].get(problem.target.kind, [])
     x0_all = draw_sources(cell, method, problem)
     timings = {"train_seconds": trained.total_train_seconds()}
@@ -256,7 +257,7 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
         node = node.parent
     _remember(trained, ctx)
     return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
-                        trained.total_train_seconds())
+                        trained.total_train_seconds(), evidence=trained.evidence_record())
 
 
 def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedModel:
@@ -267,7 +268,8 @@ def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedM
     model = build_model(method, problem_of(cell)).to(ctx.device)
     meta = ArtifactStore(ctx.artifacts_root).load(outcome.key, model, ctx.device)
     model.eval()
-    trained = TrainedModel(model, outcome.key, outcome.total_train_seconds, True, meta.get("losses", []))
+    trained = TrainedModel(model, outcome.key, outcome.total_train_seconds, True, meta.get("losses", []),
+                           evidence=outcome.evidence)  # already the record form, parents' cost included
     return _remember(trained, ctx)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 from odebench.bench.core import seeding
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
 from odebench.bench.harness import distributed
+from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.artifacts import ArtifactStore, config_hash
 from odebench.bench.harness.runtime import Runtime, compile_modules
 from odebench.bench.nets import build_net
@@ -64,9 +66,31 @@ class TrainedModel:
     cached: bool
     losses: list[float] = field(default_factory=list)
     parent: TrainedModel | None = None
+    #: cost, held-out loss curve and convergence verdict (odebench.bench.harness.training_evidence); empty for
+    #: models cached before these were recorded
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def total_train_seconds(self) -> float:
         return self.seconds + (self.parent.total_train_seconds() if self.parent else 0.0)
+
+    def total_flops(self) -> int | None:
+        """Training FLOPs of this model and every parent it was trained from (None if any is unknown)."""
+        own = (self.evidence.get("cost") or {}).get("flops")
+        if own is None:
+            return None
+        if self.parent is None:
+            return own
+        up = self.parent.total_flops()
+        return None if up is None else own + up
+
+    def evidence_record(self) -> dict[str, Any]:
+        """What a cell's record says about the training of its model (cost with the parents' included)."""
+        if not self.evidence:
+            return {}
+        cost = dict(self.evidence.get("cost", {}))
+        if self.parent is not None or "total_flops" not in cost:  # else: already the record form
+            cost.update(total_flops=self.total_flops(), total_seconds=self.total_train_seconds())
+        return {**self.evidence, "cost": cost}
 
 
 def source_sampler(method: Method, problem: Problem, device):
@@ -114,32 +138,49 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
     if store.has(key):
         meta = store.load(key, model, device)
         model.eval()
-        return TrainedModel(model, key, meta.get("train_seconds", 0.0), True, meta.get("losses", []), parent)
+        return TrainedModel(model, key, meta.get("train_seconds", 0.0), True, meta.get("losses", []), parent,
+                            meta.get("evidence") or {})
 
     start = time.perf_counter()
     sample_source = source_sampler(method, problem, device)
+    pair_flops = 0
     if parent is not None:
         x0 = sample_source(method.n_pairs(), seeding.derive(seed, key, "pair-sources"))
-        x1 = method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs"))
+        x1, pair_flops = ev.count_flops(lambda: method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs")))
         coupling = PairCoupling(x0.detach(), x1.detach())
+        # held-out pairs: fresh sources carried by the parent's flow, as the training pairs are
+        x0_held = sample_source(ev.N_HELDOUT, seeding.derive(seed, key, "heldout-sources"))
+        x1_held = method.make_pairs(parent.model, x0_held, seeding.derive(seed, key, "heldout-pairs"))
     else:
         coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
+        x1_held = problem.target.test[:ev.N_HELDOUT].to(device)
+        x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
     torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
     model = build_model(method, problem).to(device)
     if parent is not None and method.init_from_parent():
         model.load_state_dict(parent.model.state_dict())  # fine-tune the parent (its EMA weights)
+    with torch.random.fork_rng(devices=[]):  # measuring the cost must not move the RNG that dropout uses
+        cost = ev.step_cost(method, model, build_net(problem.net, problem.target.shape).to(device),
+                            *coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
+                            seeding.derive(seed, key, "cost-loss", device=device))
+    curve: list[tuple[int, float]] = []
     # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
     tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
     ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
-                      label=f"train {method.name}", runtime=runtime)
+                      label=f"train {method.name}", runtime=runtime,
+                      heldout=ev.heldout_evaluator(method, x0_held, x1_held, seed, key), heldout_curve=curve)
     seconds = time.perf_counter() - start
+    evidence = {"cost": {**cost, "steps": cfg.steps, "pair_flops": pair_flops,
+                         "flops": cost["flops_per_step"] * cfg.steps + pair_flops, "seconds": seconds},
+                "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
+                "convergence": ev.judge_convergence(curve)}
     if distributed.is_main():
         store.save(key, ema, {"method": method.training_config(), "target": problem.target.name,
                               "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
                               "parent": parent.key if parent else None, "train_seconds": seconds,
-                              "losses": losses, "runtime": runtime.record()})
+                              "losses": losses, "runtime": runtime.record(), "evidence": evidence})
     distributed.barrier()
-    return TrainedModel(ema, key, seconds, False, losses, parent)
+    return TrainedModel(ema, key, seconds, False, losses, parent, evidence)
 
 
 def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,
@@ -175,14 +216,17 @@ def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, co
 
 
 def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
-        progress: bool = False, label: str = "train",
-        runtime: Runtime | None = None) -> tuple[nn.ModuleDict, list[float]]:
+        progress: bool = False, label: str = "train", runtime: Runtime | None = None,
+        heldout: Callable[[nn.Module], float] | None = None,
+        heldout_curve: list[tuple[int, float]] | None = None) -> tuple[nn.ModuleDict, list[float]]:
     """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
 
     The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
     back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
     ``runtime`` adds bf16 autocast around the loss and torch.compile of the networks; under torchrun the
-    networks train behind DistributedDataParallel on this rank's share of the batch.
+    networks train behind DistributedDataParallel on this rank's share of the batch. ``heldout(ema)``, if
+    given, is evaluated on the EMA weights at ``training_evidence.eval_steps(cfg.steps)`` and appended to
+    ``heldout_curve`` as (completed steps, loss); it draws from its own generator, so training is unchanged.
     """
     from tqdm.auto import tqdm
 
@@ -192,6 +236,9 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     chunk = max(1, min(cfg.steps // 100, 50))
     losses: list[float] = []
     running = torch.zeros((), device=next(model.parameters()).device)
+    checkpoints = set(ev.eval_steps(cfg.steps)) if heldout is not None else set()
+    if 0 in checkpoints:
+        heldout_curve.append((0, heldout(ema)))
     model.train()
     bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
     for step in bar:
@@ -204,6 +251,8 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
                                       f"the learning rate (train.lr = {cfg.lr}) or set train.grad_clip")
             losses.append(value)
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        if step + 1 in checkpoints:
+            heldout_curve.append((step + 1, heldout(ema)))
     with torch.no_grad():
         for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):  # buffers are not averaged, just copied
             b_ema.copy_(b)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from odebench.bench.report import training
 from odebench.bench.report.tables import (
     Sweep,
     best_solver_table,
@@ -75,6 +76,10 @@ class Report:
 def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table]:
     """The tables of one dataset (see the module docstring)."""
     f = sweep.frame[sweep.frame["dataset"] == dataset]
+    models = training.model_rows(sweep.records, f)
+    unfinished = training.still_improving(models, dataset)
+    if unfinished:  # the leaderboards name them: a method whose model has not converged is marked in every row
+        f = f.assign(method=[m + training.STILL_IMPROVING if m in unfinished else m for m in f["method"]])
     tables = []
     if metric is not None:
         lower = sweep.lower_is_better(metric)
@@ -107,6 +112,14 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
     if per_cell:  # records from metrics measured along each cell's own solver
         tables.append(Table("Negative log-likelihood per solver", metric_family_table(f, per_cell),
                             "NLL of held-out data (nats; bpd = bits per dimension), mean ± std over seeds."))
+    if not models.empty:
+        rule = next((r for r in models["rule"] if r), "")
+        tables.append(Table("Training: cost and convergence", training.training_table(models, dataset),
+                            "Per method: training steps, cost of one step in forward passes of the spec's "
+                            "network (forward + backward of every network the loss calls), parameters, total "
+                            "training FLOPs (parents and reflow pair generation included) and wall seconds, and "
+                            f"how many of its models had converged ({rule}). Methods marked"
+                            f"{training.STILL_IMPROVING!r} in the tables above had a model still improving."))
     issues = issues_table(f)
     if len(issues):
         tables.append(Table("Failed and skipped cells", issues,
@@ -124,6 +137,7 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tu
     if metric is not None:
         figs.append(plots.quality_vs_nfe(f, dataset, metric, sweep.lower_is_better(metric), sweep.dir))
     figs.append(plots.paths_vs_round(f, dataset, sweep.dir))
+    figs.append(training.heldout_figure(training.model_rows(sweep.records, f), dataset, sweep.dir))
     # a per-model NLL does not change with the sampler's NFE: only per-cell NLL columns get this figure
     per_cell_nll = [c for c in family_columns(sweep, dataset, family_of("likelihood")) if not sweep.is_per_model(c)]
     figs.append(plots.nll_vs_nfe(f, dataset, per_cell_nll, sweep.dir))

@@ -1,0 +1,93 @@
+"""The training side of a sweep's report: what each model cost and whether it had converged.
+
+Reads the ``training`` block every record carries (odebench.bench.harness.training_evidence): one row per
+trained model (cells of one model repeat it), a table per dataset with the cost in one unit for every method,
+the held-out loss curves as a figure, and the methods whose models were still improving, which the leaderboard
+marks with ``STILL_IMPROVING`` so that "this family is worse" is never read where "this model is not done" holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from odebench.bench.report.plots import FigureFile, grid_of, save, slug
+
+#: mark appended to a method's label in the leaderboards when a model of it was still improving
+STILL_IMPROVING = " (still improving)"
+
+
+def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained model of the sweep: dataset, method label, seed, and its training evidence."""
+    by_id = {r["cell_id"]: r for r in records}
+    rows, seen = [], set()
+    for cell_id, dataset, method, seed in frame[["cell_id", "dataset", "method", "seed"]].itertuples(index=False):
+        rec = by_id[cell_id]
+        key, training = rec.get("model_key"), rec.get("training") or {}
+        if not key or not training or key in seen:
+            continue
+        seen.add(key)
+        cost, verdict = training.get("cost", {}), training.get("convergence", {})
+        held = training.get("heldout", {})
+        rows.append({"dataset": dataset, "method": method, "seed": seed, "model_key": key,
+                     "steps": cost.get("steps"), "fwd_eq_per_step": cost.get("forward_equivalents_per_step"),
+                     "params": cost.get("params_total"), "total_flops": cost.get("total_flops"),
+                     "total_seconds": cost.get("total_seconds"), "converged": verdict.get("converged"),
+                     "relative_drop": verdict.get("relative_drop"), "rule": verdict.get("rule"),
+                     "heldout_steps": held.get("steps", []), "heldout_loss": held.get("loss", [])})
+    return pd.DataFrame(rows)
+
+
+def still_improving(models: pd.DataFrame, dataset: str) -> set[str]:
+    """Method labels of the dataset with at least one model still improving at the end of its training."""
+    if models.empty:
+        return set()
+    rows = models[models["dataset"] == dataset]
+    return set(rows.loc[rows["converged"].eq(False), "method"])
+
+
+def _verdict(values: pd.Series) -> str:
+    n = len(values)
+    done = int(values.eq(True).sum())
+    undecided = int(values.isna().sum())
+    text = f"{done}/{n} converged"
+    return text + (f" ({undecided} not judged)" if undecided else "")
+
+
+def training_table(models: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per method: steps, cost per step in forward-equivalents, parameters, total training cost (parents and
+    pair generation included), wall seconds, and how many of its models (seeds) had converged."""
+    rows = models[models["dataset"] == dataset] if not models.empty else models
+    out = []
+    for method, g in rows.groupby("method", sort=True):
+        out.append({"method": method, "steps": int(g["steps"].iloc[0]),
+                    "fwd-eq / step": f"{g['fwd_eq_per_step'].mean():.2f}",
+                    "params": f"{int(g['params'].iloc[0]):,}",
+                    "total TFLOP": f"{g['total_flops'].mean() / 1e12:.3g}",
+                    "train s": f"{g['total_seconds'].mean():.0f}",
+                    "held-out loss": _verdict(g["converged"])})
+    return pd.DataFrame(out)
+
+
+def heldout_figure(models: pd.DataFrame, dataset: str, sweep_dir) -> FigureFile | None:
+    """The held-out loss of every model against its training step, one panel per method."""
+    rows = models[models["dataset"] == dataset] if not models.empty else models
+    rows = rows[rows["heldout_loss"].map(len) > 0] if len(rows) else rows
+    if rows.empty:
+        return None
+    methods = sorted(rows["method"].unique())
+    fig, axes = grid_of(len(methods), ncols=3)
+    for ax, method in zip(axes, methods, strict=False):
+        for _, r in rows[rows["method"] == method].iterrows():
+            style = "-" if r["converged"] is not False else "--"
+            ax.plot(r["heldout_steps"], r["heldout_loss"], style, marker=".", label=f"seed {r['seed']}")
+        ax.set_title(method + (STILL_IMPROVING if method in still_improving(rows, dataset) else ""), fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("held-out loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{dataset}: held-out loss during training")
+    return save(fig, sweep_dir, f"heldout_loss_{slug(dataset)}", f"{dataset}: held-out loss during training",
+                "The method's own loss on a fixed held-out batch, evaluated on the EMA weights at 21 points of "
+                "training; dashed: still improving at the end by the rule of the training table.")

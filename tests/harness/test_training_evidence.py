@@ -1,0 +1,105 @@
+"""Every trained model records its cost (FLOPs per step, forward-equivalents, parameters, pair generation, the
+parents' cost) and a held-out loss curve with a converged / still-improving verdict; measuring them leaves the
+training itself unchanged."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from threads import torch_threads
+
+from odebench.bench.data import load_dataset
+from odebench.bench.harness import training_evidence as ev
+from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.train import Problem, TrainConfig, build_model, fit, train_model
+from odebench.methods import get_method
+from odebench.methods.couplings import IndependentCoupling
+
+NET = {"name": "mlp", "hidden": 32, "depth": 2}
+
+
+@pytest.fixture(scope="module")
+def problem() -> Problem:
+    return Problem(load_dataset("moons", n_train=2000, n_test=512), None, NET)
+
+
+def _curve(values):
+    return [(i * 10, v) for i, v in enumerate(values)]
+
+
+def test_the_convergence_rule():
+    plateau = [2 + math.exp(-i / 2) for i in range(21)]
+    assert ev.judge_convergence(_curve(plateau))["converged"] is True
+    falling = [3 - 0.05 * i for i in range(21)]  # a straight fall: the last quarter carries a quarter of it
+    verdict = ev.judge_convergence(_curve(falling))
+    assert verdict["converged"] is False and verdict["relative_drop"] == pytest.approx(0.25, abs=0.03)
+    negative = [-0.8 + 0.8 * math.exp(-i) for i in range(21)]  # the interpolant's loss goes below zero
+    assert ev.judge_convergence(_curve(negative))["converged"] is True
+    to_zero = [0.5 * math.exp(-i) for i in range(21)]  # relative to itself it keeps halving; to its fall, not
+    assert ev.judge_convergence(_curve(to_zero))["converged"] is True
+    flat = ev.judge_convergence(_curve([1.0] * 21))
+    assert flat["converged"] is None and "never fell" in flat["reason"]
+    assert ev.judge_convergence(_curve([1.0, float("nan")] * 10 + [1.0]))["converged"] is None
+
+
+def _cost(method, problem):
+    with torch_threads(1):
+        model = build_model(method, problem)
+        from odebench.bench.nets import build_net
+
+        x1 = problem.target.train[:64]
+        return ev.step_cost(method, model, build_net(problem.net, problem.target.shape), torch.randn_like(x1), x1,
+                            torch.Generator().manual_seed(0))
+
+
+def test_cost_counts_the_encoder_and_the_antithetic_pass(problem):
+    base = _cost(get_method("fm_ot"), problem)
+    enc = _cost(get_method("curvature_min"), problem)
+    full_enc = _cost(get_method("curvature_min", encoder_width=1.0, encoder_depth=1.0), problem)
+    antithetic = _cost(get_method("interpolant", gamma=1.0), problem)
+    assert 2.0 <= base["forward_equivalents_per_step"] <= 3.0  # forward + backward of one network
+    assert base["forward_equivalents_per_step"] < enc["forward_equivalents_per_step"]
+    assert enc["forward_equivalents_per_step"] < full_enc["forward_equivalents_per_step"]
+    assert full_enc["forward_equivalents_per_step"] > 1.8 * base["forward_equivalents_per_step"]
+    assert antithetic["forward_equivalents_per_step"] > 1.8 * base["forward_equivalents_per_step"]
+    assert set(enc["params"]) == {"v", "enc"} and enc["params_total"] == sum(enc["params"].values())
+    assert base["reference_forward_flops"] == enc["reference_forward_flops"]  # one unit for every method
+
+
+def test_measuring_leaves_the_training_unchanged(problem):
+    method = get_method("fm_ot")
+    coupling = IndependentCoupling(lambda n, g: torch.randn(n, 2, generator=g),
+                                   lambda n, g: problem.target.sample(n, g))
+    cfg = TrainConfig(steps=60, batch_size=64)
+    torch.manual_seed(0)
+    model = build_model(method, problem)
+    twin = copy.deepcopy(model)
+    with torch_threads(1):
+        plain, _ = fit(method, model, coupling, cfg, torch.Generator().manual_seed(1))
+        curve = []
+        x1 = problem.target.test[:256]
+        evaluator = ev.heldout_evaluator(method, torch.randn_like(x1), x1, 0, "k")
+        watched, _ = fit(method, twin, coupling, cfg, torch.Generator().manual_seed(1), heldout=evaluator,
+                         heldout_curve=curve)
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), watched.parameters(), strict=True))
+    assert [s for s, _ in curve] == ev.eval_steps(60) and curve[0][0] == 0 and curve[-1][0] == 60
+    assert evaluator(watched) == evaluator(watched)  # the same draws every call
+
+
+def test_a_model_still_improving_is_flagged_and_records_its_cost(problem, tmp_path):
+    store = ArtifactStore(tmp_path)
+    with torch_threads(1):
+        short = train_model(get_method("fm_ot"), problem, TrainConfig(steps=40, batch_size=64, lr=3e-4), 0, store)
+        rf2 = train_model(get_method("rf", k=2, n_pairs=256, pair_solver="euler", pair_nfe=4), problem,
+                          TrainConfig(steps=40, batch_size=64, lr=3e-4), 0, store)
+    record = short.evidence_record()
+    assert record["convergence"]["converged"] is False  # 40 small steps: the held-out loss is still falling
+    assert record["cost"]["flops"] == record["cost"]["flops_per_step"] * 40
+    cost2 = rf2.evidence_record()["cost"]
+    assert cost2["pair_flops"] > 0
+    assert cost2["total_flops"] == cost2["flops"] + rf2.parent.evidence_record()["cost"]["total_flops"]
+    reloaded = train_model(get_method("fm_ot"), problem, TrainConfig(steps=40, batch_size=64, lr=3e-4), 0, store)
+    assert reloaded.cached and reloaded.evidence_record() == record  # kept with the model
