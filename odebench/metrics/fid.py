@@ -6,7 +6,11 @@ features (:func:`odebench.metrics.quality.frechet_distance`); they differ only i
 FID (Heusel et al. 2017) in clean-fid's "clean" mode (Parmar, Zhang, Zhu 2022): images in [-1, 1] become
 uint8 by (x + 1) * 127.5 rounded and clamped (grey images repeat to 3 channels), are resized to 299x299 by
 clean-fid's PIL bicubic resizer (``cleanfid.resize.build_resizer("clean")``), and go through clean-fid's
-``InceptionV3W``, the TorchScript port of TensorFlow's 2015-12-05 Inception, 2048-d pool features. The
+``InceptionV3W``, the TorchScript port of TensorFlow's 2015-12-05 Inception, 2048-d pool features. As in the
+papers whose numbers a benchmark is compared with (Song et al., Karras et al.: 50,000 samples against the
+statistics of the CIFAR-10 training set), the reference is the target's training split by default
+(``reference = "train"``; ``"test"`` compares with the held-out split); the sample count is the spec's
+``eval.n_samples`` (the ``cifar10`` spec asks for 50,000) and both are recorded with every value. The
 weights file is never downloaded here: give its path with ``eval.metric_options.fid.inception`` or the
 environment variable ``ODEBENCH_INCEPTION``; it is checked against :data:`INCEPTION_SHA256` before use.
 clean-fid publishes no checksum; the pinned SHA-256 is the digest that k-diffusion (crowsonkb/k-diffusion,
@@ -178,21 +182,29 @@ def _default_stats_dir() -> str:
 def _fid(ctx: EvalContext) -> dict:
     """FID (clean-fid's Inception, 'clean' resize) of samples vs held-out data; needs the weights file."""
     opts = ctx.opts("fid")
-    unknown = set(opts) - {"inception", "stats_dir", "max_points", "batch_size", "device", "mode"}
+    unknown = set(opts) - {"inception", "stats_dir", "max_points", "batch_size", "device", "mode", "reference"}
     if unknown:
         raise ValueError(f"fid: unknown option(s) {sorted(unknown)}; allowed: inception, stats_dir, "
-                         "max_points, batch_size, device, mode")
+                         "max_points, batch_size, device, mode, reference")
     mode = opts.get("mode", "clean")
     if mode not in EXTRACTORS:
         raise ValueError(f"fid: mode {mode!r} not supported; supported: {sorted(EXTRACTORS)}")
     extractor = EXTRACTORS[mode](opts.get("inception"), opts.get("device", "cpu"))
+    split = opts.get("reference", "train")
+    if split not in ("train", "test"):
+        raise ValueError(f"fid: reference must be 'train' (the papers' protocol) or 'test'; got {split!r}")
+    reference = ctx.reference if split == "test" else ctx.train_reference
+    if reference is None:
+        raise ValueError("fid: reference = 'train' needs the training split, which this evaluation was not given; "
+                         "pass EvalContext(train_reference=...) or set eval.metric_options.fid.reference = 'test'")
     n = int(opts.get("max_points", len(ctx.samples)))
-    samples, reference = ctx.samples[:n], ctx.reference
+    samples = ctx.samples[:n]
     value, path = fid_from_images(samples, reference, extractor, opts.get("stats_dir", _default_stats_dir()),
                                   int(opts.get("batch_size", 100)))
     return {"fid": value, "settings": {"extractor": extractor.name, "extractor_sha256": extractor.sha256,
                                        "resize_mode": extractor.resize_mode, "n_samples": len(samples),
-                                       "n_reference": len(reference), "reference_stats": path.name}}
+                                       "n_reference": len(reference), "reference_split": split,
+                                       "reference_stats": path.name}}
 
 
 @register_metric("fd_digits", higher_is_better=False, reference="odebench digits CNN (not Inception)",

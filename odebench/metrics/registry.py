@@ -26,6 +26,8 @@ class EvalContext:
     Attributes:
         samples: [N, *shape] generated samples (t = 1 end).
         reference: [M, *shape] held-out data (the target's test split).
+        train_reference: [M', *shape] the target's training split, for metrics whose protocol compares with it
+            (FID against training-set statistics, as the papers report it); None where not given.
         x0: [N, *shape] the source draws the samples started from.
         trajectory: [T + 1, N, *shape] states on ``t_grid`` along the swept solver's path, or None.
         t_grid: [T + 1] times of ``trajectory``.
@@ -50,6 +52,7 @@ class EvalContext:
     gen: torch.Generator | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    train_reference: Tensor | None = None
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))

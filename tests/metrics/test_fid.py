@@ -39,7 +39,7 @@ def test_pipeline_quantizes_resizes_and_extracts():
 def test_fid_metric_end_to_end_with_cached_reference_stats(tmp_path, monkeypatch):
     monkeypatch.setitem(fid_mod.EXTRACTORS, "clean", tiny_extractor)
     ref, same, other = images(300, 0), images(300, 1), images(300, 2, shift=0.6)
-    opts = {"fid": {"stats_dir": str(tmp_path)}}
+    opts = {"fid": {"stats_dir": str(tmp_path), "reference": "test"}}
     fid = METRICS.get("fid").fn
     run = lambda s: split_output("fid", fid(EvalContext(s, ref, data_kind="image", options=opts)))
     (near, settings), (far, _) = run(same), run(other)
@@ -150,3 +150,22 @@ def test_reference_stats_key_changes_with_the_extractor(tmp_path):
     _, _, p2 = fid_mod.reference_stats(ref, other, tmp_path)
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
     assert p1 != p2 and digest(p1) != digest(p2)
+
+
+def test_fid_compares_with_the_training_split_by_default(tmp_path, monkeypatch):
+    """The papers' protocol: statistics of the training set, not of the held-out split."""
+    monkeypatch.setitem(fid_mod.EXTRACTORS, "clean", tiny_extractor)
+    train, test, samples = images(200, 0), images(50, 1, shift=0.5), images(100, 2)
+    fid = METRICS.get("fid").fn
+    ctx = lambda **o: EvalContext(samples, test, data_kind="image", train_reference=train,
+                                  options={"fid": {"stats_dir": str(tmp_path), **o}})
+    by_default, settings = split_output("fid", fid(ctx()))
+    on_train, _ = split_output("fid", fid(ctx(reference="train")))
+    on_test, test_settings = split_output("fid", fid(ctx(reference="test")))
+    assert by_default == on_train != on_test
+    assert settings["reference_split"] == "train" and settings["n_reference"] == 200
+    assert test_settings["reference_split"] == "test" and test_settings["n_reference"] == 50
+    with pytest.raises(ValueError, match="training split"):
+        fid(EvalContext(samples, test, data_kind="image", options={"fid": {"stats_dir": str(tmp_path)}}))
+    with pytest.raises(ValueError, match="reference must be"):
+        fid(ctx(reference="val"))

@@ -183,7 +183,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       t_grid=drawn.t_grid, dynamics=dyn,
                       log_prob_source=None if problem.source is not None else prior.log_prob,
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
-                      gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"])
+                      gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"],
+                      train_reference=problem.target.train)
     start = time.perf_counter()
     values, info = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
