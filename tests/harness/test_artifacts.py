@@ -174,3 +174,17 @@ def test_migrate_reads_unversioned_records_and_refuses_newer_ones():
 def test_method_label_shows_the_hparams_that_differ_from_the_defaults(method, label):
     """The report's method label: the name, plus only non-default hparams (all of them for unknown methods)."""
     assert method_label(method) == label
+
+
+def test_the_temporary_file_lives_beside_the_target(tmp_path, monkeypatch):
+    """The rename is within one folder (so one filesystem, so atomic): the temp file is created next to the
+    target, never in the system temp folder."""
+    renames, real_replace = [], os.replace
+
+    def spying_replace(src, dst):
+        renames.append((Path(src).parent, Path(dst).parent))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(artifacts.os, "replace", spying_replace)
+    atomic_write_bytes(tmp_path / "sub" / "r.json", b"{}")
+    assert renames == [(tmp_path / "sub", tmp_path / "sub")]

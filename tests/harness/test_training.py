@@ -226,3 +226,12 @@ def test_reflow_training_is_reproducible_and_bf16_gets_its_own_keys(tmp_path):
     assert not bf.cached and not bf.parent.cached
     assert bf.key != a.key and bf.parent.key != a.parent.key
     assert bf.parent.key == model_key(method.parent(), problem, TINY, 0, None, "bf16")
+
+
+def test_model_keys_are_pinned():
+    """A model's key names its file in the cache: the same configuration keeps the same key across releases
+    (and an fp32 key, given or defaulted, is the key from before bf16 existed)."""
+    problem = _tiny_problem()
+    key = model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None)
+    assert key == "4690e638e0d0b430"
+    assert model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None, "fp32") == key
