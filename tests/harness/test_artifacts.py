@@ -1,13 +1,20 @@
 """Atomic writes observed from outside: a failure between write and rename leaves the old file and no temp
-file; the final path only ever shows whole contents. (An in-place write once passed every test.)"""
+file; the final path only ever shows whole contents. (An in-place write once passed every test.) Then the
+model store (round trip, meta file, hash checks) and the record store (files, reading, migration, labels)."""
 
+import hashlib
+import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from odebench.bench.harness import artifacts
-from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.artifacts import ArtifactStore, atomic_write_bytes
+from odebench.bench.harness.records import SCHEMA_VERSION, RecordStore, is_finished, method_label, migrate
 
 
 def test_a_failed_replace_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
@@ -49,3 +56,135 @@ def test_the_final_path_shows_only_whole_contents(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
 
+
+
+# ------------------------------------------------------------------------------------------ the model store
+def _net(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Linear(3, 2)
+
+
+def test_sha256_file_is_the_hash_of_the_whole_file(tmp_path):
+    """The hash covers every byte of a file spanning several read chunks."""
+    data = bytes(range(256)) * (5 * 4096 + 7)  # ~5 MiB, not a multiple of the chunk size
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert artifacts.sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_saved_model_loads_back_with_its_meta_in_a_stable_json_file(tmp_path):
+    """save/load round trip: same weights, the meta plus key and sha256 of the weights file, written as
+    indented JSON with sorted keys (values JSON cannot hold, such as paths, as their text)."""
+    store = ArtifactStore(tmp_path)
+    store.save("k1", _net(0), {"zeta": 1, "alpha": tmp_path / "x"})
+    weights, meta_path = store.paths("k1")
+    full = {"alpha": str(tmp_path / "x"), "key": "k1", "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "zeta": 1}
+    assert meta_path.read_text() == json.dumps(full, indent=2, sort_keys=True)
+    fresh = _net(1)
+    assert store.load("k1", fresh) == full  # default device: the CPU
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), _net(0).state_dict().values(),
+                                                  strict=True))
+
+
+def test_a_model_without_its_meta_is_not_cached(tmp_path):
+    """Weights without their meta (a save cut short) or a meta without weights do not count as stored."""
+    store = ArtifactStore(tmp_path)
+    store.save("k", _net(0), {})
+    weights, meta_path = store.paths("k")
+    assert store.has("k")
+    meta_path.unlink()
+    assert not store.has("k")
+    store.save("k", _net(0), {})
+    weights.unlink()
+    assert not store.has("k")
+
+
+_UNPICKLED = []
+
+
+def _record_unpickling():
+    _UNPICKLED.append(1)
+    return {}
+
+
+class _Payload:
+    def __reduce__(self):
+        return _record_unpickling, ()
+
+
+def test_a_checkpoint_with_code_in_it_is_never_unpickled(tmp_path):
+    """A weights file holding an arbitrary pickle, with a meta whose hash matches, is refused unexecuted."""
+    store = ArtifactStore(tmp_path)
+    store.save("k", _net(0), {})
+    weights, meta_path = store.paths("k")
+    torch.save(_Payload(), weights)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "sha256": artifacts.sha256_file(weights)}))
+    with pytest.raises(pickle.UnpicklingError):
+        store.load("k", _net(0))
+    assert _UNPICKLED == []
+
+
+# ------------------------------------------------------------------------------------------ the record store
+def _record(cell_id: str, status: str = "ok", **extra) -> dict:
+    return {"schema_version": 1, "cell_id": cell_id, "status": status, **extra}
+
+
+@pytest.mark.parametrize("record, finished", [(None, False), (_record("a", "ok"), True),
+                                              (_record("a", "skipped"), True), (_record("a", "failed"), False),
+                                              ({"cell_id": "a"}, False)])
+def test_only_ok_and_skipped_records_finish_a_cell(record, finished):
+    """ok and skipped cells are done; failed cells and cells with no record run again."""
+    assert is_finished(record) is finished
+
+
+def test_records_are_written_as_stable_json_and_read_back(tmp_path):
+    """A record file is indented JSON with sorted keys (paths as text); read() returns it, finished() uses it."""
+    store = RecordStore(tmp_path)
+    rec = _record("c1", metrics={"w2": 0.5}, where=tmp_path)
+    path = store.write(rec)
+    assert path == tmp_path / "cells" / "c1.json"
+    assert path.read_text() == json.dumps({**rec, "where": str(tmp_path)}, indent=2, sort_keys=True)
+    assert store.read("c1") == {**rec, "where": str(tmp_path)}
+    assert store.finished("c1") and store.read("missing") is None and not store.finished("missing")
+
+
+def test_an_unreadable_record_file_hides_no_other_record(tmp_path):
+    """records() skips a corrupt file and still returns every readable record after it."""
+    store = RecordStore(tmp_path)
+    for cell in ("b", "c"):
+        store.write(_record(cell))
+    (tmp_path / "cells" / "a.json").write_text("{ not json")
+    assert [r["cell_id"] for r in store.records()] == ["b", "c"]
+
+
+def test_migrate_reads_unversioned_records_and_refuses_newer_ones():
+    """A record without schema_version is version 1; one from a newer schema is refused; old keys are renamed."""
+    old = {"cell_id": "a", "status": "ok", "sample_grid": "s.png"}
+    assert migrate(dict(old)) == {"cell_id": "a", "status": "ok", "sample_sheet": "s.png"}
+    with pytest.raises(ValueError, match="newer"):
+        migrate({"schema_version": SCHEMA_VERSION + 1, "cell_id": "a"})
+
+
+@pytest.mark.parametrize("method, label", [({"name": "rf", "k": 2}, "rf(k=2)"), ({"name": "rf", "k": 1}, "rf"),
+                                           ({"name": "fm_ot"}, "fm_ot"),
+                                           ({"name": "not_registered", "a": 1, "b": None},
+                                            "not_registered(a=1, b=None)")])
+def test_method_label_shows_the_hparams_that_differ_from_the_defaults(method, label):
+    """The report's method label: the name, plus only non-default hparams (all of them for unknown methods)."""
+    assert method_label(method) == label
+
+
+def test_the_temporary_file_lives_beside_the_target(tmp_path, monkeypatch):
+    """The rename is within one folder (so one filesystem, so atomic): the temp file is created next to the
+    target, never in the system temp folder."""
+    renames, real_replace = [], os.replace
+
+    def spying_replace(src, dst):
+        renames.append((Path(src).parent, Path(dst).parent))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(artifacts.os, "replace", spying_replace)
+    atomic_write_bytes(tmp_path / "sub" / "r.json", b"{}")
+    assert renames == [(tmp_path / "sub", tmp_path / "sub")]

@@ -13,7 +13,17 @@ from threads import torch_threads
 
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, build_model, fit, model_key, train_model
+from odebench.bench.harness.runtime import Runtime
+from odebench.bench.harness.train import (
+    Problem,
+    TrainConfig,
+    TrainedModel,
+    build_model,
+    fit,
+    model_key,
+    source_sampler,
+    train_model,
+)
 from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling
 
@@ -150,3 +160,78 @@ def test_a_run_with_more_steps_retrains(tmp_path, monkeypatch):
     assert not longer.cached and longer.key != first.key
 
 
+
+
+# ------------------------------------------------------------------------------------------ the train-once cache
+TINY = TrainConfig(steps=12, batch_size=32, lr=1e-3)
+
+
+def _tiny_problem(source=None) -> Problem:
+    return Problem(target=load_dataset("moons", n_train=256, n_test=32), source=source,
+                   net={"name": "mlp", "hidden": 8, "depth": 1})
+
+
+def test_a_cached_model_returns_its_saved_weights_timing_and_loss_curve(tmp_path):
+    """The second call loads the first call's EMA weights, training seconds and loss curve from the store."""
+    store, method, problem = ArtifactStore(tmp_path), get_method("fm_ot"), _tiny_problem()
+    first = train_model(method, problem, TINY, 0, store)
+    again = train_model(method, problem, TINY, 0, store)
+    assert again.cached and not first.cached
+    assert again.losses == first.losses and len(first.losses) > 1
+    assert again.seconds == first.seconds > 0
+    assert torch.equal(_flat(again.model), _flat(first.model))
+
+
+def test_total_train_seconds_adds_the_parent_chain():
+    """A reflow round's cost includes its parents' training time, and a root model's is its own."""
+    root = TrainedModel(model=None, key="a", seconds=3.0, cached=False)
+    child = TrainedModel(model=None, key="b", seconds=2.0, cached=False, parent=root)
+    assert root.total_train_seconds() == 3.0
+    assert TrainedModel(model=None, key="c", seconds=0.5, cached=True, parent=child).total_train_seconds() == 5.5
+
+
+def test_source_sampler_draws_from_the_source_dataset_or_the_prior_reproducibly():
+    """With a source dataset, x0 are n of its points drawn by ``gen``; without, n prior draws (gen optional)."""
+    method = get_method("fm_ot")
+    source = load_dataset("8gaussians", n_train=256, n_test=32)
+    draw = source_sampler(method, _tiny_problem(source), "cpu")
+    a, b = draw(7, torch.Generator().manual_seed(4)), draw(7, torch.Generator().manual_seed(4))
+    assert a.shape == (7, 2) and torch.equal(a, b)
+    assert torch.equal(a, source.sample(7, torch.Generator().manual_seed(4)))
+    assert not torch.equal(a, draw(7, torch.Generator().manual_seed(5)))
+    prior = source_sampler(method, _tiny_problem(), "cpu")
+    assert torch.equal(prior(5, torch.Generator().manual_seed(2)), prior(5, torch.Generator().manual_seed(2)))
+    assert prior(5, None).shape == (5, 2)  # no generator: the global RNG, on the requested device
+
+
+def test_training_shows_no_progress_bar_unless_asked(tmp_path, capsys):
+    """progress=False (the default) writes nothing to the terminal, for a reflow chain's parent too."""
+    method = get_method("rf", k=2, n_pairs=64, pair_solver="euler", pair_nfe=2)
+    train_model(method, _tiny_problem(), TINY, 0, ArtifactStore(tmp_path))
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_reflow_training_is_reproducible_and_bf16_gets_its_own_keys(tmp_path):
+    """A reflow round trained over a cached parent equals one trained with its parent (pair sources come from
+    the seed, not from whatever the global RNG holds); a bf16 run keys the model and its parent apart."""
+    method = get_method("rf", k=2, n_pairs=64, pair_solver="euler", pair_nfe=2)
+    problem = _tiny_problem()
+    a = train_model(method, problem, TINY, 0, ArtifactStore(tmp_path / "a"))
+    train_model(method.parent(), problem, TINY, 0, ArtifactStore(tmp_path / "b"))
+    torch.manual_seed(12345)
+    b = train_model(method, problem, TINY, 0, ArtifactStore(tmp_path / "b"))
+    assert b.parent.cached and not b.cached and torch.equal(_flat(a.model), _flat(b.model))
+    bf = train_model(method, problem, TINY, 0, ArtifactStore(tmp_path / "a"), runtime=Runtime("cpu", "bf16"))
+    assert not bf.cached and not bf.parent.cached
+    assert bf.key != a.key and bf.parent.key != a.parent.key
+    assert bf.parent.key == model_key(method.parent(), problem, TINY, 0, None, "bf16")
+
+
+def test_model_keys_are_pinned():
+    """A model's key names its file in the cache: the same configuration keeps the same key across releases
+    (and an fp32 key, given or defaulted, is the key from before bf16 existed)."""
+    problem = _tiny_problem()
+    key = model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None)
+    assert key == "4690e638e0d0b430"
+    assert model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None, "fp32") == key
