@@ -79,7 +79,8 @@ def _changed(value):
     if isinstance(value, int):
         return value + 1
     if isinstance(value, float):
-        return value * 0.5 + 0.125
+        other = value * 0.5 + 0.125
+        return other if other != value else value * 0.5  # 0.25 is this map's fixed point
     if isinstance(value, str):
         return value + "_other"
     raise TypeError(value)
@@ -103,7 +104,7 @@ def test_every_net_setting_changes_the_model_key(name):
 #: settings, an interpolant without latent noise its t_eps)
 BASE_HPARAMS = {"rf": {"k": 2}, "interpolant": {"gamma": 1.0}}  # gamma = 0 drops t_eps
 #: a valid other value for string hparams
-OTHER_STRING = {"path": "trig", "pair_solver": "heun"}
+OTHER_STRING = {"path": "trig", "pair_solver": "heun", "pairing": "permutation", "init": "scratch"}
 
 
 def test_every_training_hparam_of_every_method_changes_the_model_key():

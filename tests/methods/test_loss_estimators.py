@@ -109,7 +109,7 @@ def test_every_loss_draws_its_randomness_from_the_given_generator(name, hp):
     """Equal generator seeds give equal losses whatever the global RNG holds."""
     method = get_method(name, **hp)
     torch.manual_seed(0)
-    model = method.networks(lambda out_mult=1: nn.Sequential(nn.Linear(D + 1, 16), nn.Tanh(),
+    model = method.networks(lambda out_mult=1, **size: nn.Sequential(nn.Linear(D + 1, 16), nn.Tanh(),
                                                             nn.Linear(16, D * out_mult)), (D,))
     model = nn.ModuleDict({k: _TimeNet(m) for k, m in model.items()})
     x0, x1 = _batch(32)
