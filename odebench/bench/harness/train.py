@@ -119,6 +119,33 @@ def build_model(method: Method, problem: Problem) -> nn.ModuleDict:
                                                                               depth), shape)
 
 
+@dataclass
+class TrainingData:
+    """What one training draws from: its coupling, a fixed held-out batch (x0, x1) for the convergence curve,
+    and the FLOPs spent generating reflow pairs (0 without a parent)."""
+
+    coupling: IndependentCoupling | PairCoupling
+    heldout: tuple[torch.Tensor, torch.Tensor]
+    pair_flops: int = 0
+
+
+def training_data(method: Method, problem: Problem, parent: TrainedModel | None, seed: int, key: str,
+                  device) -> TrainingData:
+    """The independent coupling of source and data, or, under a parent, pairs (x0, parent flow of x0); the
+    held-out batch is the data's held-out split, or fresh pairs of the parent's flow."""
+    sample_source = source_sampler(method, problem, device)
+    if parent is None:
+        x1_held = problem.target.test[:ev.N_HELDOUT].to(device)
+        x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
+        coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
+        return TrainingData(coupling, (x0_held, x1_held))
+    x0 = sample_source(method.n_pairs(), seeding.derive(seed, key, "pair-sources"))
+    x1, pair_flops = ev.count_flops(lambda: method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs")))
+    x0_held = sample_source(ev.N_HELDOUT, seeding.derive(seed, key, "heldout-sources"))
+    x1_held = method.make_pairs(parent.model, x0_held, seeding.derive(seed, key, "heldout-pairs"))
+    return TrainingData(PairCoupling(x0.detach(), x1.detach()), (x0_held, x1_held), pair_flops)
+
+
 def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,
                 device: str = "cpu", progress: bool = False, runtime: Runtime | None = None) -> TrainedModel:
     """Train ``method`` (and its parents) on ``problem`` unless cached; return the EMA model.
@@ -142,36 +169,24 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
                             meta.get("evidence") or {})
 
     start = time.perf_counter()
-    sample_source = source_sampler(method, problem, device)
-    pair_flops = 0
-    if parent is not None:
-        x0 = sample_source(method.n_pairs(), seeding.derive(seed, key, "pair-sources"))
-        x1, pair_flops = ev.count_flops(lambda: method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs")))
-        coupling = PairCoupling(x0.detach(), x1.detach())
-        # held-out pairs: fresh sources carried by the parent's flow, as the training pairs are
-        x0_held = sample_source(ev.N_HELDOUT, seeding.derive(seed, key, "heldout-sources"))
-        x1_held = method.make_pairs(parent.model, x0_held, seeding.derive(seed, key, "heldout-pairs"))
-    else:
-        coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
-        x1_held = problem.target.test[:ev.N_HELDOUT].to(device)
-        x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
+    data = training_data(method, problem, parent, seed, key, device)
     torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
     model = build_model(method, problem).to(device)
     if parent is not None and method.init_from_parent():
         model.load_state_dict(parent.model.state_dict())  # fine-tune the parent (its EMA weights)
     with torch.random.fork_rng(devices=[]):  # measuring the cost must not move the RNG that dropout uses
         cost = ev.step_cost(method, model, build_net(problem.net, problem.target.shape).to(device),
-                            *coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
+                            *data.coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
                             seeding.derive(seed, key, "cost-loss", device=device))
     curve: list[tuple[int, float]] = []
     # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
     tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
-    ema, losses = fit(method, model, coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
+    ema, losses = fit(method, model, data.coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
                       label=f"train {method.name}", runtime=runtime,
-                      heldout=ev.heldout_evaluator(method, x0_held, x1_held, seed, key), heldout_curve=curve)
+                      heldout=ev.heldout_evaluator(method, *data.heldout, seed, key), heldout_curve=curve)
     seconds = time.perf_counter() - start
-    evidence = {"cost": {**cost, "steps": cfg.steps, "pair_flops": pair_flops,
-                         "flops": cost["flops_per_step"] * cfg.steps + pair_flops, "seconds": seconds},
+    evidence = {"cost": {**cost, "steps": cfg.steps, "pair_flops": data.pair_flops,
+                         "flops": cost["flops_per_step"] * cfg.steps + data.pair_flops, "seconds": seconds},
                 "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
                 "convergence": ev.judge_convergence(curve)}
     if distributed.is_main():
