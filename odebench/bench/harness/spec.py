@@ -122,14 +122,14 @@ def read_spec_text(name_or_path: str) -> tuple[str, str]:
     except FileNotFoundError:
         raise FileNotFoundError(f"spec file {path} does not exist") from None
     except (OSError, ValueError) as exc:  # a folder, no permission, not UTF-8, a NUL in the path
-        raise SpecError(repr(name_or_path), [f"spec: cannot read {name_or_path!r} as a TOML file: "
+        raise SpecError(repr(name_or_path), [f"spec: cannot read {lim.show(name_or_path)} as a TOML file: "
                                              f"{type(exc).__name__}: {exc}"]) from exc
     names = builtin_spec_names()
     if name_or_path not in names:
-        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {name_or_path!r} and no such file; "
+        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {lim.show(name_or_path)} and no such file; "
                                              f"built-in specs: {', '.join(names)}"])
     text = resources.files("odebench.bench.harness.specs").joinpath(f"{name_or_path}.toml").read_text()
-    return text, f"built-in {name_or_path!r}"
+    return text, f"built-in {lim.show(name_or_path)}"
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
@@ -156,7 +156,7 @@ def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> 
 
     name = entry.get("name")
     if not isinstance(name, str) or name not in METHODS:
-        problems.append(f"{where}.name: unknown method {name!r}; known: {', '.join(METHODS.names())}")
+        problems.append(f"{where}.name: unknown method {lim.show(name)}; known: {', '.join(METHODS.names())}")
         return []
     params = inspect.signature(METHODS.get(name).__init__).parameters
     accepted = {k: p.default for k, p in params.items() if k not in ("self", "args", "kwargs")}
@@ -166,7 +166,7 @@ def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> 
     for k, v in hp.items():
         rule = rules.get(k) or lim.generic_rule(accepted.get(k))
         if k not in accepted:
-            problems.append(f"{where}.{k}: method {name!r} has no hparam {k!r}; accepted: "
+            problems.append(f"{where}.{k}: method {lim.show(name)} has no hparam {lim.show(k)}; accepted: "
                             f"{', '.join(accepted)}")
         elif v == []:
             problems.append(f"{where}.{k}: an empty list expands to no configs; give one value or a "
@@ -174,7 +174,7 @@ def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> 
         elif len(_as_list(v)) > lim.bound("grid_values"):
             problems.append(f"{where}.{k}: a grid of {len(v)} values. {lim.raise_hint('grid_values')}")
         elif rule is not None and (bad := next((p for x in _as_list(v) if (p := rule.problem(x))), None)):
-            problems.append(f"{where}.{k}: {bad} (a list of such values sweeps them; default {accepted[k]!r})")
+            problems.append(f"{where}.{k}: {bad} (a list of such values sweeps them; default {lim.show(accepted[k])})")
     if len(problems) > n_before:
         return []
     keys = list(hp)
@@ -232,22 +232,22 @@ def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: 
         sc.unknown_keys(entry, DATASET_KEYS, where, problems)
         target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
         if not isinstance(target, str) or target not in DATASETS:
-            problems.append(f"{where}.target: unknown dataset {target!r}; known: "
+            problems.append(f"{where}.target: unknown dataset {lim.show(target)}; known: "
                             f"{', '.join(DATASETS.names())}")
         if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
-            problems.append(f"{where}.source: unknown dataset {source!r}; known: {GAUSSIAN_SOURCE} (the "
+            problems.append(f"{where}.source: unknown dataset {lim.show(source)}; known: {GAUSSIAN_SOURCE} (the "
                             f"method's prior, the default), {', '.join(DATASETS.names())}")
         options = _dataset_options(entry, target, where, problems)
         only = entry.get("methods")
         if only is not None:
             if not isinstance(only, list) or not only or not all(isinstance(m, str) for m in only):
                 problems.append(f"{where}.methods: must be a non-empty list of method names from [[methods]] "
-                                f"({', '.join(sorted(method_names))}); got {only!r}")
+                                f"({', '.join(sorted(method_names))}); got {lim.show(only)}")
                 only = None
             else:
                 for m in only:
                     if m not in method_names:
-                        problems.append(f"{where}.methods: {m!r} is not in this spec's [[methods]]; "
+                        problems.append(f"{where}.methods: {lim.show(m)} is not in this spec's [[methods]]; "
                                         f"choose from {', '.join(sorted(method_names))}")
         train = sc.check_train(entry.get("train", {}), f"{where}.train", problems, base[0])
         net = sc.check_net(entry.get("net", {}), f"{where}.net", problems, base[1])
@@ -263,13 +263,14 @@ def _time_grids(entry: dict[str, Any], where: str, adaptive: bool, problems: lis
     grids = [grids] if isinstance(grids, str) else grids
     if not isinstance(grids, list) or not grids or not all(isinstance(g, str) for g in grids):
         problems.append(f"{where}.grid: a time-grid name or a non-empty list of names, e.g. grid = "
-                        f"[\"uniform\", \"cosine\"]; got {grids!r}")
+                        f"[\"uniform\", \"cosine\"]; got {lim.show(grids)}")
         return ["uniform"]
     unknown = [g for g in grids if g not in GRIDS]
     if unknown:
         problems.append(f"{where}.grid: unknown time grid(s) {unknown}; known: {', '.join(GRIDS.names())}")
     if adaptive and grids != ["uniform"]:
-        problems.append(f"{where}.grid: an adaptive solver chooses its own steps; drop grid for {entry['name']!r}")
+        problems.append(f"{where}.grid: an adaptive solver chooses its own steps; drop grid for "
+                        f"{lim.show(entry['name'])}")
     return [g for g in dict.fromkeys(grids) if g not in unknown] or ["uniform"]
 
 
@@ -281,13 +282,13 @@ def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, i
         sc.unknown_keys(entry, SOLVER_KEYS, where, problems)
         sname = entry.get("name")
         if not isinstance(sname, str) or sname not in SOLVERS:
-            problems.append(f"{where}.name: unknown solver {sname!r}; known: {', '.join(SOLVERS.names())}")
+            problems.append(f"{where}.name: unknown solver {lim.show(sname)}; known: {', '.join(SOLVERS.names())}")
             continue
         adaptive = SOLVERS.get(sname).adaptive
         key, other = ("tolerances", "nfe") if adaptive else ("nfe", "tolerances")
         if other in entry:
             kind = "an adaptive solver: give tolerances" if adaptive else "a fixed-step solver: give nfe"
-            problems.append(f"{where}.{other}: {sname!r} is {kind} = [...], not {other}")
+            problems.append(f"{where}.{other}: {lim.show(sname)} is {kind} = [...], not {other}")
         grids = _time_grids(entry, where, adaptive, problems)
         values = entry.get(key)
         if adaptive:
@@ -306,7 +307,7 @@ def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, i
             elif not adaptive and isinstance(values, list) and any(
                     isinstance(v, int) and not isinstance(v, bool) and v > lim.bound("nfe") for v in values):
                 hint = f". {lim.raise_hint('nfe')}"
-            problems.append(f"{where}.{key}: solver {sname!r} needs {wanted}; got {lim.show(values)}{hint}")
+            problems.append(f"{where}.{key}: solver {lim.show(sname)} needs {wanted}; got {lim.show(values)}{hint}")
             continue
         dups = sorted({v for v in values if values.count(v) > 1})
         if dups:
@@ -328,8 +329,8 @@ def _check_sources(methods, datasets, problems: list[str]) -> None:
                 continue
             if d.methods is not None and m["name"] not in d.methods:
                 continue
-            problems.append(f"{dpath}.source: method {m['name']!r} ({mpath}) needs a Gaussian source but is "
-                            f"paired with source {d.source!r}; restrict this dataset to methods that allow "
+            problems.append(f"{dpath}.source: method {lim.show(m['name'])} ({mpath}) needs a Gaussian source but is "
+                            f"paired with source {lim.show(d.source)}; restrict this dataset to methods that allow "
                             f"any source (methods = [...], e.g. rf) or use source = \"gaussian\"")
 
 
@@ -390,7 +391,7 @@ def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: l
     """Validate a [[datasets]] table's ``options`` against the target loader's signature."""
     options = entry.get("options", {})
     if not isinstance(options, dict):
-        problems.append(f"{where}.options: must be a table of loader options, got {options!r}")
+        problems.append(f"{where}.options: must be a table of loader options, got {lim.show(options)}")
         return {}
     if options and isinstance(target, str) and target in DATASETS:
         params = inspect.signature(DATASETS.get(target)).parameters
@@ -399,8 +400,8 @@ def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: l
         rules = lim.RULES_DATASETS.get(target, {})
         for k in sorted(options):
             if k not in accepted:
-                problems.append(f"{where}.options.{k}: dataset {target!r} has no option {k!r}; accepted: "
-                                f"{', '.join(accepted) or 'none'}")
+                problems.append(f"{where}.options.{k}: dataset {lim.show(target)} has no option {lim.show(k)}; "
+                                f"accepted: {', '.join(accepted) or 'none'}")
             else:
                 sc.check_value(options[k], rules.get(k) or lim.generic_rule(accepted[k]), f"{where}.options.{k}",
                                problems)
@@ -411,7 +412,7 @@ def _runtime_problem(key: str, raw: dict[str, Any]) -> list[str]:
     from odebench.bench.harness.runtime import PRECISIONS
 
     if key == "precision" and raw.get(key, "fp32") not in PRECISIONS:
-        return [f"precision: must be one of {', '.join(PRECISIONS)}, got {raw[key]!r}"]
+        return [f"precision: must be one of {', '.join(PRECISIONS)}, got {lim.show(raw[key])}"]
     if key == "compile" and not isinstance(raw.get(key, False), bool):
-        return [f"compile: must be true or false, got {raw[key]!r}"]
+        return [f"compile: must be true or false, got {lim.show(raw[key])}"]
     return []

@@ -31,32 +31,11 @@ def type_name(v: Any) -> str:
             dict: "table"}.get(type(v), type(v).__name__)
 
 
-def a_type(v: Any) -> str:
-    """'an integer', 'a float', ... for messages."""
-    name = type_name(v)
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
-
-
-def type_ok(value: Any, default: Any) -> bool:
-    """Whether ``value`` fits a parameter whose default is ``default`` (ints are fine where floats are)."""
-    if default is None or default is inspect.Parameter.empty:
-        return True  # no declared type to check against
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return True
-
-
 def table(value: Any, path: str, problems: Problems, example: str) -> dict[str, Any]:
     """``value`` if it is a TOML table, else a problem (and an empty table)."""
     if isinstance(value, dict):
         return value
-    problems.append(f"{path}: must be a table, e.g. {example}; got {type_name(value)} {value!r}")
+    problems.append(f"{path}: must be a table, e.g. {example}; got {type_name(value)} {lim.show(value)}")
     return {}
 
 
@@ -68,7 +47,7 @@ def array_of_tables(raw: Cfg, key: str, problems: Problems, example: str) -> lis
         return []
     if not isinstance(value, list):
         problems.append(f"{key}: must be an array of tables ([[{key}]] blocks, e.g. {example}); got "
-                        f"{type_name(value)} {value!r}")
+                        f"{type_name(value)} {lim.show(value)}")
         return []
     out = []
     for i, entry in enumerate(value):
@@ -76,7 +55,7 @@ def array_of_tables(raw: Cfg, key: str, problems: Problems, example: str) -> lis
             out.append((f"{key}[{i}]", entry))
         else:
             problems.append(f"{key}[{i}]: must be a table ([[{key}]] with keys, e.g. {example}); got "
-                            f"{type_name(entry)} {entry!r}")
+                            f"{type_name(entry)} {lim.show(entry)}")
     return out
 
 
@@ -117,7 +96,7 @@ def check_value(value: Any, rule: lim.Rule | None, path: str, problems: Problems
 def check_device(value: Any, problems: Problems) -> str:
     if isinstance(value, str) and DEVICE_RE.match(value):
         return value
-    problems.append(f"device: must be \"cpu\", \"cuda\" or \"cuda:N\"; got {value!r}")
+    problems.append(f"device: must be \"cpu\", \"cuda\" or \"cuda:N\"; got {lim.show(value)}")
     return "cpu"
 
 
@@ -147,7 +126,7 @@ def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None
     out.update(entry)
     name = out.get("name", "mlp")
     if not isinstance(name, str) or name not in NETS:
-        problems.append(f"{path}.name: unknown network {name!r}; known: {', '.join(NETS.names())}")
+        problems.append(f"{path}.name: unknown network {lim.show(name)}; known: {', '.join(NETS.names())}")
         return out
     params = inspect.signature(NETS.get(name).__init__).parameters
     accepted = {k: p.default for k, p in params.items() if k not in ("self", "shape", "out_mult")
@@ -157,7 +136,7 @@ def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None
         if k == "name":
             continue
         if k not in accepted:
-            problems.append(f"{path}.{k}: network {name!r} has no option {k!r}; accepted: "
+            problems.append(f"{path}.{k}: network {lim.show(name)} has no option {lim.show(k)}; accepted: "
                             f"{', '.join(sorted(accepted))}")
         else:
             check_value(v, rules.get(k) or lim.generic_rule(accepted[k]), f"{path}.{k}", problems)
@@ -169,11 +148,11 @@ def _metric_names(names: Any, path: str, problems: Problems) -> list[str]:
 
     if not isinstance(names, list) or not names or not all(isinstance(m, str) for m in names):
         problems.append(f"{path}: must be a non-empty list of metric names, e.g. [\"w2\", \"mmd\"]; "
-                        f"got {names!r}")
+                        f"got {lim.show(names)}")
         return []
     for m in names:
         if m not in METRICS:
-            problems.append(f"{path}: unknown metric {m!r}; known: {', '.join(METRICS.names())}")
+            problems.append(f"{path}: unknown metric {lim.show(m)}; known: {', '.join(METRICS.names())}")
     dups = sorted({m for m in names if names.count(m) > 1})
     if dups:
         problems.append(f"{path}: {dups} listed more than once; list each metric once")
@@ -187,7 +166,7 @@ def _metric_lists(value: Any, path: str, problems: Problems) -> dict[str, list[s
         return {kind: names for kind in DATA_KINDS}
     if not isinstance(value, dict):
         problems.append(f"{path}: must be a list of metric names, or a table "
-                        f"{{points = [...], image = [...]}}; got {type_name(value)} {value!r}")
+                        f"{{points = [...], image = [...]}}; got {type_name(value)} {lim.show(value)}")
         return dict(DEFAULT_METRICS)
     unknown_keys(value, DATA_KINDS, path, problems)
     return {kind: _metric_names(names, f"{path}.{kind}", problems) for kind, names in value.items()
@@ -212,7 +191,7 @@ def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = Non
                      "[eval.metric_options.sliced_w] n_projections = 64")
         for m, o in opts.items():
             if m not in METRICS:
-                problems.append(f"{path}.metric_options.{m}: unknown metric {m!r}; known: "
+                problems.append(f"{path}.metric_options.{m}: unknown metric {lim.show(m)}; known: "
                                 f"{', '.join(METRICS.names())}")
             else:
                 o = table(o, f"{path}.metric_options.{m}", problems, f"[eval.metric_options.{m}] key = value")
@@ -228,7 +207,7 @@ def check_metric_options(metric: str, opts: Cfg, path: str, problems: Problems) 
         return
     for k, v in opts.items():
         if k not in rules:
-            problems.append(f"{path}.{k}: metric {metric!r} has no option {k!r}; accepted: "
+            problems.append(f"{path}.{k}: metric {lim.show(metric)} has no option {lim.show(k)}; accepted: "
                             f"{', '.join(sorted(rules)) or 'none'}")
         else:
             check_value(v, rules[k], f"{path}.{k}", problems)
