@@ -4,6 +4,7 @@ recorded, and reaching one fails the cell with the reason instead of running on.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from harness_tiny import tiny_spec
 import odebench.bench.harness.run
 from odebench.bench.core import budgets
 from odebench.bench.core.solvers import solve
+from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec import parse_spec
@@ -65,3 +67,25 @@ def test_wall_clock_budgets_fail_training_and_cells_with_the_reason(tmp_path):
     [rec] = run_budgeted(tmp_path / "c", {"cell_seconds": 1e-9}, [{"name": "euler", "nfe": [2]}])
     assert rec["status"] == "failed" and rec["reason"].startswith("evaluation:") and "cell_seconds" in rec["reason"]
     assert math.isclose(rec["budgets"]["cell_seconds"], 1e-9)
+
+
+def test_networks_no_machine_could_hold_are_refused_before_any_training(tmp_path, capsys):
+    from harness_tiny import to_toml
+
+    from odebench.bench.cli import main
+
+    raw = tiny_spec(name="huge")
+    raw["net"] = {"name": "mlp", "hidden": 65536, "depth": 256}  # each key in range, together 1.1e12 parameters
+    spec = tmp_path / "huge.toml"
+    spec.write_text(to_toml(raw))
+    start = time.perf_counter()
+    assert main(["run", "--spec", str(spec), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "parameters" in err and "[limits] parameters = N" in err and "Traceback" not in err
+    assert time.perf_counter() - start < 60 and not (tmp_path / "o" / "huge" / "cells").exists()
+    raw["limits"] = {"parameters": 2**53}  # raised: the check passes (the run itself is not attempted here)
+    from odebench.bench.harness.model_size import check_model_sizes
+    from odebench.bench.harness.plan import make_plan
+
+    plan = make_plan(parse_spec(raw).cells, lambda _: False, ArtifactStore(tmp_path / "m"))
+    check_model_sizes(plan, {"parameters": 2**53})

@@ -33,6 +33,7 @@ from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
 from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.lock import acquire
+from odebench.bench.harness.model_size import check_model_sizes
 from odebench.bench.harness.plan import (
     JobContext,
     TrainingJob,
@@ -48,6 +49,7 @@ from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_dev
 from odebench.bench.harness.safe_paths import sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
+from odebench.bench.harness.spec_limits import limits_of
 from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from odebench.methods import get_method
@@ -412,6 +414,7 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
         existing, notes = {c.id: store.read(c.id) for c in spec.cells}, []
     check_precision(existing, out_dir, runtime.precision)
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
+    check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
                            already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor,
                            notes=notes)

@@ -48,6 +48,7 @@ POLICY: dict[str, int] = {
     "grid_values": 1_000,  # values in one list of a spec (a grid over an hparam, budgets, seeds)
     "cells": 100_000,  # cells of a whole sweep
     "seconds": 30 * 24 * 3600,  # wall-clock budgets
+    "parameters": 2_000_000_000,  # parameters of a method's networks, counted before training (model_size)
 }
 
 _LIMITS: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("odebench_spec_limits",
@@ -341,6 +342,11 @@ def metric_rules(name: str) -> dict[str, Rule] | None:
         "recall": {"k": integer(1, 100), "max_points": pts, "features": choice("raw", "digits")},
     }
     return table.get(name)
+
+
+def limits_of(raw: dict[str, Any]) -> dict[str, int]:
+    """A validated spec's ``[limits]`` (empty without one)."""
+    return check_limits(raw.get("limits", {}), [])
 
 
 def check_limits(value: Any, problems: list[str]) -> dict[str, int]:
