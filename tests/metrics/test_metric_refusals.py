@@ -43,6 +43,7 @@ def test_a_cell_with_one_sample_records_mmd_as_failed_and_keeps_the_rest(tmp_pat
     assert set(rec["metrics"]) == {"w2"}  # no NaN anywhere
     assert rec["metric_info"]["mmd"]["status"] == "failed" and "at least 2" in rec["metric_info"]["mmd"]["reason"]
     assert set(rec["metric_failures"]) == {"mmd", "fd"}
+    assert any(n.startswith("metric mmd failed in 1 cell(s)") for n in summary.notes)
 
 
 def test_a_metric_that_returns_nan_is_failed_for_the_cell(monkeypatch):

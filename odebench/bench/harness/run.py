@@ -336,6 +336,12 @@ class _Sink:
 
     def __init__(self, store: RecordStore, summary: SweepSummary, bar):
         self.store, self.summary, self.bar = store, summary, bar
+        self.metric_failures: dict[str, list] = {}  # metric -> [cells, first reason]
+
+    def close(self) -> None:
+        """Add a note per metric that failed in some cells (the report lists each cell)."""
+        for name, (n, reason) in sorted(self.metric_failures.items()):
+            self.summary.notes.append(f"metric {name} failed in {n} cell(s), e.g.: {reason}")
 
     def training_done(self, job: TrainingJob, outcome: TrainOutcome) -> None:
         s = self.summary
@@ -352,6 +358,8 @@ class _Sink:
             return
         self.store.write(record)
         self.summary.status_counts[record["status"]] += 1
+        for name, reason in (record.get("metric_failures") or {}).items():
+            self.metric_failures.setdefault(name, [0, reason])[0] += 1
         if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
             where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
             self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
@@ -429,6 +437,7 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
     runner.run(plan, ctx, train_job, cell_job, sink)
+    sink.close()
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
