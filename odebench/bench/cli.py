@@ -48,8 +48,9 @@ def _print_plan(spec, out: Path) -> None:
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.report.summary import plan_text
 
-    store = RecordStore(out / spec.name)
-    plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models"), spec.precision)
+    store = RecordStore(out / spec.name)  # read only: a dry run writes nothing, not even a moved corrupt record
+    plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models", read_only=True),
+                     spec.precision)
     print(plan_text(spec, plan))
 
 
@@ -108,20 +109,24 @@ def _waits_for_rank_zero(spec) -> bool:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.data.images import DataDirError
+    from odebench.bench.harness.errors import RunRefused
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch, run_sweep
     from odebench.bench.report.summary import summary_text
 
     spec = _load_spec(args.spec)
     if args.dry_run:
-        _print_plan(spec, args.out)
+        try:
+            _print_plan(spec, args.out)
+        except DataDirError as exc:  # planning loads every dataset
+            raise UsageError(str(exc)) from exc
         return 0
     _apply_process_options(args, spec)
     try:
         summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                             executor=args.executor, address=args.address, precision=args.precision,
                             compile=args.compile or None)
-    except (DataDirError, PrecisionMismatch) as exc:  # raised before anything is trained or written
+    except (DataDirError, PrecisionMismatch, RunRefused) as exc:  # raised before anything is trained or written
         raise UsageError(str(exc)) from exc
     if _waits_for_rank_zero(spec):
         return 0

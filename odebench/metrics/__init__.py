@@ -5,6 +5,6 @@ a name, so a new module with a ``@register_metric`` function is found without an
 metrics join through the ``odebench.metrics`` entry-point group.
 """
 
-from odebench.metrics.registry import METRICS, EvalContext, Metric, register_metric
+from odebench.metrics.registry import METRICS, EvalContext, Metric, MetricUndefined, register_metric
 
-__all__ = ["METRICS", "EvalContext", "Metric", "register_metric"]
+__all__ = ["METRICS", "EvalContext", "Metric", "MetricUndefined", "register_metric"]

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from odebench.metrics.digits_features import DIGITS_CNN_SHA256, digits_features
 from odebench.metrics.quality import frechet_distance
-from odebench.metrics.registry import EvalContext, register_metric
+from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
 
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -135,7 +135,10 @@ def image_features(x: Tensor, extractor: FeatureExtractor, batch_size: int = 100
 
 
 def stats_of(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [F] and unbiased covariance [F, F] of features [N, F]."""
+    """Mean [F] and unbiased covariance [F, F] of features [N, F]; N >= 2 (else MetricUndefined)."""
+    if len(feats) < 2:
+        raise MetricUndefined(f"a Fréchet distance needs at least 2 points per set; got {len(feats)} "
+                              f"(raise eval.n_samples)")
     return feats.mean(0), np.atleast_2d(np.cov(feats, rowvar=False))
 
 

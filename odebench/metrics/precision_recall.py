@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from odebench.metrics.registry import EvalContext, register_metric
+from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
 
 __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
 
@@ -66,6 +66,9 @@ def _pr(ctx: EvalContext, name: str) -> tuple[float, float, dict]:
     is_digits = ctx.data_kind == "image" and tuple(ctx.samples.shape[1:]) == (1, 8, 8)
     kind = opts.get("features", "digits" if is_digits else "raw")
     k, n = int(opts.get("k", 3)), int(opts.get("max_points", 5000))
+    if min(len(ctx.reference[:n]), len(ctx.samples[:n])) <= k:
+        raise MetricUndefined(f"{name}: k-NN radii with k = {k} need more than {k} points per set; got "
+                              f"{len(ctx.samples[:n])} samples and {len(ctx.reference[:n])} held-out points")
     key = ("precision_recall", kind, k, n)
     if key not in ctx.cache:
         real, fake = _features(ctx, ctx.reference[:n], kind), _features(ctx, ctx.samples[:n], kind)

@@ -18,7 +18,7 @@ import torch
 from scipy import linalg
 from torch import Tensor
 
-from odebench.metrics.registry import EvalContext, register_metric
+from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
 
 
 def _flat64(x: Tensor) -> Tensor:
@@ -49,10 +49,19 @@ def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256,
 
 
 def mmd_rbf(x: Tensor, y: Tensor, scales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)) -> float:
-    """Unbiased MMD^2 with a multi-bandwidth RBF kernel; bandwidths scale the median pairwise distance."""
+    """Unbiased MMD^2 with a multi-bandwidth RBF kernel; bandwidths scale the median pairwise distance.
+
+    Raises MetricUndefined below two points per set (the unbiased within-set terms divide by n (n - 1)) and
+    when all points coincide (no bandwidth).
+    """
     a, b = _flat64(x), _flat64(y)
+    if min(len(a), len(b)) < 2:
+        raise MetricUndefined(f"mmd needs at least 2 points per set; got {len(a)} samples and {len(b)} "
+                              f"held-out points (raise eval.n_samples or metric_options.mmd.max_points)")
     z = torch.cat([a, b])
     d2 = torch.cdist(z, z).pow(2)
+    if not (d2 > 0).any():
+        raise MetricUndefined("mmd: every point coincides, so the median distance (the bandwidth) is 0")
     median = d2[d2 > 0].median().sqrt()
     k = sum(torch.exp(-d2 / (2 * (s * median) ** 2)) for s in scales)
     n, m = len(a), len(b)
@@ -69,7 +78,10 @@ def energy_distance(x: Tensor, y: Tensor) -> float:
 
 
 def gaussian_stats(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [D] and unbiased covariance [D, D] of x: [N, ...] (flattened), float64."""
+    """Mean [D] and unbiased covariance [D, D] of x: [N, ...] (flattened), float64; N >= 2."""
+    if len(x) < 2:
+        raise MetricUndefined(f"a Fréchet distance needs at least 2 points per set (an unbiased covariance); "
+                              f"got {len(x)} (raise eval.n_samples)")
     a = _flat64(x).numpy()
     return a.mean(0), np.atleast_2d(np.cov(a, rowvar=False))
 

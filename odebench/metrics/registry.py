@@ -1,9 +1,11 @@
 """Metric registry: each metric declares its name, direction, reference and variant, and what it needs.
 
 A registered metric is called with an :class:`EvalContext` and returns a float or a dict of floats (the
-first key being the headline value). A dict may also carry ``"settings"``: a dict of the settings that
-produced the numbers (probe count, tolerance, sample count, feature-extractor hash, ...); the harness stores
-it in the record's ``metric_info[name]["settings"]`` (see :func:`split_output`).
+first key being the headline value), or raises :class:`MetricUndefined` when the cell's samples cannot give
+an estimate (the metric is then failed for that cell, with the reason). A dict may also carry
+``"settings"``: a dict of the settings that produced the numbers (probe count, tolerance, sample count,
+feature-extractor hash, ...); the harness stores it in the record's ``metric_info[name]["settings"]``
+(see :func:`split_output`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from torch import Tensor
 
 from odebench.bench.core.registry import Registry
 from odebench.bench.core.solvers import Dynamics
+
+
+class MetricUndefined(ValueError):
+    """The metric cannot be estimated from what the cell gives it (e.g. MMD from fewer than two samples).
+
+    The harness records the metric as failed for that cell, with this message, and keeps the cell's other
+    metrics; a metric never returns NaN for a case it cannot handle.
+    """
 
 
 @dataclass

@@ -26,7 +26,7 @@ def test_a_failed_replace_leaves_the_old_file_and_no_partial_file(tmp_path, monk
 
     monkeypatch.setattr(artifacts.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk pulled"):
-        atomic_write_bytes(target, b"new content")
+        atomic_write_bytes(target, b"new content", root=tmp_path)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]  # no temp file left behind
 
@@ -49,7 +49,7 @@ def test_the_final_path_shows_only_whole_contents(tmp_path, monkeypatch):
 
     monkeypatch.setattr(artifacts.os, "fsync", spying_fsync)
     monkeypatch.setattr(artifacts.os, "replace", spying_replace)
-    atomic_write_bytes(target, b"new content")
+    atomic_write_bytes(target, b"new content", root=tmp_path)
     assert seen_at_fsync == [b"old"]
     assert renames == [(b"new content", target)]
     assert target.read_bytes() == b"new content"

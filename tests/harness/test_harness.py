@@ -92,8 +92,9 @@ def test_corrupt_cached_model_is_moved_aside_and_retrained(first_run, tmp_path, 
     out = tmp_path / "out"
     shutil.copytree(first_run[0] / ".cache", out / ".cache")
     spec = tiny_spec(solvers=[{"name": "euler", "nfe": [4]}])  # one cell of the first run, its model cached
-    model = next(p for p in (out / ".cache" / "models").glob("*.json") if json.loads(p.read_text())
-                 ["method"]["name"] == "fm_ot").with_suffix(".pt")
+    meta = next(p for p in (out / ".cache" / "models").glob("*.json") if json.loads(p.read_text())
+                ["method"]["name"] == "fm_ot")
+    model = meta.with_name(json.loads(meta.read_text())["weights"])  # <key>.<sha16>.pt, named by the meta
     model.write_bytes(model.read_bytes()[:-16] + b"\0" * 16)
     odebench.bench.harness.run._MODELS.clear()
     summary = run_sweep(parse_spec(spec), out, progress=False)
@@ -105,10 +106,11 @@ def test_corrupt_cached_model_is_moved_aside_and_retrained(first_run, tmp_path, 
     assert first_run[2][cell_id] == result  # retrained bit for bit
 
     # corrupted after its training, before an evaluation: that cell fails with the message, nothing crashes
+    model = meta.with_name(json.loads(meta.read_text())["weights"])  # the retrained model's file
     model.write_bytes(b"garbage")
     odebench.bench.harness.run._MODELS.clear()
     cell = parse_spec(spec).cells[0]
-    rec = cell_job(cell, TrainOutcome(model.stem, True), JobContext(str(out / ".cache" / "models")))
+    rec = cell_job(cell, TrainOutcome(meta.stem, True), JobContext(str(out / ".cache" / "models")))
     assert rec["status"] == "failed" and "CorruptArtifact" in rec["reason"] and "re-run" in rec["reason"]
 
 

@@ -47,10 +47,10 @@ def test_to_uint8_matches_clean_fid_quantisation():
 
 def test_sample_sheet_png(tmp_path):
     rgb = torch.rand(10, 3, 16, 16) * 2 - 1
-    path = save_sample_sheet(rgb, tmp_path / "g" / "a.png")
+    path = save_sample_sheet(rgb, tmp_path / "g" / "a.png", root=tmp_path)
     with Image.open(path) as im:  # 10 images -> 4 x 3 tiles of 16 px plus 1 px gaps, enlarged x2
         assert im.mode == "RGB" and im.size == (2 * (4 * 17 + 1), 2 * (3 * 17 + 1))
-    with Image.open(save_sample_sheet(torch.zeros(4, 1, 8, 8), tmp_path / "b.png")) as im:
+    with Image.open(save_sample_sheet(torch.zeros(4, 1, 8, 8), tmp_path / "b.png", root=tmp_path)) as im:
         assert im.mode == "L" and im.size == (4 * 19, 4 * 19)
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from odebench.bench.core import budgets
+
 #: What a method's dynamics can offer a solver, by name: every method offers ``velocity`` (its ODE); the others
 #: are optional. Solvers declare the subset they require (``Solver.requires``), methods the subset they offer
 #: (``Method.offers``), and the plan skips a pair whose requirement is not met before any network is built.
@@ -114,4 +116,5 @@ class CountingField:
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         self.nfe += 1
+        budgets.check(self.nfe)  # an NFE cap or a deadline in force (core.budgets) stops the solve here
         return self.field(x, t)

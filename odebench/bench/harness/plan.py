@@ -8,13 +8,12 @@ take only the picklable objects defined here, so the in-process executor calls t
 executor ships them as tasks.
 
 A cached model whose file no longer matches its recorded SHA-256 is a cache miss: ``quarantine_corrupt``
-moves the files aside (``<key>.pt.corrupt``, kept for inspection) and the model is trained again. Only a file
+moves the files aside (``<weights>.pt.corrupt``, kept for inspection) and the model is trained again. Only a file
 corrupted between its training and an evaluation fails that cell, with the message of CorruptArtifact.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import torch
 from odebench.bench.core.solvers import SOLVERS, BudgetTooSmall
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
 from odebench.bench.data.images import DATA_ENV
-from odebench.bench.harness.artifacts import ArtifactStore, sha256_file
+from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.runtime import Runtime
 from odebench.bench.harness.spec import Cell
 from odebench.bench.harness.train import Problem, TrainConfig, model_key
@@ -43,6 +42,12 @@ class JobContext:
     precision: str = "fp32"
     compile: bool = False
     samples_dir: str | None = None  # where image cells save their sample grids
+    out_root: str | None = None  # the folder every write stays in (--out); None: artifacts_root
+    budgets: dict | None = None  # max_nfe, train_seconds, cell_seconds (Spec.budgets); None: no caps
+
+    @property
+    def write_root(self) -> str:
+        return self.out_root or self.artifacts_root
 
     @property
     def runtime(self) -> Runtime:
@@ -184,15 +189,4 @@ def dataset_label(cell: Cell) -> str:
 
 def quarantine_corrupt(store: ArtifactStore, key: str) -> str | None:
     """If cached model ``key`` fails its hash check, move its files aside and say so (None: it is fine)."""
-    if not store.has(key):
-        return None
-    weights, meta = store.paths(key)
-    try:
-        recorded = json.loads(meta.read_text()).get("sha256")
-    except (OSError, json.JSONDecodeError):
-        recorded = None
-    if recorded is not None and sha256_file(weights) == recorded:
-        return None
-    for p in (weights, meta):
-        os.replace(p, p.with_name(p.name + ".corrupt"))
-    return f"cached model {key} failed its SHA-256 check; moved it to {weights.name}.corrupt, training again"
+    return store.quarantine(key)

@@ -3,12 +3,15 @@
 Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version``, the resolved ``config``
 and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
 actual ``nfe``, ``timings`` (train/sample/metric seconds) and ``environment``. Older schema versions are
-migrated on load.
+migrated on load. A file that fails the schema (odebench.bench.harness.record_schema) is *corrupt*: reading
+never returns it (its cell counts as not run) and ``RecordStore.corrupt`` says why; a run moves it aside with
+``RecordStore.quarantine`` and evaluates the cell again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -18,9 +21,12 @@ from typing import Any
 import pandas as pd
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.record_schema import SCHEMA_VERSION, record_problem
+from odebench.bench.harness.safe_paths import inside
 from odebench.bench.harness.spec import Cell
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "RecordStore", "base_record", "environment", "failed_record", "is_finished",
+           "method_label", "migrate", "records_frame", "skipped_record"]
 FINISHED = ("ok", "skipped")
 
 
@@ -69,40 +75,66 @@ def is_finished(record: dict[str, Any] | None) -> bool:
 
 
 class RecordStore:
-    """Reads and writes the records of one sweep folder."""
+    """Reads and writes the records of one sweep folder.
 
-    def __init__(self, sweep_dir: str | Path):
+    ``root`` is the folder every write must stay in (default the sweep folder; a run passes ``--out``).
+    ``corrupt`` maps the path of every record file read so far that failed the schema to the reason.
+    """
+
+    def __init__(self, sweep_dir: str | Path, root: str | Path | None = None):
         self.dir = Path(sweep_dir)
         self.cells = self.dir / "cells"
+        self.root = Path(root) if root is not None else self.dir
+        self.corrupt: dict[Path, str] = {}
 
     def path(self, cell_id: str) -> Path:
         return self.cells / f"{cell_id}.json"
 
     def write(self, record: dict[str, Any]) -> Path:
         path = self.path(record["cell_id"])
-        atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+        atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True, default=str).encode(), root=self.root)
         return path
 
-    def read(self, cell_id: str) -> dict[str, Any] | None:
-        path = self.path(cell_id)
+    def _load(self, path: Path) -> dict[str, Any] | None:
+        """The record in ``path`` if it is sound (migrated), else None and a note in ``corrupt``."""
         try:
-            return migrate(json.loads(path.read_text()))
+            record = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:  # cannot happen with atomic writes, but never trust a file
+        except (OSError, ValueError, RecursionError) as exc:  # truncated, not UTF-8, not JSON, nested too deep
+            self.corrupt[path] = f"unreadable ({type(exc).__name__}: {str(exc)[:120]})"
             return None
+        problem = record_problem(record, path.stem)
+        if problem is not None:
+            self.corrupt[path] = problem
+            return None
+        self.corrupt.pop(path, None)
+        return migrate(record)
+
+    def read(self, cell_id: str) -> dict[str, Any] | None:
+        """The sound record of ``cell_id``, or None (no file, or a corrupt one: see ``corrupt``)."""
+        return self._load(self.path(cell_id))
 
     def finished(self, cell_id: str) -> bool:
         return is_finished(self.read(cell_id))
 
     def records(self) -> list[dict[str, Any]]:
+        """Every sound record of the folder; the others are listed in ``corrupt``."""
         out = []
         for p in sorted(self.cells.glob("*.json")):
-            try:
-                out.append(migrate(json.loads(p.read_text())))
-            except json.JSONDecodeError:
-                continue
+            if (record := self._load(p)) is not None:
+                out.append(record)
         return out
+
+    def quarantine(self, cell_id: str) -> str | None:
+        """Move a corrupt record of ``cell_id`` aside (``<id>.json.corrupt``); returns the note, None if sound."""
+        path = self.path(cell_id)
+        if path.exists() and self._load(path) is None and path in self.corrupt:
+            reason = self.corrupt.pop(path)
+            aside = inside(self.root, path.with_name(path.name + ".corrupt"))
+            os.replace(path, aside)
+            return f"record {path} is corrupt ({reason}); moved it to {aside.name}, its cell runs again"
+        return None
 
     def frame(self) -> pd.DataFrame:
         return records_frame(self.records())

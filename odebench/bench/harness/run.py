@@ -5,6 +5,12 @@ Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics ->
 and the driver writes each record as it arrives. A failure in one training or one cell is written as a "failed"
 record and the sweep goes on; budgets a solver cannot use and samplers a method lacks become "skipped"
 records with the reason.
+
+Before any of that, ``run_sweep`` takes the results folder's lock (odebench.bench.harness.lock: a second run
+on the same ``--out`` is refused), removes temp files a killed run left (stale_files), and moves corrupt
+records aside (records.RecordStore.quarantine) so that their cells run again. Every job runs inside the
+spec's budgets (odebench.bench.core.budgets: an NFE cap per adaptive solve, wall-clock limits per training
+and per cell), which every record stores under ``budgets``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
 import traceback
 from collections import OrderedDict, defaultdict
@@ -21,10 +28,12 @@ from typing import Any
 
 import torch
 
-from odebench.bench.core import seeding
+from odebench.bench.core import budgets, seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
 from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.lock import acquire
+from odebench.bench.harness.model_size import check_model_sizes
 from odebench.bench.harness.plan import (
     JobContext,
     TrainingJob,
@@ -37,12 +46,15 @@ from odebench.bench.harness.plan import (
 )
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
 from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
+from odebench.bench.harness.safe_paths import sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
+from odebench.bench.harness.spec_limits import limits_of
+from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from odebench.methods import get_method
 from odebench.metrics import METRICS, EvalContext
-from odebench.metrics.registry import split_output
+from odebench.metrics.registry import MetricUndefined, split_output
 
 
 class PrecisionMismatch(ValueError):
@@ -140,23 +152,41 @@ def sample_cell(cell: Cell, dyn, x0_all: torch.Tensor, runtime: Runtime, need_tr
 
 def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_key: str,
                  device: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """Every metric of the cell on its samples: (values by column, metric_info by metric)."""
+    """Every metric of the cell on its samples: (values by column, metric_info by metric).
+
+    A metric that cannot be estimated here (it raises MetricUndefined, e.g. MMD from one sample, or returns
+    NaN/inf) is *failed* for this cell: no value, and ``metric_info[name]`` holds ``status = "failed"`` with
+    the reason. Any other exception fails the whole cell, as before.
+    """
     values, info = {}, {}
     for name in metric_names:
+        budgets.check_deadline()  # between metrics: a cell's wall-clock budget also covers its metrics
         metric = METRICS.get(name)
-        out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
-        metric_values, settings = split_output(name, out)
+        meta = {**metric.metadata(), "options": ctx.opts(name)}
+        try:
+            out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
+            metric_values, settings = split_output(name, out)
+        except MetricUndefined as exc:
+            info[name] = {**meta, "status": "failed", "reason": str(exc)}
+            continue
+        bad = sorted(k for k, v in metric_values.items() if not math.isfinite(v))
+        if bad:
+            info[name] = {**meta, "status": "failed", "settings": settings,
+                          "reason": f"{', '.join(bad)} came out NaN/inf: the metric cannot be estimated on "
+                                    f"these samples (too few points, or degenerate ones)"}
+            continue
         values.update(metric_values)
-        info[name] = {**metric.metadata(), "options": ctx.opts(name), "settings": settings}
+        info[name] = {**meta, "settings": settings}
     return values, info
 
 
 def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
-                  samples_dir: Path | None = None) -> dict[str, Any]:
+                  samples_dir: Path | None = None, write_root: str | Path | None = None) -> dict[str, Any]:
     """Sample with the cell's solver and budget, compute its metrics, and return its record.
 
     ``runtime`` (overriding ``device``) adds bf16 autocast around sampling; image cells save a sheet of their
-    samples to ``samples_dir/<cell_id>.png`` when a folder is given.
+    samples to ``samples_dir/<cell_id>.png`` when a folder is given (checked to lie in ``write_root``,
+    default ``samples_dir``).
     """
     runtime = runtime or Runtime(device)
     method, problem = get_method(**cell.method), problem_of(cell)
@@ -188,8 +218,12 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
     start = time.perf_counter()
     values, info = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
+    failures = {n: i["reason"] for n, i in info.items() if i.get("status") == "failed"}
+    if failures:
+        record["metric_failures"] = failures
     if samples_dir is not None and problem.target.kind == "image":
-        record["sample_sheet"] = save_sample_sheet(samples, Path(samples_dir) / f"{cell.id}.png")
+        root = write_root if write_root is not None else samples_dir
+        record["sample_sheet"] = save_sample_sheet(samples, Path(samples_dir) / f"{cell.id}.png", root=root)
     return {**record, "status": "ok", "reason": None, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
 
@@ -237,14 +271,16 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
     ctx.enter()
     if parent is not None and not parent.ok:
         return TrainOutcome(job.key, False, f"its parent model ({parent.key}) failed: {parent.reason}")
-    store = ArtifactStore(ctx.artifacts_root)
+    store = ArtifactStore(ctx.artifacts_root, out_root=ctx.write_root)
     start = time.perf_counter()
+    caps = ctx.budgets or {}
     try:
         notes = [n for depth, key, _ in model_chain(job.cell, ctx.precision) if depth >= job.depth
                  if (n := quarantine_corrupt(store, key))]
-        trained = train_model(method_at(job.cell, job.depth), problem_of(job.cell),
-                              TrainConfig(**job.cell.train), job.cell.seed, store, ctx.device, ctx.progress,
-                              ctx.runtime)
+        with budgets.limits(caps.get("max_nfe"), caps.get("train_seconds"), "training"):
+            trained = train_model(method_at(job.cell, job.depth), problem_of(job.cell),
+                                  TrainConfig(**job.cell.train), job.cell.seed, store, ctx.device, ctx.progress,
+                                  ctx.runtime)
         if trained.key != job.key:
             raise RuntimeError(f"planned model key {job.key} but training produced {trained.key}; the "
                                f"method's config() or parent() is not deterministic")
@@ -267,7 +303,7 @@ def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedM
         return _MODELS[(ctx.artifacts_root, outcome.key, ctx.device)]
     method = get_method(**cell.method)
     model = build_model(method, problem_of(cell)).to(ctx.device)
-    meta = ArtifactStore(ctx.artifacts_root).load(outcome.key, model, ctx.device)
+    meta = ArtifactStore(ctx.artifacts_root, out_root=ctx.write_root).load(outcome.key, model, ctx.device)
     model.eval()
     trained = TrainedModel(model, outcome.key, outcome.total_train_seconds, True, meta.get("losses", []),
                            evidence=outcome.evidence)  # already the record form, parents' cost included
@@ -279,19 +315,23 @@ def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, An
     ctx.enter()
     if not distributed.is_main():
         return None  # under torchrun every rank trains; rank 0 alone evaluates and writes
+    caps = ctx.budgets or {}
     if not outcome.ok:
         rec = failed_record(cell, ctx.device, outcome.reason or "unknown", "training")
         rec["traceback"] = outcome.traceback
-        return rec
-    try:
-        trained = _trained_for(cell, outcome, ctx)
-        if ctx.compile:
-            compile_modules(trained.model)
-        return evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir)
-    except Exception as exc:
-        rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
-        rec["traceback"] = traceback.format_exc(limit=8)
-        return rec
+    else:
+        try:
+            trained = _trained_for(cell, outcome, ctx)
+            if ctx.compile:
+                compile_modules(trained.model)
+            with budgets.limits(caps.get("max_nfe"), caps.get("cell_seconds"), "cell"):
+                rec = evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir, ctx.write_root)
+        except Exception as exc:
+            rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
+            rec["traceback"] = traceback.format_exc(limit=8)
+    if ctx.budgets is not None:
+        rec["budgets"] = dict(ctx.budgets)
+    return rec
 
 
 class _Sink:
@@ -299,6 +339,12 @@ class _Sink:
 
     def __init__(self, store: RecordStore, summary: SweepSummary, bar):
         self.store, self.summary, self.bar = store, summary, bar
+        self.metric_failures: dict[str, list] = {}  # metric -> [cells, first reason]
+
+    def close(self) -> None:
+        """Add a note per metric that failed in some cells (the report lists each cell)."""
+        for name, (n, reason) in sorted(self.metric_failures.items()):
+            self.summary.notes.append(f"metric {name} failed in {n} cell(s), e.g.: {reason}")
 
     def training_done(self, job: TrainingJob, outcome: TrainOutcome) -> None:
         s = self.summary
@@ -315,6 +361,8 @@ class _Sink:
             return
         self.store.write(record)
         self.summary.status_counts[record["status"]] += 1
+        for name, reason in (record.get("metric_failures") or {}).items():
+            self.metric_failures.setdefault(name, [0, reason])[0] += 1
         if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
             where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
             self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
@@ -340,17 +388,50 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
                       spec.compile if compile is None else compile)
     device = runtime.device
     progress = progress and distributed.is_main()
-    out_dir = Path(out_root) / spec.name
-    store = RecordStore(out_dir)
-    artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
+    out_root = Path(out_root)
+    out_dir = sweep_dir(out_root, spec.name)  # a name that would leave out_root is refused here
     runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
-    existing = {c.id: store.read(c.id) for c in spec.cells}  # read once, for the precision check and the plan
+    # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
+    lock = acquire(out_root) if distributed.is_main() else None
+    try:
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[str, Any], list[str]]:
+    """Remove stale temp files, read the cells' records and move corrupt ones aside: (records, notes)."""
+    notes = []
+    removed = remove_stale_temps(out_root)
+    if removed:
+        notes.append(f"removed {len(removed)} temp file(s) a killed run left under {out_root}")
+    existing = {}
+    for c in cells:
+        existing[c.id] = store.read(c.id)
+        if existing[c.id] is None and (note := store.quarantine(c.id)):
+            notes.append(note)
+    return existing, notes
+
+
+def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm) -> SweepSummary:
+    device = runtime.device
+    store = RecordStore(out_dir, root=out_root)
+    artifacts = ArtifactStore(out_root / ".cache" / "models", out_root=out_root)
+    if lock is not None:
+        existing, notes = _tidy(out_root, store, spec.cells)
+        notes = lock.notes + notes
+    else:
+        existing, notes = {c.id: store.read(c.id) for c in spec.cells}, []
     check_precision(existing, out_dir, runtime.precision)
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
+    check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
-                           already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor)
+                           already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor,
+                           notes=notes)
     ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,
-                     torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"))
+                     torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"),
+                     str(out_root), dict(spec.budgets))
     start = time.perf_counter()
     bar = tqdm(total=len(plan.todo) + len(plan.skips), desc=f"{spec.name} cells", disable=not progress,
                mininterval=0.5)
@@ -359,6 +440,7 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
     runner.run(plan, ctx, train_job, cell_job, sink)
+    sink.close()
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -34,9 +34,9 @@ def sheet_image(samples: Tensor, n: int = 64, pad: int = 1, scale: int | None = 
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST) if scale > 1 else img
 
 
-def save_sample_sheet(samples: Tensor, path: str | Path, n: int = 64) -> str:
-    """Write the sheet of ``samples`` to ``path`` atomically; returns the path as a string."""
+def save_sample_sheet(samples: Tensor, path: str | Path, n: int = 64, *, root: str | Path) -> str:
+    """Write the sheet of ``samples`` to ``path`` (inside ``root``) atomically; returns the path as a string."""
     buf = io.BytesIO()
     sheet_image(samples, n).save(buf, format="PNG")
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue(), root=root)
     return str(path)

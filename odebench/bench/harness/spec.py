@@ -2,13 +2,16 @@
 
 A spec names methods (with hparams; a list value expands into one method per value), datasets (target and source),
 solvers with NFE budgets (fixed step) or tolerances (adaptive), seeds, metrics and the training budget.
-``load_spec`` reports every problem at once, each with its key path and the allowed values.
+``load_spec`` reports every problem at once, each with its key path and the allowed values. Validation is
+total: whatever a TOML file holds (any nesting, any number, any string) ends in a Spec or a SpecError, never
+in another exception; the types, ranges and policy bounds live in odebench.bench.harness.spec_limits.
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -18,7 +21,9 @@ from typing import Any
 from odebench.bench.core.solvers import GRIDS, SOLVERS
 from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE
 from odebench.bench.harness import spec_checks as sc
+from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.harness.safe_paths import name_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,7 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
-            "datasets", "solvers", "precision", "compile"}
+            "datasets", "solvers", "precision", "compile", "budgets", "limits"}
 DATASET_KEYS = ("target", "source", "options", "methods", "train", "net", "eval")
 SOLVER_KEYS = ("name", "nfe", "tolerances", "grid")
 DEFAULT_METRICS = sc.DEFAULT_METRICS
@@ -98,6 +103,8 @@ class Spec:
     raw: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     compile: bool = False
+    #: what a run may spend (spec_limits.RULES_BUDGETS): max_nfe, train_seconds, cell_seconds; not in cell ids
+    budgets: dict[str, Any] = field(default_factory=lambda: dict(lim.DEFAULT_BUDGETS))
 
 
 def builtin_spec_names() -> list[str]:
@@ -108,16 +115,21 @@ def builtin_spec_names() -> list[str]:
 def read_spec_text(name_or_path: str) -> tuple[str, str]:
     """(text, where) for a built-in spec name or a path to a TOML file."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"spec file {path} does not exist")
-        return path.read_text(), str(path)
+    try:
+        is_file = path.suffix == ".toml" or path.exists()
+        if is_file:
+            return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"spec file {path} does not exist") from None
+    except (OSError, ValueError) as exc:  # a folder, no permission, not UTF-8, a NUL in the path
+        raise SpecError(repr(name_or_path), [f"spec: cannot read {lim.show(name_or_path)} as a TOML file: "
+                                             f"{type(exc).__name__}: {exc}"]) from exc
     names = builtin_spec_names()
     if name_or_path not in names:
-        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {name_or_path!r} and no such file; "
+        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {lim.show(name_or_path)} and no such file; "
                                              f"built-in specs: {', '.join(names)}"])
     text = resources.files("odebench.bench.harness.specs").joinpath(f"{name_or_path}.toml").read_text()
-    return text, f"built-in {name_or_path!r}"
+    return text, f"built-in {lim.show(name_or_path)}"
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
@@ -127,6 +139,9 @@ def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spe
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(where, [f"TOML syntax: {exc}"]) from exc
+    except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
+        raise SpecError(where, [f"TOML nesting: values nested too deep to read; a spec needs at most "
+                                f"{lim.MAX_DEPTH} levels"]) from None
     raw.update(overrides or {})
     return parse_spec(raw, where)
 
@@ -141,31 +156,39 @@ def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> 
 
     name = entry.get("name")
     if not isinstance(name, str) or name not in METHODS:
-        problems.append(f"{where}.name: unknown method {name!r}; known: {', '.join(METHODS.names())}")
+        problems.append(f"{where}.name: unknown method {lim.show(name)}; known: {', '.join(METHODS.names())}")
         return []
     params = inspect.signature(METHODS.get(name).__init__).parameters
     accepted = {k: p.default for k, p in params.items() if k not in ("self", "args", "kwargs")}
+    rules = lim.method_rules(name)
     hp = {k: v for k, v in entry.items() if k != "name"}
     n_before = len(problems)
     for k, v in hp.items():
+        rule = rules.get(k) or lim.generic_rule(accepted.get(k))
         if k not in accepted:
-            problems.append(f"{where}.{k}: method {name!r} has no hparam {k!r}; accepted: "
+            problems.append(f"{where}.{k}: method {lim.show(name)} has no hparam {lim.show(k)}; accepted: "
                             f"{', '.join(accepted)}")
         elif v == []:
             problems.append(f"{where}.{k}: an empty list expands to no configs; give one value or a "
                             f"non-empty list")
-        elif not all(sc.type_ok(x, accepted[k]) for x in _as_list(v)):
-            problems.append(f"{where}.{k}: must be {sc.a_type(accepted[k])} (default "
-                            f"{accepted[k]!r}) or a list of them; got {v!r}")
+        elif len(_as_list(v)) > lim.bound("grid_values"):
+            problems.append(f"{where}.{k}: a grid of {len(v)} values. {lim.raise_hint('grid_values')}")
+        elif rule is not None and (bad := next((p for x in _as_list(v) if (p := rule.problem(x))), None)):
+            problems.append(f"{where}.{k}: {bad} (a list of such values sweeps them; default {lim.show(accepted[k])})")
     if len(problems) > n_before:
         return []
     keys = list(hp)
+    n_configs = math.prod(len(_as_list(hp[k])) for k in keys)
+    if n_configs > lim.bound("cells"):
+        problems.append(f"{where}: its lists expand to {n_configs} method configs. {lim.raise_hint('cells')}")
+        return []
     out = []
     for combo in itertools.product(*(_as_list(hp[k]) for k in keys)):
         try:
             out.append(get_method(name, **dict(zip(keys, combo, strict=True))).config())
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{where}: {exc}")
+        except Exception as exc:  # the method's own checks (relations between hparams), whatever they raise
+            problems.append(f"{where}: {type(exc).__name__ + ': ' if not isinstance(exc, ValueError) else ''}"
+                            f"{str(exc)[:300]}")
     return out
 
 
@@ -209,22 +232,22 @@ def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: 
         sc.unknown_keys(entry, DATASET_KEYS, where, problems)
         target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
         if not isinstance(target, str) or target not in DATASETS:
-            problems.append(f"{where}.target: unknown dataset {target!r}; known: "
+            problems.append(f"{where}.target: unknown dataset {lim.show(target)}; known: "
                             f"{', '.join(DATASETS.names())}")
         if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
-            problems.append(f"{where}.source: unknown dataset {source!r}; known: {GAUSSIAN_SOURCE} (the "
+            problems.append(f"{where}.source: unknown dataset {lim.show(source)}; known: {GAUSSIAN_SOURCE} (the "
                             f"method's prior, the default), {', '.join(DATASETS.names())}")
         options = _dataset_options(entry, target, where, problems)
         only = entry.get("methods")
         if only is not None:
             if not isinstance(only, list) or not only or not all(isinstance(m, str) for m in only):
                 problems.append(f"{where}.methods: must be a non-empty list of method names from [[methods]] "
-                                f"({', '.join(sorted(method_names))}); got {only!r}")
+                                f"({', '.join(sorted(method_names))}); got {lim.show(only)}")
                 only = None
             else:
                 for m in only:
                     if m not in method_names:
-                        problems.append(f"{where}.methods: {m!r} is not in this spec's [[methods]]; "
+                        problems.append(f"{where}.methods: {lim.show(m)} is not in this spec's [[methods]]; "
                                         f"choose from {', '.join(sorted(method_names))}")
         train = sc.check_train(entry.get("train", {}), f"{where}.train", problems, base[0])
         net = sc.check_net(entry.get("net", {}), f"{where}.net", problems, base[1])
@@ -240,13 +263,14 @@ def _time_grids(entry: dict[str, Any], where: str, adaptive: bool, problems: lis
     grids = [grids] if isinstance(grids, str) else grids
     if not isinstance(grids, list) or not grids or not all(isinstance(g, str) for g in grids):
         problems.append(f"{where}.grid: a time-grid name or a non-empty list of names, e.g. grid = "
-                        f"[\"uniform\", \"cosine\"]; got {grids!r}")
+                        f"[\"uniform\", \"cosine\"]; got {lim.show(grids)}")
         return ["uniform"]
     unknown = [g for g in grids if g not in GRIDS]
     if unknown:
         problems.append(f"{where}.grid: unknown time grid(s) {unknown}; known: {', '.join(GRIDS.names())}")
     if adaptive and grids != ["uniform"]:
-        problems.append(f"{where}.grid: an adaptive solver chooses its own steps; drop grid for {entry['name']!r}")
+        problems.append(f"{where}.grid: an adaptive solver chooses its own steps; drop grid for "
+                        f"{lim.show(entry['name'])}")
     return [g for g in dict.fromkeys(grids) if g not in unknown] or ["uniform"]
 
 
@@ -258,25 +282,32 @@ def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, i
         sc.unknown_keys(entry, SOLVER_KEYS, where, problems)
         sname = entry.get("name")
         if not isinstance(sname, str) or sname not in SOLVERS:
-            problems.append(f"{where}.name: unknown solver {sname!r}; known: {', '.join(SOLVERS.names())}")
+            problems.append(f"{where}.name: unknown solver {lim.show(sname)}; known: {', '.join(SOLVERS.names())}")
             continue
         adaptive = SOLVERS.get(sname).adaptive
         key, other = ("tolerances", "nfe") if adaptive else ("nfe", "tolerances")
         if other in entry:
             kind = "an adaptive solver: give tolerances" if adaptive else "a fixed-step solver: give nfe"
-            problems.append(f"{where}.{other}: {sname!r} is {kind} = [...], not {other}")
+            problems.append(f"{where}.{other}: {lim.show(sname)} is {kind} = [...], not {other}")
         grids = _time_grids(entry, where, adaptive, problems)
         values = entry.get(key)
         if adaptive:
-            good = isinstance(values, list) and values and all(
-                isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in values)
-            wanted = "a non-empty list of positive floats (rtol = atol), e.g. tolerances = [1e-5]"
+            rule = lim.TOLERANCE
+            wanted = "a non-empty list of positive floats below 1 (rtol = atol), e.g. tolerances = [1e-5]"
         else:
-            good = isinstance(values, list) and values and all(
-                isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values)
-            wanted = "a non-empty list of positive integer NFE budgets, e.g. nfe = [4, 8, 16]"
+            rule = lim.integer(1, limit="nfe")
+            wanted = (f"a non-empty list of positive integer NFE budgets (each <= {lim.bound('nfe')}), e.g. "
+                      f"nfe = [4, 8, 16]")
+        good = (isinstance(values, list) and 0 < len(values) <= lim.bound("grid_values")
+                and all(rule.problem(v) is None for v in values))
         if not good:
-            problems.append(f"{where}.{key}: solver {sname!r} needs {wanted}; got {values!r}")
+            hint = ""
+            if isinstance(values, list) and len(values) > lim.bound("grid_values"):
+                hint = f". {lim.raise_hint('grid_values')}"
+            elif not adaptive and isinstance(values, list) and any(
+                    isinstance(v, int) and not isinstance(v, bool) and v > lim.bound("nfe") for v in values):
+                hint = f". {lim.raise_hint('nfe')}"
+            problems.append(f"{where}.{key}: solver {lim.show(sname)} needs {wanted}; got {lim.show(values)}{hint}")
             continue
         dups = sorted({v for v in values if values.count(v) > 1})
         if dups:
@@ -298,26 +329,38 @@ def _check_sources(methods, datasets, problems: list[str]) -> None:
                 continue
             if d.methods is not None and m["name"] not in d.methods:
                 continue
-            problems.append(f"{dpath}.source: method {m['name']!r} ({mpath}) needs a Gaussian source but is "
-                            f"paired with source {d.source!r}; restrict this dataset to methods that allow "
+            problems.append(f"{dpath}.source: method {lim.show(m['name'])} ({mpath}) needs a Gaussian source but is "
+                            f"paired with source {lim.show(d.source)}; restrict this dataset to methods that allow "
                             f"any source (methods = [...], e.g. rf) or use source = \"gaussian\"")
 
 
 def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     """Validate a parsed spec dict and expand it into cells; raises SpecError listing every problem."""
+    if not isinstance(raw, dict):
+        raise SpecError(where, [f"spec: must be a table of keys, got {lim.kind_of(raw)}"])
+    shape = lim.shape_problems(raw)
+    if shape:  # values the per-key checks must never meet (deep nesting, huge integers, nan, NUL, dates)
+        raise SpecError(where, shape)
     problems: list[str] = []
+    limits = lim.check_limits(raw.get("limits", {}), problems)
+    with lim.policy(limits):
+        return _parse(raw, where, problems)
+
+
+def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
     for k in sorted(set(raw) - TOP_KEYS):
         problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
     name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problems.append("name: required, a non-empty string (the results folder is named after it)")
+    if (problem := name_problem(name)) is not None:
+        problems.append(f"name: {problem}")
         name = "unnamed"
     description = raw.get("description", "")
     if not isinstance(description, str):
-        problems.append(f"description: must be a string; got {description!r}")
+        problems.append(f"description: must be a string; got {lim.kind_of(description)} {lim.show(description)}")
     seeds = sc.check_seeds(raw.get("seeds", [0]), problems)
-    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems)
+    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX)
     device = sc.check_device(raw.get("device", "cpu"), problems)
+    budgets = sc.check_budgets(raw.get("budgets", {}), problems)
     base = (sc.check_train(raw.get("train", {}), "train", problems),
             sc.check_net(raw.get("net", {"name": "mlp"}), "net", problems),
             sc.check_eval(raw.get("eval", {}), "eval", problems))
@@ -327,6 +370,11 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
     _check_sources(methods, datasets, problems)
     for k in ("precision", "compile"):
         problems += _runtime_problem(k, raw)
+    n_cells = len(seeds) * len(solver_cells) * sum(d.methods is None or m["name"] in d.methods
+                                                    for _, m in methods for _, d in datasets)
+    if n_cells > lim.bound("cells"):
+        problems.append(f"spec: {n_cells} cells (methods x datasets x solver budgets x seeds). "
+                        f"{lim.raise_hint('cells')}")
     if problems:
         raise SpecError(where, problems)
 
@@ -336,20 +384,27 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
                   data_options=d.options, grid=g)
              for (_, m), (_, d), (sv, g, n, tol), seed in product if d.methods is None or m["name"] in d.methods]
     return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
-                precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)))
+                precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)), budgets=budgets)
 
 
 def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: list[str]) -> dict[str, Any]:
     """Validate a [[datasets]] table's ``options`` against the target loader's signature."""
     options = entry.get("options", {})
     if not isinstance(options, dict):
-        problems.append(f"{where}.options: must be a table of loader options, got {options!r}")
+        problems.append(f"{where}.options: must be a table of loader options, got {lim.show(options)}")
         return {}
     if options and isinstance(target, str) and target in DATASETS:
-        accepted = [p for p in inspect.signature(DATASETS.get(target)).parameters if p != "data_seed"]
-        for k in sorted(set(options) - set(accepted)):
-            problems.append(f"{where}.options.{k}: dataset {target!r} has no option {k!r}; accepted: "
-                            f"{', '.join(accepted) or 'none'}")
+        params = inspect.signature(DATASETS.get(target)).parameters
+        accepted = {k: p.default for k, p in params.items() if k != "data_seed"
+                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        rules = lim.RULES_DATASETS.get(target, {})
+        for k in sorted(options):
+            if k not in accepted:
+                problems.append(f"{where}.options.{k}: dataset {lim.show(target)} has no option {lim.show(k)}; "
+                                f"accepted: {', '.join(accepted) or 'none'}")
+            else:
+                sc.check_value(options[k], rules.get(k) or lim.generic_rule(accepted[k]), f"{where}.options.{k}",
+                               problems)
     return dict(options)
 
 
@@ -357,7 +412,7 @@ def _runtime_problem(key: str, raw: dict[str, Any]) -> list[str]:
     from odebench.bench.harness.runtime import PRECISIONS
 
     if key == "precision" and raw.get(key, "fp32") not in PRECISIONS:
-        return [f"precision: must be one of {', '.join(PRECISIONS)}, got {raw[key]!r}"]
+        return [f"precision: must be one of {', '.join(PRECISIONS)}, got {lim.show(raw[key])}"]
     if key == "compile" and not isinstance(raw.get(key, False), bool):
-        return [f"compile: must be true or false, got {raw[key]!r}"]
+        return [f"compile: must be true or false, got {lim.show(raw[key])}"]
     return []

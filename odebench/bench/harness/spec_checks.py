@@ -2,18 +2,19 @@
 
 ``odebench.bench.harness.spec.parse_spec`` calls these in turn and raises one SpecError listing every problem, so a user
 fixes a spec in one pass. A message always names the key path, what was wrong, and what is allowed.
-Types are checked against the defaults of the objects the values end up in (TrainConfig fields, a
-network's and a method's keyword arguments), so a new field gets a type check without code here.
+Types and ranges come from odebench.bench.harness.spec_limits: every built-in key has a Rule there; keys of
+plugins (and new fields) are checked against the type of their default (TrainConfig fields, a network's and
+a method's keyword arguments), so a new field gets a type check without code here.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
+from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.train import TrainConfig
 
 Problems = list[str]
@@ -22,17 +23,7 @@ Cfg = dict[str, Any]
 EVAL_KEYS = ("n_samples", "metrics", "metric_options", "batch_size")
 DATA_KINDS = ("points", "image")
 DEFAULT_METRICS = {"points": ["w2", "sliced_w", "mmd"], "image": ["fd", "sliced_w"]}
-DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-
-#: value ranges of TrainConfig fields: (test, what the message says is allowed)
-TRAIN_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "steps": (lambda v: v > 0, "a positive integer"),
-    "batch_size": (lambda v: v > 0, "a positive integer"),
-    "lr": (lambda v: v > 0, "a positive number"),
-    "ema_decay": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 disables clipping)"),
-    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
-}
+DEVICE_RE = re.compile(r"^(cpu|cuda(:\d{1,3})?)$")
 
 
 def type_name(v: Any) -> str:
@@ -40,32 +31,11 @@ def type_name(v: Any) -> str:
             dict: "table"}.get(type(v), type(v).__name__)
 
 
-def a_type(v: Any) -> str:
-    """'an integer', 'a float', ... for messages."""
-    name = type_name(v)
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
-
-
-def type_ok(value: Any, default: Any) -> bool:
-    """Whether ``value`` fits a parameter whose default is ``default`` (ints are fine where floats are)."""
-    if default is None or default is inspect.Parameter.empty:
-        return True  # no declared type to check against
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return True
-
-
 def table(value: Any, path: str, problems: Problems, example: str) -> dict[str, Any]:
     """``value`` if it is a TOML table, else a problem (and an empty table)."""
     if isinstance(value, dict):
         return value
-    problems.append(f"{path}: must be a table, e.g. {example}; got {type_name(value)} {value!r}")
+    problems.append(f"{path}: must be a table, e.g. {example}; got {type_name(value)} {lim.show(value)}")
     return {}
 
 
@@ -77,7 +47,7 @@ def array_of_tables(raw: Cfg, key: str, problems: Problems, example: str) -> lis
         return []
     if not isinstance(value, list):
         problems.append(f"{key}: must be an array of tables ([[{key}]] blocks, e.g. {example}); got "
-                        f"{type_name(value)} {value!r}")
+                        f"{type_name(value)} {lim.show(value)}")
         return []
     out = []
     for i, entry in enumerate(value):
@@ -85,7 +55,7 @@ def array_of_tables(raw: Cfg, key: str, problems: Problems, example: str) -> lis
             out.append((f"{key}[{i}]", entry))
         else:
             problems.append(f"{key}[{i}]: must be a table ([[{key}]] with keys, e.g. {example}); got "
-                            f"{type_name(entry)} {entry!r}")
+                            f"{type_name(entry)} {lim.show(entry)}")
     return out
 
 
@@ -95,11 +65,11 @@ def unknown_keys(entry: dict[str, Any], allowed, path: str, problems: Problems) 
 
 
 def check_seeds(value: Any, problems: Problems) -> list[int]:
-    ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                    for s in value)
+    ok = (isinstance(value, list) and 0 < len(value) <= lim.bound("grid_values")
+          and all(lim.SEED.problem(s) is None for s in value))
     if not ok:
-        problems.append(f"seeds: must be a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]; "
-                        f"got {value!r}")
+        problems.append(f"seeds: must be a non-empty list of integers >= 0 and <= {lim.SEED_MAX} (at most "
+                        f"{lim.bound('grid_values')} of them), e.g. seeds = [0, 1, 2]; got {lim.show(value)}")
         return [0]
     dups = sorted({s for s in value if value.count(s) > 1})
     if dups:
@@ -107,17 +77,26 @@ def check_seeds(value: Any, problems: Problems) -> list[int]:
     return list(dict.fromkeys(value))
 
 
-def check_int(value: Any, path: str, problems: Problems, minimum: int = 0) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+def check_int(value: Any, path: str, problems: Problems, minimum: int = 0, maximum: int | None = None) -> int:
+    rule = lim.integer(minimum, maximum)
+    if (problem := rule.problem(value)) is None:
         return value
-    problems.append(f"{path}: must be an integer >= {minimum}; got {type_name(value)} {value!r}")
+    problems.append(f"{path}: {problem}")
     return minimum
+
+
+def check_value(value: Any, rule: lim.Rule | None, path: str, problems: Problems) -> bool:
+    """Whether ``value`` fits ``rule`` (None: anything the shape walk let through); else a problem."""
+    problem = rule.problem(value) if rule is not None else None
+    if problem is not None:
+        problems.append(f"{path}: {problem}")
+    return problem is None
 
 
 def check_device(value: Any, problems: Problems) -> str:
     if isinstance(value, str) and DEVICE_RE.match(value):
         return value
-    problems.append(f"device: must be \"cpu\", \"cuda\" or \"cuda:N\"; got {value!r}")
+    problems.append(f"device: must be \"cpu\", \"cuda\" or \"cuda:N\"; got {lim.show(value)}")
     return "cpu"
 
 
@@ -130,15 +109,9 @@ def check_train(value: Any, path: str, problems: Problems, base: Cfg | None = No
     for k, v in entry.items():
         if k not in defaults:
             continue
-        if not type_ok(v, defaults[k]):
-            problems.append(f"{path}.{k}: must be {a_type(defaults[k])} (default {defaults[k]!r}); got "
-                            f"{type_name(v)} {v!r}")
-            continue
-        test, allowed = TRAIN_RANGES.get(k, (lambda _: True, ""))
-        if not test(v):
-            problems.append(f"{path}.{k}: must be {allowed}; got {v!r}")
-            continue
-        out[k] = type(defaults[k])(v) if isinstance(defaults[k], float) else v
+        rule = lim.RULES_TRAIN.get(k) or lim.generic_rule(defaults[k])
+        if check_value(v, rule, f"{path}.{k}", problems):
+            out[k] = type(defaults[k])(v) if isinstance(defaults[k], float) else v
     return out
 
 
@@ -153,20 +126,20 @@ def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None
     out.update(entry)
     name = out.get("name", "mlp")
     if not isinstance(name, str) or name not in NETS:
-        problems.append(f"{path}.name: unknown network {name!r}; known: {', '.join(NETS.names())}")
+        problems.append(f"{path}.name: unknown network {lim.show(name)}; known: {', '.join(NETS.names())}")
         return out
     params = inspect.signature(NETS.get(name).__init__).parameters
     accepted = {k: p.default for k, p in params.items() if k not in ("self", "shape", "out_mult")
                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    rules = lim.RULES_NETS.get(name, {})
     for k, v in entry.items():
         if k == "name":
             continue
         if k not in accepted:
-            problems.append(f"{path}.{k}: network {name!r} has no option {k!r}; accepted: "
+            problems.append(f"{path}.{k}: network {lim.show(name)} has no option {lim.show(k)}; accepted: "
                             f"{', '.join(sorted(accepted))}")
-        elif not type_ok(v, accepted[k]):
-            problems.append(f"{path}.{k}: must be {a_type(accepted[k])} (default {accepted[k]!r}); got "
-                            f"{type_name(v)} {v!r}")
+        else:
+            check_value(v, rules.get(k) or lim.generic_rule(accepted[k]), f"{path}.{k}", problems)
     return out
 
 
@@ -175,11 +148,11 @@ def _metric_names(names: Any, path: str, problems: Problems) -> list[str]:
 
     if not isinstance(names, list) or not names or not all(isinstance(m, str) for m in names):
         problems.append(f"{path}: must be a non-empty list of metric names, e.g. [\"w2\", \"mmd\"]; "
-                        f"got {names!r}")
+                        f"got {lim.show(names)}")
         return []
     for m in names:
         if m not in METRICS:
-            problems.append(f"{path}: unknown metric {m!r}; known: {', '.join(METRICS.names())}")
+            problems.append(f"{path}: unknown metric {lim.show(m)}; known: {', '.join(METRICS.names())}")
     dups = sorted({m for m in names if names.count(m) > 1})
     if dups:
         problems.append(f"{path}: {dups} listed more than once; list each metric once")
@@ -193,7 +166,7 @@ def _metric_lists(value: Any, path: str, problems: Problems) -> dict[str, list[s
         return {kind: names for kind in DATA_KINDS}
     if not isinstance(value, dict):
         problems.append(f"{path}: must be a list of metric names, or a table "
-                        f"{{points = [...], image = [...]}}; got {type_name(value)} {value!r}")
+                        f"{{points = [...], image = [...]}}; got {type_name(value)} {lim.show(value)}")
         return dict(DEFAULT_METRICS)
     unknown_keys(value, DATA_KINDS, path, problems)
     return {kind: _metric_names(names, f"{path}.{kind}", problems) for kind, names in value.items()
@@ -209,8 +182,8 @@ def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = Non
     out = dict(base) if base is not None else {"n_samples": 2000, "metrics": dict(DEFAULT_METRICS),
                                                "metric_options": {}, "batch_size": 10000}
     for k in ("n_samples", "batch_size"):
-        if k in entry:
-            out[k] = check_int(entry[k], f"{path}.{k}", problems, minimum=1)
+        if k in entry and check_value(entry[k], lim.RULES_EVAL[k], f"{path}.{k}", problems):
+            out[k] = entry[k]
     if "metrics" in entry:
         out["metrics"] = _metric_lists(entry["metrics"], f"{path}.metrics", problems)
     if "metric_options" in entry:
@@ -218,9 +191,34 @@ def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = Non
                      "[eval.metric_options.sliced_w] n_projections = 64")
         for m, o in opts.items():
             if m not in METRICS:
-                problems.append(f"{path}.metric_options.{m}: unknown metric {m!r}; known: "
+                problems.append(f"{path}.metric_options.{m}: unknown metric {lim.show(m)}; known: "
                                 f"{', '.join(METRICS.names())}")
             else:
-                table(o, f"{path}.metric_options.{m}", problems, f"[eval.metric_options.{m}] key = value")
+                o = table(o, f"{path}.metric_options.{m}", problems, f"[eval.metric_options.{m}] key = value")
+                check_metric_options(m, o, f"{path}.metric_options.{m}", problems)
         out["metric_options"] = opts
+    return out
+
+
+def check_metric_options(metric: str, opts: Cfg, path: str, problems: Problems) -> None:
+    """A built-in metric's options against its rules (unknown keys included); plugin metrics check their own."""
+    rules = lim.metric_rules(metric)
+    if rules is None:
+        return
+    for k, v in opts.items():
+        if k not in rules:
+            problems.append(f"{path}.{k}: metric {lim.show(metric)} has no option {lim.show(k)}; accepted: "
+                            f"{', '.join(sorted(rules)) or 'none'}")
+        else:
+            check_value(v, rules[k], f"{path}.{k}", problems)
+
+
+def check_budgets(value: Any, problems: Problems) -> Cfg:
+    """The spec's ``[budgets]`` over the defaults: max_nfe, train_seconds, cell_seconds (see spec_limits)."""
+    entry = table(value, "budgets", problems, "[budgets] max_nfe = 20000")
+    unknown_keys(entry, lim.RULES_BUDGETS, "budgets", problems)
+    out = dict(lim.DEFAULT_BUDGETS)
+    for k, v in entry.items():
+        if k in lim.RULES_BUDGETS and check_value(v, lim.RULES_BUDGETS[k], f"budgets.{k}", problems):
+            out[k] = float(v) if k.endswith("seconds") else v
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from odebench.bench.core import seeding
+from odebench.bench.core import budgets, seeding
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
 from odebench.bench.harness import distributed
 from odebench.bench.harness import training_evidence as ev
@@ -257,6 +257,7 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     model.train()
     bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False, mininterval=0.5)
     for step in bar:
+        budgets.check_deadline()  # a wall-clock budget in force (train_seconds) stops the training here
         running += train_step(step)
         if (step + 1) % chunk == 0 or step + 1 == cfg.steps:
             value = running.item() / ((step % chunk) + 1)

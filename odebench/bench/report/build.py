@@ -14,11 +14,15 @@ folder:
 :mod:`odebench.bench.report.model_figures`).
 - ``index.html``: every table and figure on one page, relative links only, no scripts.
 
-Failed and skipped cells are shown as such in every table, never dropped.
+Failed and skipped cells are shown as such in every table, never dropped. The report is total: whatever the
+records hold, it is written, with a note per problem -- a corrupt record file (listed, and counted as
+``corrupt``), a metric a cell could not estimate, a NaN/inf value (inf shows in the tables; non-finite values
+are never plotted, so axes stay finite), a model missing from the cache, a figure that could not be drawn.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,26 +131,73 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
     return tables
 
 
+#: metric values beyond this magnitude are not plotted (their mean and std overflow to inf)
+PLOT_MAX = 1e100
+
+
+def plottable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with NaN where a metric column holds inf or a value beyond PLOT_MAX (listed in the notes)."""
+    out = frame.copy()
+    for c in columns:
+        if c in out:
+            v = pd.to_numeric(out[c], errors="coerce")
+            out[c] = v.where(v.abs() <= PLOT_MAX)
+    return out
+
+
 def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tuple[list, list[str]]:
-    """The figures of one dataset and notes on those that could not be drawn."""
+    """The figures of one dataset and notes on those that could not be drawn (each figure on its own: one
+    that fails is a note, never the end of the report)."""
     from odebench.bench.report import plots
     from odebench.bench.report.model_figures import model_figures
 
-    f = sweep.frame[sweep.frame["dataset"] == dataset]
-    figs, notes = [], []
-    if metric is not None:
-        figs.append(plots.quality_vs_nfe(f, dataset, metric, sweep.lower_is_better(metric), sweep.dir))
-    figs.append(plots.paths_vs_round(f, dataset, sweep.dir))
-    figs.append(training.heldout_figure(training.model_rows(sweep.records, f), dataset, sweep.dir))
+    f = plottable(sweep.frame[sweep.frame["dataset"] == dataset], sweep.metric_columns())
     # a per-model NLL does not change with the sampler's NFE: only per-cell NLL columns get this figure
     per_cell_nll = [c for c in family_columns(sweep, dataset, family_of("likelihood")) if not sweep.is_per_model(c)]
-    figs.append(plots.nll_vs_nfe(f, dataset, per_cell_nll, sweep.dir))
+    draws = [("paths vs reflow round", lambda: plots.paths_vs_round(f, dataset, sweep.dir)),
+             ("NLL vs NFE", lambda: plots.nll_vs_nfe(f, dataset, per_cell_nll, sweep.dir)),
+             ("held-out loss", lambda: training.heldout_figure(training.model_rows(sweep.records, f), dataset,
+                                                               sweep.dir))]
+    if metric is not None:
+        draws.insert(0, ("quality vs NFE", lambda: plots.quality_vs_nfe(f, dataset, metric,
+                                                                        sweep.lower_is_better(metric), sweep.dir)))
+    figs, notes = [], []
+    for title, draw in draws:
+        try:
+            figs.append(draw())
+        except Exception as exc:
+            notes.append(f"{dataset}: figure '{title}' not drawn: {type(exc).__name__}: {str(exc)[:200]}")
     if cache is not None:
         records = {r["cell_id"]: r for r in sweep.records}
         lower = sweep.lower_is_better(metric) if metric else True
-        more, notes = model_figures(f, records, dataset, metric, lower, cache, sweep.dir)
-        figs += more
+        try:
+            more, model_notes = model_figures(f, records, dataset, metric, lower, cache, sweep.dir)
+            figs += more
+            notes += model_notes
+        except Exception as exc:
+            notes.append(f"{dataset}: trajectory and sample figures not drawn: {type(exc).__name__}: "
+                         f"{str(exc)[:200]}")
     return [x for x in figs if x is not None], notes
+
+
+def problem_notes(sweep: Sweep) -> list[str]:
+    """A note per corrupt record file, failed metric and non-finite value of the sweep."""
+    labels = {}
+    if not sweep.frame.empty:
+        for _, r in sweep.frame.iterrows():
+            labels[r["cell_id"]] = f"{r['method']} on {r['dataset']}, {r['solver']} {r['budget']}, seed {r['seed']}"
+    notes = [f"record {p.name} is corrupt ({reason}): left out of the tables; the next `odebench run` of this "
+             f"sweep moves it aside and evaluates its cell again" for p, reason in sorted(sweep.corrupt.items())]
+    notes += [f"cell {cid} ({labels.get(cid, '?')}): metric {m} failed: {reason}"
+              for cid, m, reason in sweep.metric_failures]
+    notes += [f"cell {cid} ({labels.get(cid, '?')}): {col} = {v} (non-finite; not plotted)"
+              for cid, col, v in sweep.nonfinite]
+    for c in sweep.metric_columns() if not sweep.frame.empty else []:
+        v = pd.to_numeric(sweep.frame[c], errors="coerce")
+        big = v.map(lambda y: math.isfinite(y) and abs(y) > PLOT_MAX)
+        notes += [f"cell {cid} ({labels.get(cid, '?')}): {c} = {x:.3g} (too large to plot; in the tables only)"
+                  for cid, x in zip(sweep.frame.loc[big, "cell_id"], v[big], strict=True)]
+    return notes
 
 
 def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
@@ -161,8 +212,10 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
 
     sweep = load_sweep(sweep_dir)
     counts = sweep.frame["status"].value_counts().to_dict() if not sweep.frame.empty else {}
+    if sweep.corrupt:
+        counts["corrupt"] = len(sweep.corrupt)
     report = Report(sweep.name, sweep.dir, [], {k: int(v) for k, v in counts.items()},
-                    summary=summary_frame(sweep))
+                    summary=summary_frame(sweep), notes=problem_notes(sweep))
     if sweep.frame.empty:
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report
@@ -174,7 +227,12 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
         cache = None
     for dataset in sweep.datasets():
         metric = headline_metric(sweep, dataset, headline_order)
-        section = Section(dataset, metric, dataset_tables(sweep, dataset, metric))
+        try:
+            tables = dataset_tables(sweep, dataset, metric)
+        except Exception as exc:  # a record shape the tables did not foresee: say so, write the rest
+            report.notes.append(f"{dataset}: tables not built: {type(exc).__name__}: {str(exc)[:200]}")
+            tables = []
+        section = Section(dataset, metric, tables)
         if metric is None:
             report.notes.append(f"{dataset}: no cell finished with a metric value")
         if figures:
@@ -238,7 +296,7 @@ def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
              "index.html": to_html(report, with_figures=True)}
     texts["leaderboard.csv"] = report.summary.to_csv(index=False)
     for name, text in texts.items():
-        atomic_write_bytes(d / name, text.encode())
+        atomic_write_bytes(d / name, text.encode(), root=d)
         report.files.append(d / name)
     for s in report.sections:
         for fig in s.figures:

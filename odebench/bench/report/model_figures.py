@@ -4,8 +4,9 @@ classic rectified-flow figure), sample scatters for 2-D sets and image sheets at
 Records hold numbers, not samples, so each figure re-loads a method's model from the artifact cache
 (``<results root>/.cache/models``, keyed by the record's ``model_key``) and samples again. The source draws
 and the SDE noise are those of the record's cell (same seed tags as :func:`odebench.bench.harness.run.evaluate_cell`),
-so a panel shows the first samples the cell's metrics were computed on. A model missing from the cache is
-skipped with a note, never a crash.
+so a panel shows the first samples the cell's metrics were computed on. A model missing from the cache, or
+one whose files cannot be read, is skipped with a note, never a crash; the cache is only read. Samples that are
+NaN/inf (a diverged model) are counted in the panel title and left out of the axis limits.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class ModelCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.store = ArtifactStore(self.root)
+        self.store = ArtifactStore(self.root, read_only=True)  # the report never writes into the cache
         self._models: dict[str, LoadedModel] = {}
 
     def load(self, record: dict[str, Any]) -> LoadedModel:
@@ -66,13 +67,16 @@ class ModelCache:
             if not self.store.has(key):
                 raise MissingModel(f"model {key} is not in the cache {self.root} "
                                    f"(re-run the sweep to train it)")
-            cell = cell_of(record)
-            method, problem = get_method(**cell.method), problem_of(cell)
-            model = build_model(method, problem)
             try:
+                cell = cell_of(record)
+                method, problem = get_method(**cell.method), problem_of(cell)
+                model = build_model(method, problem)
                 self.store.load(key, model)
             except CorruptArtifact as exc:
                 raise MissingModel(str(exc)) from exc
+            except Exception as exc:  # a method, dataset or network this checkout cannot rebuild
+                raise MissingModel(f"model {key} cannot be rebuilt here: {type(exc).__name__}: "
+                                   f"{str(exc)[:200]}") from exc
             self._models[key] = LoadedModel(cell, method, problem, model.eval())
         return self._models[key]
 
@@ -143,11 +147,20 @@ def _best_row(ok: pd.DataFrame, metric: str | None, lower: bool, seed: int) -> p
 
 
 # ------------------------------------------------------------------------------------------------ figures
+#: axis limits never pass this magnitude, whatever a diverged model produced
+AXIS_MAX = 1e6
+
+
 def _limits(points: np.ndarray, margin: float = 0.2) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Axis limits around the central 99.6% of ``points`` [N, 2], padded by ``margin`` of the larger side."""
-    lo, hi = np.quantile(points, 0.002, axis=0), np.quantile(points, 0.998, axis=0)
-    pad = margin * (hi - lo).max()
-    return (lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad)
+    """Axis limits around the central 99.6% of the finite rows of ``points`` [N, 2], padded by ``margin`` of
+    the larger side; always finite, non-empty and within +-AXIS_MAX (NaN/inf rows are ignored)."""
+    pts = points[np.isfinite(points).all(1)].astype(np.float64)
+    pts = np.clip(pts, -AXIS_MAX, AXIS_MAX)
+    if len(pts) == 0:
+        return (-1.0, 1.0), (-1.0, 1.0)
+    lo, hi = np.quantile(pts, 0.002, axis=0), np.quantile(pts, 0.998, axis=0)
+    pad = max(margin * float((hi - lo).max()), 1e-3)
+    return ((float(lo[0] - pad), float(hi[0] + pad)), (float(lo[1] - pad), float(hi[1] + pad)))
 
 
 def _height_ratio(lims) -> float:
@@ -226,6 +239,9 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 ax.set(xlim=lims[0], ylim=lims[1], aspect="equal")
                 ax.tick_params(labelsize=6)
             sub = f"\n{metric} = {value:.3g}" if value is not None and metric else ""
+            bad = int((~torch.isfinite(x.flatten(1))).any(1).sum())
+            if bad:
+                sub += f"\n{bad} of {len(x)} samples NaN/inf, not drawn"
             ax.set_title(f"{title}{sub}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)

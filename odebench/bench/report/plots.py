@@ -21,6 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from odebench.bench.report.figure_files import write_figure  # noqa: E402
+
 MARKERS = "osD^vP*X<>"
 
 
@@ -40,12 +42,13 @@ def slug(text: str) -> str:
 
 
 def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "") -> FigureFile:
-    """Write ``figures/<stem>.png`` (150 dpi) and ``.pdf`` under the sweep folder and close the figure."""
-    out = sweep_dir / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{stem}.png", dpi=150)
-    fig.savefig(out / f"{stem}.pdf")
-    plt.close(fig)
+    """Write ``figures/<stem>.png`` (150 dpi) and ``.pdf`` under the sweep folder, each atomically, and close
+    the figure."""
+    try:
+        write_figure(fig, sweep_dir / "figures" / f"{stem}.png", sweep_dir, dpi=150)
+        write_figure(fig, sweep_dir / "figures" / f"{stem}.pdf", sweep_dir)
+    finally:
+        plt.close(fig)
     return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf", caption)
 
 

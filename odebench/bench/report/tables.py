@@ -43,6 +43,13 @@ class Sweep:
     per_model: set[str] = field(default_factory=set)
     #: every metric value column the records hold (``w2``, ``nll.bpd``, ...), read from their ``metrics``
     metric_names: set[str] = field(default_factory=set)
+    #: record files that failed the schema (path -> reason): left out of the tables, listed in the notes
+    corrupt: dict[Path, str] = field(default_factory=dict)
+    #: (cell id, column, value) of every NaN/inf metric value the records hold (records older than the
+    #: metrics' own check); inf shows in the tables, NaN cannot (it reads as missing), the notes list both
+    nonfinite: list[tuple[str, str, float]] = field(default_factory=list)
+    #: (cell id, metric, reason) of every metric a cell recorded as failed
+    metric_failures: list[tuple[str, str, str]] = field(default_factory=list)
 
     def is_per_model(self, column: str) -> bool:
         """Whether a metric column (``nll.bpd`` follows ``nll``) holds one value per trained model."""
@@ -76,17 +83,23 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir} is not a folder; give a sweep folder such as results/quick "
                                 f"(the one holding cells/)")
-    records = RecordStore(sweep_dir).records()
+    store = RecordStore(sweep_dir)
+    records = store.records()
     frame = records_frame(records)
     higher: dict[str, bool] = {}
     per_model: set[str] = set()
     metric_names: set[str] = set()
+    nonfinite, failures = [], []
     for r in records:
         metric_names.update(r.get("metrics") or {})
+        nonfinite += [(r["cell_id"], k, v) for k, v in (r.get("metrics") or {}).items()
+                      if v is not None and not math.isfinite(v)]
         for name, info in (r.get("metric_info") or {}).items():
             higher[name] = bool(info.get("higher_is_better", False))
             if info.get("per_model"):
                 per_model.add(name)
+            if info.get("status") == "failed":
+                failures.append((r["cell_id"], name, str(info.get("reason"))))
     if not frame.empty:
         frame["is_adaptive"] = frame["nfe_requested"].isna()
         budgets = list(zip(frame["nfe_requested"], frame["tol"], strict=True))
@@ -96,7 +109,8 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         for k in hparams:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
-    return Sweep(sweep_dir, records, frame, higher, per_model, metric_names)
+    return Sweep(sweep_dir, records, frame, higher, per_model, metric_names, dict(store.corrupt), nonfinite,
+                 failures)
 
 
 def budget_label(nfe_requested: Any, tol: Any) -> str:
@@ -124,8 +138,16 @@ def headline_metric(sweep: Sweep, dataset: str, order: Iterable[str] | None = No
 
 # ------------------------------------------------------------------------------------------ cell formatting
 def fmt_stat(values: Iterable[float]) -> str:
-    """'0.1234' for one value, 'mean ± std' (sample std over seeds) for several, '' for none."""
+    """'0.1234' for one value, 'mean ± std' (sample std over seeds) for several, '' for none.
+
+    Infinite values are shown as such, apart from the finite ones: 'inf', or '0.1234 (+1 inf)'.
+    """
     v = pd.Series(list(values), dtype=float).dropna()
+    inf = v[~v.map(math.isfinite)]
+    if len(inf):
+        shown = " ".join(f"{x:g}" for x in inf)
+        rest = fmt_stat(v[v.map(math.isfinite)])
+        return f"{rest} (+{shown})" if rest else shown
     if v.empty:
         return ""
     if len(v) == 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from odebench.bench.core import budgets
 from odebench.bench.core.fields import (
     BudgetTooSmall,
     CountingField,
@@ -47,7 +48,8 @@ def sample(dyn: Dynamics, x0: Tensor, solver: str = "euler", *, nfe: int | None 
     """
     s = SOLVERS.get(solver)
     s.check(dyn)  # Unsupported when the dynamics lack what the solver requires
-    return s.run(dyn, x0, nfe=nfe, rtol=rtol, atol=atol, grid=grid, gen=gen, trajectory=trajectory)
+    with budgets.adaptive_solve(s.adaptive):  # an NFE cap in force binds adaptive solves only
+        return s.run(dyn, x0, nfe=nfe, rtol=rtol, atol=atol, grid=grid, gen=gen, trajectory=trajectory)
 
 
 def solve(field: Field, x0: Tensor, solver: str = "euler", *, nfe: int | None = None,
@@ -62,5 +64,6 @@ def solve(field: Field, x0: Tensor, solver: str = "euler", *, nfe: int | None = 
     s = SOLVERS.get(solver)
     if s.kind != "ode":
         raise Unsupported(f"solver {solver!r} is an SDE solver; use sample() with the method's Dynamics")
-    return s.run(Dynamics(velocity=field, t0=t0, t1=t1), x0, nfe=nfe, rtol=rtol, atol=atol, grid=grid,
-                 gen=None, trajectory=trajectory)
+    with budgets.adaptive_solve(s.adaptive):
+        return s.run(Dynamics(velocity=field, t0=t0, t1=t1), x0, nfe=nfe, rtol=rtol, atol=atol, grid=grid,
+                     gen=None, trajectory=trajectory)

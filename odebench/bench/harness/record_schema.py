@@ -1,0 +1,103 @@
+"""The shape a record file must have before anything trusts it.
+
+A record is read back by every later run (to skip finished cells) and by the report, so a file that is not
+a record -- ``null``, a list, a newer schema, a forged ``{"status": "ok", "cell_id": ...}`` without its
+config, a config that does not hash to the file's cell id -- must be recognised as such, never half-used.
+:func:`record_problem` names what is wrong (None: the record is sound). Records whose problem is not None
+are *corrupt*: a run moves them aside (``cells/<id>.json.corrupt``) with a note and evaluates the cell
+again; the report lists them. Only the keys the harness and the report read are checked; others pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any
+
+from odebench.bench.harness.spec import Cell
+
+#: the record format this odebench writes; older versions are migrated on read (records.migrate)
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped")
+#: columns of records.records_frame a metric value must not overwrite
+FRAME_COLUMNS = frozenset({"cell_id", "sweep", "method", "method_name", "target", "source", "dataset", "solver",
+                           "nfe_requested", "tol", "seed", "status", "reason", "nfe", "budget", "budget_rank",
+                           "is_adaptive", "model_key"})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _config_problem(config: Any, cell_id: str) -> str | None:
+    """Why ``config`` is not the resolved config of cell ``cell_id`` (its content hash must be the id)."""
+    if not isinstance(config, dict):
+        return f"config is {type(config).__name__}, not an object"
+    names = {f.name for f in fields(Cell)}
+    required = {f.name for f in fields(Cell) if f.name not in ("data_options", "grid")}
+    if missing := sorted(required - set(config)):
+        return f"config lacks {', '.join(missing)}"
+    if unknown := sorted(set(config) - names):
+        return f"config has unknown keys {', '.join(unknown)}"
+    checks = [("method", isinstance(config["method"], dict) and isinstance(config["method"].get("name"), str)),
+              *((k, isinstance(config[k], str)) for k in ("sweep", "target", "source", "solver")),
+              *((k, isinstance(config[k], dict)) for k in ("train", "net", "eval")),
+              ("seed", _is_int(config["seed"])), ("data_seed", _is_int(config["data_seed"])),
+              ("nfe", config["nfe"] is None or _is_int(config["nfe"])),
+              ("tol", config["tol"] is None or (_is_num(config["tol"]) and math.isfinite(config["tol"]))),
+              ("budget", config["nfe"] is not None or config["tol"] is not None),
+              ("grid", isinstance(config.get("grid", "uniform"), str)),
+              ("data_options", isinstance(config.get("data_options", {}), dict))]
+    bad = [k for k, ok in checks if not ok]
+    if bad:
+        return f"config has malformed {', '.join(bad)}"
+    try:
+        actual = Cell(**config).id
+    except Exception as exc:  # a value json cannot hash
+        return f"config cannot be hashed ({type(exc).__name__})"
+    if actual != cell_id:
+        return f"config hashes to cell {actual}, not to {cell_id}"
+    return None
+
+
+def record_problem(record: Any, cell_id: str) -> str | None:
+    """What is wrong with ``record`` (parsed JSON) as the record of cell ``cell_id``; None when it is sound."""
+    if not isinstance(record, dict):
+        return f"holds {type(record).__name__}, not a record object"
+    version = record.get("schema_version", 1)
+    if not _is_int(version) or version < 1:
+        return f"schema_version {version!r} is not a positive integer"
+    if version > SCHEMA_VERSION:
+        return f"schema_version {version} is newer than this odebench's ({SCHEMA_VERSION}); upgrade odebench"
+    if record.get("cell_id") != cell_id:
+        return f"cell_id {str(record.get('cell_id'))[:40]!r} does not match its file name ({cell_id})"
+    if record.get("config_hash", cell_id) != cell_id:
+        return "config_hash differs from cell_id"
+    if record.get("status") not in STATUSES:
+        return f"status {str(record.get('status'))[:40]!r} is not one of {', '.join(STATUSES)}"
+    if problem := _config_problem(record.get("config"), cell_id):
+        return problem
+    metrics = record.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) and (v is None or _is_num(v))
+                                                for k, v in metrics.items()):
+        return "metrics is not an object of numbers"
+    if clash := sorted(k for k in metrics if k in FRAME_COLUMNS or k.startswith(("time_", "hp.")) or not k):
+        return f"metrics uses reserved names {', '.join(map(repr, clash))[:100]}"
+    for key in ("metric_info", "timings", "environment", "runtime", "budgets", "metric_failures"):
+        if not isinstance(record.get(key, {}), dict):
+            return f"{key} is not an object"
+    if not all(isinstance(v, dict) for v in record.get("metric_info", {}).values()):
+        return "metric_info holds a non-object entry"
+    if not all(v is None or _is_num(v) for v in record.get("timings", {}).values()):
+        return "timings holds a non-number"
+    for key in ("nfe", "nfe_requested"):
+        if not (record.get(key) is None or _is_num(record[key])):
+            return f"{key} is not a number"
+    for key in ("reason", "model_key", "sample_sheet", "traceback"):
+        if not (record.get(key) is None or isinstance(record[key], str)):
+            return f"{key} is not a string"
+    return None

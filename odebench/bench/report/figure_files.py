@@ -1,0 +1,19 @@
+"""Figures written the way records are: rendered in memory, then one atomic rename inside the sweep folder.
+
+A kill while matplotlib writes a PDF used to leave a 0-byte file that the next report linked to; rendering to
+a buffer and publishing with ``atomic_write_bytes`` leaves either the old figure or the new one.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from odebench.bench.harness.artifacts import atomic_write_bytes
+
+
+def write_figure(fig, path: Path, root: Path, **savefig_kwargs) -> Path:
+    """Render ``fig`` in the format of ``path``'s suffix and publish it atomically (inside ``root``)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip("."), **savefig_kwargs)
+    return atomic_write_bytes(path, buf.getvalue(), root=root)
