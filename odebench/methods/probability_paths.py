@@ -8,15 +8,17 @@ names follow the maths, and :meth:`AffinePath.sample` returns a :class:`PathSamp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from odebench.bench.core.registry import Registry
+from odebench.bench.core.schedules import NoiseSchedule
 
-__all__ = ["PATHS", "AffinePath", "EncoderDecoderPath", "LinearPath", "OTPath", "PathCoefficients",
-           "PathSample", "TrigPath", "VPDiffusionPath", "VPSchedule"]
+__all__ = ["PATHS", "AffinePath", "CoefficientSchedule", "EncoderDecoderPath", "LinearPath", "OTPath",
+           "PathCoefficients", "PathSample", "TrigPath", "VPDiffusionPath", "VPSchedule", "x1_hat_from_velocity"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,38 @@ class AffinePath:
         a, s = c.alpha_t.reshape(view), c.sigma_t.reshape(view)
         da, ds = c.d_alpha_t.reshape(view), c.d_sigma_t.reshape(view)
         return PathSample(x_0=x0, x_t=a * x1 + s * x0, x_1=x1, t=t, dx_t=da * x1 + ds * x0)
+
+
+class CoefficientSchedule(NoiseSchedule):
+    """The noise schedule of a path given by its ``coefficients(t) -> PathCoefficients`` (alpha_t, sigma_t)."""
+
+    def __init__(self, coefficients: Callable[[Tensor], PathCoefficients]):
+        self.coefficients = coefficients
+
+    def alpha_sigma(self, t):
+        c = self.coefficients(t)
+        return c.alpha_t, c.sigma_t
+
+
+def x1_hat_from_velocity(velocity: Callable[[Tensor, Tensor], Tensor],
+                         coefficients: Callable[[Tensor], PathCoefficients]) -> Callable[[Tensor, Tensor], Tensor]:
+    """The data prediction E[x1 | x_t = x] of a marginal velocity on the affine path ``coefficients``.
+
+    v = alpha' E[x1 | x] + sigma' E[x0 | x] and x = alpha E[x1 | x] + sigma E[x0 | x] give
+
+        E[x1 | x] = (sigma v - sigma' x) / (sigma alpha' - sigma' alpha),
+
+    finite at both ends of the linear and OT paths (the denominator is 1 on the linear path).
+    """
+
+    def x1_hat(x: Tensor, t: Tensor) -> Tensor:
+        c = coefficients(t)
+        view = (-1,) + (1,) * (x.dim() - 1)
+        sig, dsig = c.sigma_t.reshape(view), c.d_sigma_t.reshape(view)
+        den = (c.sigma_t * c.d_alpha_t - c.d_sigma_t * c.alpha_t).reshape(view)
+        return (sig * velocity(x, t) - dsig * x) / den
+
+    return x1_hat
 
 
 PATHS: Registry[type[AffinePath]] = Registry("path", "odebench.paths")
