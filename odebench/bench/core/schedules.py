@@ -23,11 +23,14 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-#: EDM's noise range (Karras et al., NVlabs/edm's sampler defaults): where a method's own end has no finite
-#: noise-to-signal ratio (alpha = 0 at the source, sigma = 0 at the data), noise-level grids space their points
-#: as if that end were at these values, then put the end itself in its place
+#: EDM's noise range (Karras et al.; NVlabs/edm's sampler defaults, which it also applies to other models):
+#: noise-level grids space their points between these ratios, or the method's own ends where those lie inside,
+#: and then put the method's own ends t0 and t1 in place of the first and last points
 SIGMA_MAX = 80.0
 SIGMA_MIN = 0.002
+#: a noise-to-signal ratio below this is the rounding of an exact 0 (cos(pi / 2) is 6e-17 in float64) and is
+#: taken as 0 by the samplers
+ZERO_RATIO = 1e-10
 #: Karras et al.'s rho: the ``edm`` grid is uniform in s^(1 / rho)
 RHO = 7.0
 
@@ -71,24 +74,27 @@ def log_snr_range(schedule: NoiseSchedule, t0: float, t1: float) -> tuple[float,
 
 
 def noise_level_times(levels: Tensor, schedule: NoiseSchedule, t0: float, t1: float) -> Tensor:
-    """Times [n + 1] (float64, from t0 to t1) of the noise-to-signal ratios ``levels`` [n + 1] (decreasing).
-
-    The first and last points are the method's own ends, t0 and t1 exactly: where an end had no finite ratio
-    (see :func:`level_range`), the stand-in level is replaced by the end itself.
-    """
+    """Times [n + 1] (float64, from t0 to t1) of the noise-to-signal ratios ``levels`` [n + 1] (decreasing),
+    the first and last replaced by the method's own ends t0 and t1."""
     ts = schedule.t_of_log_snr(-torch.log(levels.to(torch.float64)), t0, t1)
     ts[0], ts[-1] = t0, t1
     return ts
 
 
-def level_range(schedule: NoiseSchedule, t0: float, t1: float) -> tuple[float, float, bool, bool]:
-    """(s_hi, s_lo, capped_hi, capped_lo): the noise-to-signal ratios at t0 and t1, an infinite one replaced
-    by SIGMA_MAX and a zero one by SIGMA_MIN (flagged)."""
+def level_range(schedule: NoiseSchedule, t0: float, t1: float) -> tuple[float, float]:
+    """(s_hi, s_lo): the noise-to-signal ratios at t0 and t1, clipped into [SIGMA_MIN, SIGMA_MAX] (an infinite
+    ratio at a flow's source end, a zero one at its data end, or a tiny one as fm_ot's 1e-4)."""
     lam0, lam1 = log_snr_range(schedule, t0, t1)
-    cap_hi, cap_lo = lam0 == -math.inf, lam1 == math.inf
-    s_hi = SIGMA_MAX if cap_hi else math.exp(-lam0)
-    s_lo = SIGMA_MIN if cap_lo else math.exp(-lam1)
-    return s_hi, s_lo, cap_hi, cap_lo
+    s_hi = min(math.exp(-lam0), SIGMA_MAX) if lam0 > -math.inf else SIGMA_MAX
+    s_lo = max(math.exp(-lam1), SIGMA_MIN) if lam1 < math.inf else SIGMA_MIN
+    if s_lo >= s_hi:  # a method living inside a narrow noise range: its own ends
+        s_hi, s_lo = math.exp(-lam0), math.exp(-lam1)
+    return s_hi, s_lo
+
+
+def clean_ratios(alpha: list[float], sigma: list[float]) -> list[float]:
+    """sigma with the values whose ratio to alpha is below ZERO_RATIO set to 0 (rounding of an exact 0)."""
+    return [0.0 if a > 0 and s < ZERO_RATIO * a else s for a, s in zip(alpha, sigma, strict=True)]
 
 
 def karras_levels(n_steps: int, s_hi: float, s_lo: float, rho: float = RHO) -> Tensor:

@@ -41,16 +41,17 @@ def cosine_grid(n_steps: int, t0: float = 0.0, t1: float = 1.0, device=None, dty
 def noise_level_grid(levels: Callable[[int, float, float], Tensor], doc: str) -> Callable[..., Tensor]:
     """A grid function from a spacing of noise-to-signal ratios ``levels(n_steps, s_hi, s_lo)`` (decreasing).
 
-    The ratios run from the method's sigma / alpha at t0 to that at t1 (an infinite one taken as
-    ``schedules.SIGMA_MAX``, a zero one as ``SIGMA_MIN``, for the spacing only), are mapped to the method's t by
-    its schedule, and the two ends are t0 and t1 exactly.
+    The ratios run from the method's sigma / alpha at t0 to that at t1, clipped into EDM's range
+    [``schedules.SIGMA_MIN``, ``SIGMA_MAX``] = [0.002, 80] (so an infinite ratio at a flow's source or a zero one at
+    its data end is never spaced), are mapped to the method's t by its schedule, and the first and last points
+    are then t0 and t1 exactly.
     """
 
     def grid(n_steps: int, t0: float = 0.0, t1: float = 1.0, device=None, dtype=None,
              schedule: NoiseSchedule | None = None) -> Tensor:
         if schedule is None:
             raise Unsupported("a noise-level time grid needs the method's noise schedule")
-        s_hi, s_lo, _, _ = level_range(schedule, t0, t1)
+        s_hi, s_lo = level_range(schedule, t0, t1)
         ts = noise_level_times(levels(n_steps, s_hi, s_lo), schedule, t0, t1)
         return ts.to(device=device, dtype=dtype or torch.get_default_dtype())
 

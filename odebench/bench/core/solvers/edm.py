@@ -28,7 +28,7 @@ import math
 import torch
 
 from odebench.bench.core.fields import BudgetTooSmall, Churn, CountingField, SolveResult
-from odebench.bench.core.schedules import log_snr_range
+from odebench.bench.core.schedules import ZERO_RATIO, clean_ratios, log_snr_range
 from odebench.bench.core.solvers.base import Solver, register_solver
 from odebench.bench.core.time_grids import make_grid
 
@@ -54,7 +54,7 @@ class EDMSampler(Solver):
             raise ValueError(f"fixed-step solver {self.name!r} needs an NFE budget (nfe=...)")
         self.check(dyn)
         lam0, lam1 = log_snr_range(dyn.schedule, dyn.t0, dyn.t1)
-        n = self.levels_for(nfe, lam0 == -math.inf, lam1 == math.inf)
+        n = self.levels_for(nfe, lam0 == -math.inf, lam1 > -math.log(ZERO_RATIO))
         ts = make_grid(grid, n, dyn, dtype=torch.float64)
         return self.integrate(dyn, x0, ts, gen=gen, trajectory=trajectory)
 
@@ -64,7 +64,8 @@ class EDMSampler(Solver):
         sched = dyn.schedule
         ts64 = ts.detach().to(device="cpu", dtype=torch.float64)
         alpha, sigma = sched.alpha_sigma(ts64)
-        a, sg = alpha.tolist(), sigma.tolist()
+        a = alpha.tolist()
+        sg = clean_ratios(a, sigma.tolist())
         lev = [si / ai if ai > 0 else math.inf for ai, si in zip(a, sg, strict=True)]  # s = sigma / alpha
         if lev[-1] > 0:  # the final step onto s = 0 returns D
             lev.append(0.0)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core.fields import CountingField, Dynamics, SolveResult
+from odebench.bench.core.schedules import clean_ratios
 from odebench.bench.core.solvers.base import Solver, register_solver
 from odebench.bench.core.time_grids import make_grid
 
@@ -63,7 +64,8 @@ class DataPredictionSolver(Solver):
         self.check(dyn)
         ts64 = ts.detach().to(device="cpu", dtype=torch.float64)
         alpha, sigma = dyn.schedule.alpha_sigma(ts64)
-        a, s = alpha.tolist(), sigma.tolist()
+        a = alpha.tolist()
+        s = clean_ratios(a, sigma.tolist())
         lam = [_log(ai) - _log(si) for ai, si in zip(a, s, strict=True)]
         n = len(a) - 1
         t_dev = ts64.to(device=x0.device, dtype=x0.dtype)
