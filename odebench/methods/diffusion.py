@@ -80,6 +80,10 @@ class DiffusionSchedule(NoiseSchedule):
         sch = self.method.schedule(1 - t)
         return sch.log_alpha - torch.log(sch.sigma)
 
+    def t_of_log_snr(self, lam, t0, t1):
+        s = self.method.s_of_log_snr(lam.to(torch.float64))
+        return super().t_of_log_snr(lam, t0, t1) if s is None else (1 - s).clamp(t0, t1)
+
 
 class GaussianDiffusion(Method):
     """Shared maths of the VP and VE families; subclasses give ``schedule`` and ``eps_hat``."""
@@ -99,6 +103,10 @@ class GaussianDiffusion(Method):
     def eps_hat(self, model: nn.ModuleDict, x: Tensor, s: Tensor) -> Tensor:
         """Predicted noise E[eps | x_s = x], [B, *shape], for x: [B, *shape] and diffusion times s: [B]."""
         raise NotImplementedError
+
+    def s_of_log_snr(self, lam: Tensor) -> Tensor | None:
+        """The diffusion time of log-SNR lam in closed form, or None (bisection)."""
+        return None
 
     def prior(self, shape):
         return GaussianPrior(shape, self.prior_scale)
@@ -220,6 +228,9 @@ class DDPM(GaussianDiffusion):
     def eps_hat(self, model, x, s):
         return model["eps"](x, 1 - s)
 
+    def s_of_log_snr(self, lam):
+        return self.vp.s_of_log_snr(lam)
+
 
 @register_method("score_ve")
 class VEScoreSDE(GaussianDiffusion):
@@ -276,6 +287,9 @@ class VEScoreSDE(GaussianDiffusion):
 
     def eps_hat(self, model, x, s):
         return -model["score"](x, 1 - s)
+
+    def s_of_log_snr(self, lam):
+        return (-lam - math.log(self.sigma_min)) / self.log_ratio  # sigma = e^-lam
 
     def offers(self):
         return frozenset({"velocity", "sde", "ancestral", "corrector", "noise_schedule", "x1_hat"})

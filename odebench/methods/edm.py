@@ -92,6 +92,9 @@ class EDM(GaussianDiffusion):
         zero = torch.zeros_like(s)
         return Schedule(log_alpha=zero, sigma=sigma, f=zero, g2=2 * span * sigma)
 
+    def s_of_log_snr(self, lam):
+        return (torch.exp(-lam) - self.sigma_min) / (self.sigma_max - self.sigma_min)
+
     def denoise(self, model: nn.ModuleDict, x: Tensor, sigma: Tensor) -> Tensor:
         """D(x; sigma) = c_skip x + c_out F(c_in x, ln(sigma) / 4), x: [B, *shape], sigma: [B]."""
         sd2 = self.sigma_data**2

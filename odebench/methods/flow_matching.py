@@ -31,10 +31,10 @@ from odebench.methods.base import Dynamics, Method, register_method, uniform_t
 from odebench.methods.couplings import minibatch_ot_pairs
 from odebench.methods.probability_paths import (
     AffinePath,
-    CoefficientSchedule,
     LinearPath,
     OTPath,
     VPDiffusionPath,
+    path_schedule,
     x1_hat_from_velocity,
 )
 
@@ -62,8 +62,7 @@ class AffineFlowMatching(Method):
     def dynamics(self, model):
         coefficients = self.path.coefficients
         x1_hat = x1_hat_from_velocity(model["v"], coefficients) if self.independent_gaussian_coupling else None
-        return Dynamics(velocity=model["v"], t1=self.path.t_max, schedule=CoefficientSchedule(coefficients),
-                        x1_hat=x1_hat)
+        return Dynamics(velocity=model["v"], t1=self.path.t_max, schedule=path_schedule(self.path), x1_hat=x1_hat)
 
     def offers(self):
         if self.independent_gaussian_coupling:

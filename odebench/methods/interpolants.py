@@ -163,7 +163,8 @@ class StochasticInterpolant(Method):
         """``schedule`` and ``x1_hat`` for Dynamics (empty for ``encdec``)."""
         if not self.gaussian_path:
             return {}
-        return {"schedule": CoefficientSchedule(self.effective_coefficients),
+        inverse = self.path.t_of_log_snr if not self.stochastic else None  # with gamma > 0: bisection
+        return {"schedule": CoefficientSchedule(self.effective_coefficients, inverse),
                 "x1_hat": x1_hat_from_velocity(velocity, self.effective_coefficients)}
 
     def dynamics(self, model):

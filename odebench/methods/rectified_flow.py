@@ -21,7 +21,7 @@ import torch
 
 from odebench.bench.core.solvers import SOLVERS, Unsupported, sample
 from odebench.methods.base import Dynamics, Method, register_method, uniform_t
-from odebench.methods.probability_paths import CoefficientSchedule, LinearPath, x1_hat_from_velocity
+from odebench.methods.probability_paths import LinearPath, path_schedule, x1_hat_from_velocity
 
 
 @register_method("rf")
@@ -84,9 +84,8 @@ class RectifiedFlow(Method):
     def dynamics(self, model):
         if self.hparams["distill"]:
             return Dynamics(velocity=one_step_field(model["v"]))
-        path = self.path.coefficients
-        x1_hat = x1_hat_from_velocity(model["v"], path) if self.hparams["k"] == 1 else None
-        return Dynamics(velocity=model["v"], schedule=CoefficientSchedule(path), x1_hat=x1_hat)
+        x1_hat = x1_hat_from_velocity(model["v"], self.path.coefficients) if self.hparams["k"] == 1 else None
+        return Dynamics(velocity=model["v"], schedule=path_schedule(self.path), x1_hat=x1_hat)
 
     def offers(self):
         """Round 1 (independent coupling from N(0, I)): the linear path's schedule and the data prediction;

@@ -71,3 +71,18 @@ def test_x1_hat_agrees_with_the_velocity(name, hp):
             v = dyn.velocity(x, t)
             rebuilt = (ds / s)[:, None] * x + (da - ds * a / s)[:, None] * dyn.x1_hat(x, t)
         torch.testing.assert_close(rebuilt, v, rtol=1e-6, atol=1e-6 * v.abs().max().item())
+
+
+@pytest.mark.parametrize("name,hp", [k for k, v in EXPECTED.items() if v],
+                         ids=[f"{n}{dict(h)}" for (n, h), v in EXPECTED.items() if v])
+def test_log_snr_inverse_is_the_bisection(name, hp):
+    """Where a schedule inverts its log-SNR in closed form, it agrees with the generic bisection."""
+    from odebench.bench.core.schedules import NoiseSchedule
+
+    method = get_method(name, **dict(hp))
+    dyn = method.dynamics(_model(method))
+    ends = dyn.schedule.log_snr(torch.tensor([dyn.t0, dyn.t1], dtype=torch.float64)).clamp(-8.0, 8.0)
+    lam = torch.linspace(float(ends[0]) + 1e-3, float(ends[1]) - 1e-3, 25, dtype=torch.float64)
+    fast = dyn.schedule.t_of_log_snr(lam, dyn.t0, dyn.t1)
+    torch.testing.assert_close(fast, NoiseSchedule.t_of_log_snr(dyn.schedule, lam, dyn.t0, dyn.t1), rtol=0, atol=1e-9)
+    torch.testing.assert_close(dyn.schedule.log_snr(fast), lam, rtol=0, atol=1e-6)
