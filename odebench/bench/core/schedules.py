@@ -11,8 +11,8 @@ samplers of the diffusion literature:
 
 Noise-level time grids (``edm``, ``logsnr`` in ``odebench.bench.core.time_grids``) space their points in s or
 lambda and map them back to each method's own t with :meth:`NoiseSchedule.t_of_log_snr`, so one grid means the
-same noise levels for every method, whatever its time variable. Formulas: docs/maths.md, "Samplers on noise
-levels".
+same noise levels for every method, whatever its time variable. Formulas: docs/maths.md, "Gaussian paths" and
+"Time grids".
 """
 
 from __future__ import annotations
