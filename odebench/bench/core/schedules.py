@@ -107,3 +107,12 @@ def karras_levels(n_steps: int, s_hi: float, s_lo: float, rho: float = RHO) -> T
 def log_snr_levels(n_steps: int, s_hi: float, s_lo: float) -> Tensor:
     """n_steps + 1 noise-to-signal ratios from s_hi down to s_lo, uniform in lambda = -log s."""
     return torch.exp(torch.linspace(-math.log(s_hi), -math.log(s_lo), n_steps + 1, dtype=torch.float64).neg())
+
+
+def to_device(t: Tensor, device=None, dtype=None) -> Tensor:
+    """A host tensor (computed in float64 on the CPU) on ``device`` in ``dtype``, without a host synchronisation:
+    to a GPU through pinned memory and an asynchronous copy (a plain copy from pageable memory waits for it)."""
+    t = t.to(dtype=dtype or t.dtype)
+    if device is None or torch.device(device).type != "cuda":
+        return t.to(device=device)
+    return t.pin_memory().to(device=device, non_blocking=True)

@@ -20,7 +20,14 @@ from torch import Tensor
 
 from odebench.bench.core.fields import CAPABILITIES, Dynamics, Unsupported
 from odebench.bench.core.registry import Registry
-from odebench.bench.core.schedules import NoiseSchedule, karras_levels, level_range, log_snr_levels, noise_level_times
+from odebench.bench.core.schedules import (
+    NoiseSchedule,
+    karras_levels,
+    level_range,
+    log_snr_levels,
+    noise_level_times,
+    to_device,
+)
 
 GRIDS: Registry[Callable[..., Tensor]] = Registry("time grid", "odebench.time_grids")
 
@@ -53,7 +60,7 @@ def noise_level_grid(levels: Callable[[int, float, float], Tensor], doc: str) ->
             raise Unsupported("a noise-level time grid needs the method's noise schedule")
         s_hi, s_lo = level_range(schedule, t0, t1)
         ts = noise_level_times(levels(n_steps, s_hi, s_lo), schedule, t0, t1)
-        return ts.to(device=device, dtype=dtype or torch.get_default_dtype())
+        return to_device(ts, device, dtype or torch.get_default_dtype())
 
     grid.__doc__ = doc
     grid.requires = frozenset({"noise_schedule"})

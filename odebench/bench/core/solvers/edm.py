@@ -28,7 +28,7 @@ import math
 import torch
 
 from odebench.bench.core.fields import BudgetTooSmall, Churn, CountingField, SolveResult
-from odebench.bench.core.schedules import ZERO_RATIO, clean_ratios, log_snr_range
+from odebench.bench.core.schedules import ZERO_RATIO, clean_ratios, log_snr_range, to_device
 from odebench.bench.core.solvers.base import Solver, register_solver
 from odebench.bench.core.time_grids import make_grid
 
@@ -89,8 +89,8 @@ class EDMSampler(Solver):
 
         batch = x0.shape[0]
         dev = dict(device=x0.device, dtype=x0.dtype)
-        t_grid = ts64.to(**dev)[:, None].expand(len(ts64), batch).unbind(0)
-        t_raised = t_hat.to(**dev)[:, None].expand(len(t_hat), batch).unbind(0)
+        t_grid = to_device(ts64, **dev)[:, None].expand(len(ts64), batch).unbind(0)
+        t_raised = to_device(t_hat, **dev)[:, None].expand(len(t_hat), batch).unbind(0)
         f = CountingField(dyn.x1_hat)
         states = [x0] if trajectory else None
         x = x0
@@ -119,7 +119,7 @@ class EDMSampler(Solver):
         if states is not None and len(lev) > len(ts64):
             del states[-2]  # the step onto s = 0 ends at t1 in the method's time: its result stands for t1
         traj = torch.stack(states) if states is not None else None
-        return SolveResult(x=x, nfe=f.nfe, t=ts64.to(**dev), trajectory=traj)
+        return SolveResult(x=x, nfe=f.nfe, t=to_device(ts64, **dev), trajectory=traj)
 
 
 @register_solver("edm_heun")

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core.fields import CountingField, Dynamics, SolveResult
-from odebench.bench.core.schedules import clean_ratios
+from odebench.bench.core.schedules import clean_ratios, to_device
 from odebench.bench.core.solvers.base import Solver, register_solver
 from odebench.bench.core.time_grids import make_grid
 
@@ -68,7 +68,7 @@ class DataPredictionSolver(Solver):
         s = clean_ratios(a, sigma.tolist())
         lam = [_log(ai) - _log(si) for ai, si in zip(a, s, strict=True)]
         n = len(a) - 1
-        t_dev = ts64.to(device=x0.device, dtype=x0.dtype)
+        t_dev = to_device(ts64, x0.device, x0.dtype)
         t_in = t_dev[:, None].expand(n + 1, x0.shape[0]).unbind(0)  # views made once, before the loop
         f = CountingField(dyn.x1_hat)
         states = [x0] if trajectory else None
