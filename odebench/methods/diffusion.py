@@ -25,6 +25,9 @@ With dt = -ds the samplers integrate, in unified time,
     PF-ODE         dx/dt = -f x + g^2 score / 2                            (every ODE solver)
     ancestral      x_{s'} ~ q(x_{s'} | x_s, x0_hat), x0_hat = (x - sigma eps_hat) / a   (solver ``ancestral``)
 
+The data-prediction samplers (DDIM, DPM-Solver++, UniPC, EDM's) get x1_hat = (x - sigma eps_hat) / a and the path
+alpha_t = a(1 - t), sigma_t = sigma(1 - t) (capabilities ``x1_hat`` and ``noise_schedule``).
+
 For VP these are dx/dt = beta(1-t)/2 (x - eps_hat / sigma) (PF-ODE) and
 dx = beta (x/2 + score) dt + sqrt(beta) dW (reverse SDE) (docs/maths.md). The source draw x0 of a training
 pair is the noise: eps = x0 / prior scale.
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from odebench.bench.core.schedules import NoiseSchedule
 from odebench.bench.core.solvers import LangevinCorrector
 from odebench.methods.base import Dynamics, GaussianPrior, Method, expand_t, register_method
 from odebench.methods.probability_paths import VPSchedule
@@ -62,6 +66,25 @@ class Schedule:
     g2: Tensor
 
 
+class DiffusionSchedule(NoiseSchedule):
+    """A diffusion method's path in unified time: alpha_t = a(1 - t), sigma_t = sigma(1 - t)."""
+
+    def __init__(self, method: GaussianDiffusion):
+        self.method = method
+
+    def alpha_sigma(self, t):
+        sch = self.method.schedule(1 - t)
+        return sch.log_alpha.exp(), sch.sigma
+
+    def log_snr(self, t):
+        sch = self.method.schedule(1 - t)
+        return sch.log_alpha - torch.log(sch.sigma)
+
+    def t_of_log_snr(self, lam, t0, t1):
+        s = self.method.s_of_log_snr(lam.to(torch.float64))
+        return super().t_of_log_snr(lam, t0, t1) if s is None else (1 - s).clamp(t0, t1)
+
+
 class GaussianDiffusion(Method):
     """Shared maths of the VP and VE families; subclasses give ``schedule`` and ``eps_hat``."""
 
@@ -80,6 +103,10 @@ class GaussianDiffusion(Method):
     def eps_hat(self, model: nn.ModuleDict, x: Tensor, s: Tensor) -> Tensor:
         """Predicted noise E[eps | x_s = x], [B, *shape], for x: [B, *shape] and diffusion times s: [B]."""
         raise NotImplementedError
+
+    def s_of_log_snr(self, lam: Tensor) -> Tensor | None:
+        """The diffusion time of log-SNR lam in closed form, or None (bisection)."""
+        return None
 
     def prior(self, shape):
         return GaussianPrior(shape, self.prior_scale)
@@ -106,6 +133,16 @@ class GaussianDiffusion(Method):
 
         return score
 
+    def x1_hat(self, model: nn.ModuleDict):
+        """E[x_data | x_t = x] = (x - sigma eps_hat) / a as a field in unified time."""
+
+        def x1_hat(x: Tensor, t: Tensor) -> Tensor:
+            s = 1 - t
+            sch = self.schedule(s)
+            return (x - expand_t(sch.sigma, x) * self.eps_hat(model, x, s)) / expand_t(sch.log_alpha.exp(), x)
+
+        return x1_hat
+
     def dynamics(self, model):
         def reverse_terms(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
             # (-f x, g^2 score) in unified time; the score is -eps_hat / sigma
@@ -125,10 +162,11 @@ class GaussianDiffusion(Method):
         return Dynamics(
             velocity=velocity, drift=drift, diffusion=lambda t: self.schedule(1 - t).g2.sqrt(),
             ancestral_net=lambda x, t: self.eps_hat(model, x, 1 - t), ancestral_step=self.ancestral_step,
-            corrector=self.corrector(model), t0=0.0, t1=1 - self.sampling_eps)
+            corrector=self.corrector(model), t0=0.0, t1=1 - self.sampling_eps,
+            x1_hat=self.x1_hat(model), schedule=DiffusionSchedule(self))
 
     def offers(self):
-        return frozenset({"velocity", "sde", "ancestral"})
+        return frozenset({"velocity", "sde", "ancestral", "noise_schedule", "x1_hat"})
 
     def corrector(self, model: nn.ModuleDict) -> LangevinCorrector | None:
         """The Langevin corrector of the ``pc`` solver; None (the default) if the method defines none."""
@@ -190,6 +228,9 @@ class DDPM(GaussianDiffusion):
     def eps_hat(self, model, x, s):
         return model["eps"](x, 1 - s)
 
+    def s_of_log_snr(self, lam):
+        return self.vp.s_of_log_snr(lam)
+
 
 @register_method("score_ve")
 class VEScoreSDE(GaussianDiffusion):
@@ -247,8 +288,11 @@ class VEScoreSDE(GaussianDiffusion):
     def eps_hat(self, model, x, s):
         return -model["score"](x, 1 - s)
 
+    def s_of_log_snr(self, lam):
+        return (-lam - math.log(self.sigma_min)) / self.log_ratio  # sigma = e^-lam
+
     def offers(self):
-        return frozenset({"velocity", "sde", "ancestral", "corrector"})
+        return frozenset({"velocity", "sde", "ancestral", "corrector", "noise_schedule", "x1_hat"})
 
     def corrector(self, model):
         # with corrector_steps = 0 the pc solver is plain Euler-Maruyama

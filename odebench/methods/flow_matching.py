@@ -2,7 +2,9 @@
 
 Loss: E_{t ~ U[0, t_max], x0 ~ N(0, I), x1 ~ data} || v_theta(x_t, t) - u_t(x_t | x1) ||^2, averaged over
 batch and dimensions, with x_t and u_t from :mod:`odebench.methods.probability_paths`. Sampling integrates dx/dt =
-v_theta from t = 0 to t_max.
+v_theta from t = 0 to t_max. The path's alpha_t, sigma_t are the ``noise_schedule`` (noise-level time grids), and
+for fm_ot and fm_diffusion the data prediction x1_hat = (sigma v - sigma' x) / (sigma alpha' - sigma' alpha) is
+``x1_hat`` (DDIM, DPM-Solver++, UniPC, EDM's samplers); otcfm's re-paired coupling offers the schedule only.
 
 Facts checked against the paper and the authors' code (Lipman et al. write time the same way as we do:
 t = 0 noise, t = 1 data):
@@ -29,7 +31,14 @@ import torch
 
 from odebench.methods.base import Dynamics, Method, register_method, uniform_t
 from odebench.methods.couplings import minibatch_ot_pairs
-from odebench.methods.probability_paths import AffinePath, LinearPath, OTPath, VPDiffusionPath
+from odebench.methods.probability_paths import (
+    AffinePath,
+    LinearPath,
+    OTPath,
+    VPDiffusionPath,
+    path_schedule,
+    x1_hat_from_velocity,
+)
 
 LIPMAN_CITATION = (
     "Lipman, Chen, Ben-Hamu, Nickel, Le. Flow Matching for Generative Modeling. ICLR 2023. arXiv:2210.02747"
@@ -48,8 +57,19 @@ class AffineFlowMatching(Method):
         ps = self.path.sample(x0, x1, t)
         return (model["v"](ps.x_t, t) - ps.dx_t).pow(2).mean()
 
+    #: with x0 ~ N(0, I) drawn independently of x1, x_t is the data blurred by Gaussian noise, and the marginal
+    #: velocity yields E[x1 | x_t] (the data-prediction samplers); a coupling that pairs x0 with x1 does not
+    independent_gaussian_coupling: bool = True
+
     def dynamics(self, model):
-        return Dynamics(velocity=model["v"], t1=self.path.t_max)
+        coefficients = self.path.coefficients
+        x1_hat = x1_hat_from_velocity(model["v"], coefficients) if self.independent_gaussian_coupling else None
+        return Dynamics(velocity=model["v"], t1=self.path.t_max, schedule=path_schedule(self.path), x1_hat=x1_hat)
+
+    def offers(self):
+        if self.independent_gaussian_coupling:
+            return frozenset({"velocity", "noise_schedule", "x1_hat"})
+        return frozenset({"velocity", "noise_schedule"})
 
 
 @register_method("fm_ot")
@@ -95,6 +115,9 @@ class OTConditionalFlowMatching(AffineFlowMatching):
                 "Generalizing Flow-Based Generative Models with Minibatch Optimal Transport. TMLR 2024. "
                 "arXiv:2302.00482")
     needs_gaussian_source = False
+    # the minibatch-OT pairing makes x0 depend on x1: x_t given x1 is not Gaussian, so the data-prediction
+    # samplers (which add or assume Gaussian noise around alpha_t x1) do not apply
+    independent_gaussian_coupling = False
 
     def __init__(self, pairing: str = "sample"):
         if pairing not in PAIRINGS:

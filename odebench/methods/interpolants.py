@@ -31,6 +31,13 @@ Choices and facts (authors' code ``malbergo/stochastic-interpolants``, read for 
   keep the plain cos / sin path of docs/maths.md ("Affine paths") for every gamma, which is a valid interpolant as well.
 - Their encoder-decoder interpolant is meant with latent noise (I vanishes at t = 1/2), so ``encdec``
   with gamma = 0 is refused.
+- Gaussian path. From x0 ~ N(0, I), x_t = alpha_t x1 + sigma_t x0 + gamma z is alpha_t x1 plus Gaussian
+  noise of scale sigma_eff = sqrt(sigma_t^2 + gamma^2), and b = alpha' E[x1 | x] + (sigma_eff'/sigma_eff)
+  (x - alpha E[x1 | x]) with sigma_eff' = (sigma sigma' + gamma gamma') / sigma_eff (given x1, the noise
+  sigma x0 + gamma z is Gaussian and its two parts share it in proportion), so the ``linear`` and ``trig``
+  interpolants offer (alpha, sigma_eff) as their ``noise_schedule`` and x1_hat = E[x1 | x] as ``x1_hat``.
+  ``encdec`` does not: its alpha_t is 0 on [0, 1/2], where the log-SNR is not increasing. With a source
+  dataset the noise is not Gaussian and the plan withdraws ``x1_hat``.
 - The authors train b and eta as two networks; with gamma > 0 we use one network with two output heads
   (``make_net(out_mult=2)``: channels [b, eta]), which halves the cost of the antithetic loss and shares
   the features both fields need.
@@ -44,7 +51,13 @@ import torch
 from torch import Tensor, nn
 
 from odebench.methods.base import Dynamics, Method, expand_t, register_method
-from odebench.methods.probability_paths import PATHS, AffinePath
+from odebench.methods.probability_paths import (
+    PATHS,
+    AffinePath,
+    CoefficientSchedule,
+    PathCoefficients,
+    x1_hat_from_velocity,
+)
 
 INTERPOLANT_PATHS = ("linear", "trig", "encdec")
 
@@ -125,13 +138,39 @@ class StochasticInterpolant(Method):
             total = total + (eta.pow(2) - 2 * sign * z * eta).mean()
         return total / 2
 
+    @property
+    def gaussian_path(self) -> bool:
+        """Whether (alpha, sigma_eff) is a noise schedule with increasing log-SNR (not ``encdec``)."""
+        return self.hparams["path"] != "encdec"
+
     def offers(self):
-        return frozenset({"velocity", "sde"}) if self.stochastic else frozenset({"velocity"})
+        have = {"velocity", "sde"} if self.stochastic else {"velocity"}
+        if self.gaussian_path:
+            have |= {"noise_schedule", "x1_hat"}
+        return frozenset(have)
+
+    def effective_coefficients(self, t: Tensor) -> PathCoefficients:
+        """alpha_t and the total noise scale sigma_eff = sqrt(sigma_t^2 + gamma(t)^2), with their derivatives."""
+        c = self.path.coefficients(t)
+        if not self.stochastic:
+            return c
+        g, dg = self.gamma_of(t)
+        s_eff = torch.sqrt(c.sigma_t**2 + g**2)
+        return PathCoefficients(alpha_t=c.alpha_t, sigma_t=s_eff, d_alpha_t=c.d_alpha_t,
+                                d_sigma_t=(c.sigma_t * c.d_sigma_t + g * dg) / s_eff)
+
+    def gaussian_terms(self, velocity) -> dict:
+        """``schedule`` and ``x1_hat`` for Dynamics (empty for ``encdec``)."""
+        if not self.gaussian_path:
+            return {}
+        inverse = self.path.t_of_log_snr if not self.stochastic else None  # with gamma > 0: bisection
+        return {"schedule": CoefficientSchedule(self.effective_coefficients, inverse),
+                "x1_hat": x1_hat_from_velocity(velocity, self.effective_coefficients)}
 
     def dynamics(self, model):
         lo, hi = self.time_range()
         if not self.stochastic:
-            return Dynamics(velocity=model["b"], t0=lo, t1=hi)
+            return Dynamics(velocity=model["b"], t0=lo, t1=hi, **self.gaussian_terms(model["b"]))
         eps = self.hparams["eps"]
         noise = math.sqrt(2 * eps)
 
@@ -143,4 +182,4 @@ class StochasticInterpolant(Method):
             return b - eps * eta / expand_t(self.gamma_of(t)[0], x)  # b + eps * score, score = -eta / gamma
 
         return Dynamics(velocity=velocity, drift=drift, diffusion=lambda t: torch.full_like(t, noise),
-                        t0=lo, t1=hi)
+                        t0=lo, t1=hi, **self.gaussian_terms(velocity))

@@ -8,15 +8,18 @@ names follow the maths, and :meth:`AffinePath.sample` returns a :class:`PathSamp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from odebench.bench.core.registry import Registry
+from odebench.bench.core.schedules import NoiseSchedule
 
-__all__ = ["PATHS", "AffinePath", "EncoderDecoderPath", "LinearPath", "OTPath", "PathCoefficients",
-           "PathSample", "TrigPath", "VPDiffusionPath", "VPSchedule"]
+__all__ = ["PATHS", "AffinePath", "CoefficientSchedule", "EncoderDecoderPath", "LinearPath", "OTPath",
+           "PathCoefficients", "PathSample", "TrigPath", "VPDiffusionPath", "VPSchedule", "path_schedule",
+           "x1_hat_from_velocity"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class AffinePath:
     def coefficients(self, t: Tensor) -> PathCoefficients:
         raise NotImplementedError
 
+    def t_of_log_snr(self, lam: Tensor) -> Tensor | None:
+        """The t with log(alpha_t / sigma_t) = lam in closed form, or None (the schedule then bisects)."""
+        return None
+
     def sample(self, x0: Tensor, x1: Tensor, t: Tensor) -> PathSample:
         """x0, x1: [B, *shape]; t: [B]."""
         c = self.coefficients(t)
@@ -57,6 +64,50 @@ class AffinePath:
         a, s = c.alpha_t.reshape(view), c.sigma_t.reshape(view)
         da, ds = c.d_alpha_t.reshape(view), c.d_sigma_t.reshape(view)
         return PathSample(x_0=x0, x_t=a * x1 + s * x0, x_1=x1, t=t, dx_t=da * x1 + ds * x0)
+
+
+class CoefficientSchedule(NoiseSchedule):
+    """The noise schedule of a path given by its ``coefficients(t) -> PathCoefficients`` (alpha_t, sigma_t), with
+    the closed-form inverse ``inverse(lam) -> t`` of its log-SNR where there is one (else bisection)."""
+
+    def __init__(self, coefficients: Callable[[Tensor], PathCoefficients],
+                 inverse: Callable[[Tensor], Tensor | None] | None = None):
+        self.coefficients = coefficients
+        self.inverse = inverse
+
+    def alpha_sigma(self, t):
+        c = self.coefficients(t)
+        return c.alpha_t, c.sigma_t
+
+    def t_of_log_snr(self, lam, t0, t1):
+        t = self.inverse(lam.to(torch.float64)) if self.inverse is not None else None
+        return super().t_of_log_snr(lam, t0, t1) if t is None else t.clamp(t0, t1)
+
+
+def path_schedule(path: AffinePath) -> CoefficientSchedule:
+    """The noise schedule of an affine path, with its closed-form log-SNR inverse."""
+    return CoefficientSchedule(path.coefficients, path.t_of_log_snr)
+
+
+def x1_hat_from_velocity(velocity: Callable[[Tensor, Tensor], Tensor],
+                         coefficients: Callable[[Tensor], PathCoefficients]) -> Callable[[Tensor, Tensor], Tensor]:
+    """The data prediction E[x1 | x_t = x] of a marginal velocity on the affine path ``coefficients``.
+
+    v = alpha' E[x1 | x] + sigma' E[x0 | x] and x = alpha E[x1 | x] + sigma E[x0 | x] give
+
+        E[x1 | x] = (sigma v - sigma' x) / (sigma alpha' - sigma' alpha),
+
+    finite at both ends of the linear and OT paths (the denominator is 1 on the linear path).
+    """
+
+    def x1_hat(x: Tensor, t: Tensor) -> Tensor:
+        c = coefficients(t)
+        view = (-1,) + (1,) * (x.dim() - 1)
+        sig, dsig = c.sigma_t.reshape(view), c.d_sigma_t.reshape(view)
+        den = (c.sigma_t * c.d_alpha_t - c.d_sigma_t * c.alpha_t).reshape(view)
+        return (sig * velocity(x, t) - dsig * x) / den
+
+    return x1_hat
 
 
 PATHS: Registry[type[AffinePath]] = Registry("path", "odebench.paths")
@@ -69,6 +120,9 @@ class LinearPath(AffinePath):
     def coefficients(self, t):
         one = torch.ones_like(t)
         return PathCoefficients(alpha_t=t, sigma_t=1 - t, d_alpha_t=one, d_sigma_t=-one)
+
+    def t_of_log_snr(self, lam):
+        return torch.sigmoid(lam)  # t / (1 - t) = e^lam
 
 
 @PATHS.register("ot")
@@ -83,6 +137,9 @@ class OTPath(AffinePath):
         k = 1 - self.sigma_min
         return PathCoefficients(alpha_t=t, sigma_t=1 - k * t, d_alpha_t=one, d_sigma_t=-k * one)
 
+    def t_of_log_snr(self, lam):
+        return 1 / (torch.exp(-lam) + (1 - self.sigma_min))  # t / (1 - k t) = e^lam
+
 
 @PATHS.register("trig")
 class TrigPath(AffinePath):
@@ -92,6 +149,9 @@ class TrigPath(AffinePath):
         h = math.pi / 2
         return PathCoefficients(alpha_t=torch.sin(h * t), sigma_t=torch.cos(h * t),
                                 d_alpha_t=h * torch.cos(h * t), d_sigma_t=-h * torch.sin(h * t))
+
+    def t_of_log_snr(self, lam):
+        return torch.atan(torch.exp(lam)) * (2 / math.pi)  # tan(pi t / 2) = e^lam
 
 
 @dataclass(frozen=True)
@@ -120,6 +180,12 @@ class VPSchedule:
         log_a = self.log_alpha(s)
         return log_a.exp(), (-torch.expm1(2 * log_a)).clamp_min(1e-20).sqrt()
 
+    def s_of_log_snr(self, lam: Tensor) -> Tensor:
+        """The s with log(a(s) / sigma(s)) = lam: T(s) = -log a^2 = log(1 + e^(-2 lam)), solved for s."""
+        big_t = torch.nn.functional.softplus(-2 * lam)
+        d = self.beta_max - self.beta_min
+        return 2 * big_t / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * d * big_t))
+
 
 @PATHS.register("vp")
 class VPDiffusionPath(AffinePath):
@@ -141,6 +207,9 @@ class VPDiffusionPath(AffinePath):
         d_alpha = alpha * self.schedule.beta(s) / 2  # d/dt a(1 - t) = -a'(s) = a(s) T'(s) / 2
         d_sigma = -alpha * d_alpha / sigma
         return PathCoefficients(alpha_t=alpha, sigma_t=sigma, d_alpha_t=d_alpha, d_sigma_t=d_sigma)
+
+    def t_of_log_snr(self, lam):
+        return 1 - self.schedule.s_of_log_snr(lam)
 
 
 @PATHS.register("encdec")

@@ -21,7 +21,7 @@ import torch
 
 from odebench.bench.core.solvers import SOLVERS, Unsupported, sample
 from odebench.methods.base import Dynamics, Method, register_method, uniform_t
-from odebench.methods.probability_paths import LinearPath
+from odebench.methods.probability_paths import LinearPath, path_schedule, x1_hat_from_velocity
 
 #: where round k + 1 (or the distilled model) starts: the parent's weights, fine-tuned as in Liu et al.'s reflow
 #: code (the default), or a fresh network
@@ -94,7 +94,18 @@ class RectifiedFlow(Method):
     def dynamics(self, model):
         if self.hparams["distill"]:
             return Dynamics(velocity=one_step_field(model["v"]))
-        return self.dynamics_of(model)
+        x1_hat = x1_hat_from_velocity(model["v"], self.path.coefficients) if self.hparams["k"] == 1 else None
+        return Dynamics(velocity=model["v"], schedule=path_schedule(self.path), x1_hat=x1_hat)
+
+    def offers(self):
+        """Round 1 (independent coupling from N(0, I)): the linear path's schedule and the data prediction;
+        reflow rounds pair Z0 with Z1 = ODE(Z0), so x_t given x1 is no longer Gaussian: the schedule only; a
+        distilled model is a one-step map: the velocity only."""
+        if self.hparams["distill"]:
+            return frozenset({"velocity"})
+        if self.hparams["k"] == 1:
+            return frozenset({"velocity", "noise_schedule", "x1_hat"})
+        return frozenset({"velocity", "noise_schedule"})
 
 
 def one_step_field(net):

@@ -78,3 +78,43 @@ def test_trajectory_kept_only_when_asked():
     assert res.trajectory.shape == (5, 5, 2)
     torch.testing.assert_close(res.trajectory[-1], res.x)
     torch.testing.assert_close(res.trajectory[0], x0)
+
+
+# the samplers on a data prediction: a scaled sum of the state and the stored predictions (UniPC: its corrector
+# and its predictor), besides the network call
+OPS_PER_STEP_X1 = {"ddim": 2, "dpmpp_2m": 3, "dpmpp_3m": 4, "unipc": 7}
+
+
+def _count_x1(solver: str, nfe: int, grid: str) -> tuple[Counter[str], int, int]:
+    from gaussian_paths import VPSchedule
+
+    from odebench.bench.core.fields import Dynamics
+    from odebench.bench.core.solvers import sample
+
+    counter = OpCounter()
+    calls = [0]
+
+    def x1_hat(x, t):
+        counter.active = False
+        calls[0] += 1
+        out = 0.5 * x * t[:, None]
+        counter.active = True
+        return out
+
+    dyn = Dynamics(velocity=x1_hat, x1_hat=x1_hat, schedule=VPSchedule(), t1=1 - 1e-3)
+    x0 = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    with counter:
+        res = sample(dyn, x0, solver, nfe=nfe, grid=grid)
+    return counter.ops, calls[0], res.nfe
+
+
+@pytest.mark.parametrize("grid", ["uniform", "logsnr"])
+@pytest.mark.parametrize("solver", list(OPS_PER_STEP_X1))
+def test_data_prediction_loop_launches_only_the_step_arithmetic(solver, grid):
+    small, _, _ = _count_x1(solver, 20, grid)  # 20 and 28 steps: both past the peers' low-step final rule
+    large, calls, nfe = _count_x1(solver, 28, grid)
+    extra = sum(large.values()) - sum(small.values())
+    assert extra / 8 <= OPS_PER_STEP_X1[solver], (solver, large - small)
+    # a noise-level grid reads its end levels once, on the host, before the loop; the loop reads nothing
+    assert large["_local_scalar_dense"] == small["_local_scalar_dense"], "a host sync in the solver loop"
+    assert calls == nfe == 28

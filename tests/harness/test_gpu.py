@@ -35,17 +35,22 @@ def test_training_draws_stay_on_the_device():
         torch.cuda.set_sync_debug_mode(0)
 
 
+@pytest.mark.parametrize("solver,grid", [("heun", "uniform"), ("heun", "edm"), ("dpmpp_2m", "logsnr"),
+                                         ("unipc", "logsnr"), ("dpmpp_2m_sde", "logsnr"), ("edm_heun", "edm")])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_sampling_loop_has_no_host_sync(precision):
+def test_sampling_loop_has_no_host_sync(precision, solver, grid):
+    """Noise-level grids and the data-prediction samplers compute their times and coefficients on the host and
+    copy the times over without waiting."""
     net = build_net(TINY_UNET, (1, 8, 8)).cuda().eval()
     dyn = get_method("fm_ot").dynamics(torch.nn.ModuleDict({"v": net}))
     x0 = torch.randn(64, 1, 8, 8, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(0)
     with torch.inference_mode(), Runtime("cuda", precision).autocast():
-        sample(dyn, x0, "heun", nfe=8)  # warm-up: kernels, cuBLAS/cuDNN handles
+        sample(dyn, x0, solver, nfe=8, grid=grid, gen=gen)  # warm-up: kernels, cuBLAS/cuDNN handles
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            res = sample(dyn, x0, "heun", nfe=8)
+            res = sample(dyn, x0, solver, nfe=8, grid=grid, gen=gen)
         finally:
             torch.cuda.set_sync_debug_mode(0)
     assert res.nfe == 8 and res.x.dtype == torch.float32 and torch.isfinite(res.x).all()

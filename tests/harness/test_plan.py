@@ -64,3 +64,25 @@ def test_every_solver_declares_requirements_from_the_capability_list():
         assert solver.requires and solver.requires <= set(CAPABILITIES), name
     for name in METHODS.names():
         assert get_method(name).offers() <= set(CAPABILITIES), name
+
+
+def test_grid_and_data_prediction_skips_are_decided_without_a_network(exploding_method, tmp_path):
+    """A noise-level grid needs the method's noise schedule, a data-prediction sampler its x1_hat, and x1_hat
+    assumes the Gaussian source: each unmet need is a skip with its reason, found from the declarations."""
+    spec = parse_spec(tiny_spec(
+        methods=[{"name": "plan_probe"}, {"name": "rf"}, {"name": "otcfm"}],
+        targets=(),
+        datasets=[{"target": "moons"}, {"target": "moons", "source": "8gaussians", "methods": ["plan_probe", "rf"]}],
+        solvers=[{"name": "euler", "nfe": [4], "grid": ["uniform", "edm"]}, {"name": "dpmpp_2m", "nfe": [4]}]))
+    plan = make_plan(spec.cells, lambda cell_id: False, ArtifactStore(tmp_path), "fp32")
+    skipped = {(c.method["name"], c.source, c.solver_label): plan.skips[c.id] for c in spec.cells
+               if c.id in plan.skips}
+    ran = {(c.method["name"], c.source, c.solver_label) for c in plan.todo}
+    assert ran == {("plan_probe", "gaussian", "euler"), ("plan_probe", "8gaussians", "euler"),
+                   ("rf", "gaussian", "euler"), ("rf", "gaussian", "euler/edm"), ("rf", "gaussian", "dpmpp_2m"),
+                   ("rf", "8gaussians", "euler"), ("rf", "8gaussians", "euler/edm"),
+                   ("otcfm", "gaussian", "euler"), ("otcfm", "gaussian", "euler/edm")}
+    assert "time grid 'edm' needs noise_schedule" in skipped[("plan_probe", "gaussian", "euler/edm")]
+    assert "needs x1_hat" in skipped[("otcfm", "gaussian", "dpmpp_2m")]
+    transfer = skipped[("rf", "8gaussians", "dpmpp_2m")]
+    assert "needs x1_hat" in transfer and "from source '8gaussians'" in transfer

@@ -116,9 +116,20 @@ def test_per_dataset_overrides_touch_only_that_dataset():
     assert by_target["8gaussians"].eval["metrics"] == by_target["moons"].eval["metrics"]
 
 
-@pytest.mark.parametrize("name", ["smoke", "quick"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "images", "cifar10"])
 def test_builtin_specs_validate(name):
     assert load_spec(name).cells
+
+
+def test_builtin_specs_sweep_the_data_prediction_samplers():
+    """quick: DPM-Solver++(2M) on the log-SNR grid for the diffusion pair (and every other method it serves);
+    images and cifar10: edm and EDM's sampler; every grid in a spec is a registered one."""
+    quick = {(c.method["name"], c.solver_label) for c in load_spec("quick").cells}
+    assert {("ddpm", "dpmpp_2m/logsnr"), ("edm", "dpmpp_2m/logsnr"), ("fm_ot", "dpmpp_2m/logsnr")} <= quick
+    for name in ("images", "cifar10"):
+        cells = {(c.method["name"], c.solver_label, c.nfe) for c in load_spec(name).cells}
+        assert ("edm", "edm_heun/edm", 35 if name == "cifar10" else 17) in cells
+        assert ("ddpm", "dpmpp_2m/logsnr", 20 if name == "cifar10" else 16) in cells
 
 
 def test_standard_spec_validates_once_its_methods_exist():

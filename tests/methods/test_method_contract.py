@@ -37,8 +37,9 @@ def draw_samples(method, trained, problem, solver: str, nfe: int) -> torch.Tenso
 
 
 def solvers_for(dyn) -> list[tuple[str, int]]:
-    """Every solver whose requirements the dynamics meet: Euler (always), and the SDE solvers they allow."""
-    fixed = [n for n in SOLVERS.names() if not SOLVERS.get(n).adaptive and SOLVERS.get(n).kind == "sde"]
+    """Every solver whose requirements the dynamics meet: Euler (always), and the fixed-step solvers that need
+    more than the velocity (SDE solvers, samplers on a data prediction) which they allow."""
+    fixed = [n for n in SOLVERS.names() if not SOLVERS.get(n).adaptive and SOLVERS.get(n).requires != {"velocity"}]
     return [("euler", 8)] + [(n, 8) for n in fixed if SOLVERS.get(n).unmet(dyn.offers()) is None]
 
 

@@ -266,3 +266,30 @@ def test_image_tile_layout():
     assert tile.min() == 0.0 and tile.max() == 1.0
     r, q = divmod(7, 6)
     assert np.allclose(tile[r * 9:r * 9 + 8, q * 9:q * 9 + 8], (x[7, 0, 0, 0].item() + 1) / 2)
+
+
+def test_time_grids_are_kept_apart_in_the_figure_and_named_in_the_best_solver_table(tmp_path, monkeypatch):
+    """One quality-vs-NFE line per (solver, grid), and the best-solver table names the grid (``euler/edm``)."""
+    from odebench.bench.report import plots
+    from odebench.bench.report.tables import best_solver_table
+
+    raw = {"name": "grids", "seeds": [0], "methods": [{"name": "fm_ot"}], "datasets": [{"target": "moons"}],
+           "solvers": [{"name": "euler", "nfe": [4, 8], "grid": ["uniform", "edm"]},
+                       {"name": "dpmpp_2m", "nfe": [4, 8], "grid": ["logsnr"]}],
+           "eval": {"n_samples": 64, "metrics": ["w2"]}}
+    store = RecordStore(tmp_path / "grids")
+    value = {"euler": 1.0, "euler/edm": 0.5, "dpmpp_2m/logsnr": 0.7}
+    for cell in parse_spec(raw).cells:
+        store.write({"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "config": cell.config(),
+                     "config_hash": cell.id, "environment": {}, "created": 0.0, "model_key": "m", "status": "ok",
+                     "reason": None, "nfe": cell.nfe, "nfe_requested": cell.nfe, "timings": {},
+                     "metrics": {"w2": value[cell.solver_label] / cell.nfe},
+                     "metric_info": {"w2": {"higher_is_better": False}}})
+    sweep = load_sweep(tmp_path / "grids")
+    best = best_solver_table(sweep.frame, "w2")
+    assert best.loc[0, "NFE 4"].endswith("[euler/edm]") and best.loc[0, "NFE 8"].endswith("[euler/edm]")
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, *a, **k: figures.append(fig))
+    plots.quality_vs_nfe(sweep.frame, "moons", "w2", True, tmp_path)
+    labels = {t.get_text() for t in figures[0].axes[0].get_legend().get_texts()}
+    assert labels == {"euler", "euler/edm", "dpmpp_2m/logsnr"}

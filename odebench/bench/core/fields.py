@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from odebench.bench.core import budgets
+from odebench.bench.core.schedules import NoiseSchedule
 
 #: What a method's dynamics can offer a solver, by name: every method offers ``velocity`` (its ODE); the others
 #: are optional. Solvers declare the subset they require (``Solver.requires``), methods the subset they offer
@@ -21,7 +22,15 @@ CAPABILITIES = {
     "sde": "an SDE with the ODE's marginals: drift b(x, t) and noise scale g(t)",
     "ancestral": "a DDPM-style ancestral step x_t -> x_{t + dt} drawn from the Gaussian posterior",
     "corrector": "a Langevin corrector (the score of the marginals at a fixed time)",
+    "noise_schedule": "the path's alpha_t and sigma_t (x_t = alpha_t x1 + sigma_t x0), which map noise-level time "
+                      "grids (edm, logsnr) to the method's time",
+    "x1_hat": "a data prediction x1_hat(x, t) = E[x1 | x_t = x] on a Gaussian path (x0 ~ N(0, I) independent of "
+              "x1), which DDIM, DPM-Solver++, UniPC and EDM's samplers step with",
 }
+
+#: capabilities that rest on the source being the method's Gaussian prior: with a source dataset (domain
+#: transfer) the plan withdraws them, so a solver needing one is skipped for such a cell
+GAUSSIAN_SOURCE_ONLY = frozenset({"x1_hat"})
 
 Field = Callable[[Tensor, Tensor], Tensor]
 """A velocity field ``f(x, t) -> dx/dt`` with x: [B, *shape], t: [B]."""
@@ -53,6 +62,22 @@ class LangevinCorrector:
     snr: float = 0.16
 
 
+@dataclass(frozen=True)
+class Churn:
+    """Settings of EDM's stochastic sampler (Karras et al., Algorithm 2), used by the ``edm_sde`` solver.
+
+    At a noise-to-signal ratio s in [s_tmin, s_tmax] a step first raises the noise to s (1 + gamma),
+    gamma = min(s_churn / N, sqrt(2) - 1) for N noise levels, adding fresh noise scaled by s_noise. The defaults
+    are those NVlabs/edm recommends for its ImageNet-64 model (with 256 steps); its CIFAR-10 recommendation is
+    the deterministic sampler (s_churn = 0, i.e. ``edm_heun``).
+    """
+
+    s_churn: float = 40.0
+    s_tmin: float = 0.05
+    s_tmax: float = 50.0
+    s_noise: float = 1.003
+
+
 @dataclass
 class Dynamics:
     """How a trained model moves samples from t0 (source side) to t1 (data side).
@@ -66,6 +91,10 @@ class Dynamics:
             given ``net_out = ancestral_net(x, t)``; with ``last=True`` (the step onto t1) it returns the
             mean, without noise; optional.
         corrector: Langevin corrector of the ``pc`` solver; None if the method defines none.
+        x1_hat: data prediction E[x1 | x_t = x] on a Gaussian path, [B, *shape]; given with ``schedule``.
+        schedule: the path's alpha_t, sigma_t (:class:`NoiseSchedule`); None if the method's path is not of
+            the form x_t = alpha_t x1 + sigma_t x0.
+        churn: settings of EDM's stochastic sampler; None: the ``Churn`` defaults.
         t0, t1: integration interval; diffusion models stop short of the data end (t1 = 1 - s_eps).
     """
 
@@ -77,6 +106,9 @@ class Dynamics:
     corrector: LangevinCorrector | None = None
     t0: float = 0.0
     t1: float = 1.0
+    x1_hat: Field | None = None
+    schedule: NoiseSchedule | None = None
+    churn: Churn | None = None
 
     def offers(self) -> frozenset[str]:
         """The capabilities (keys of ``CAPABILITIES``) these dynamics fill in."""
@@ -87,6 +119,10 @@ class Dynamics:
             have.add("ancestral")
         if self.corrector is not None:
             have.add("corrector")
+        if self.schedule is not None:
+            have.add("noise_schedule")
+            if self.x1_hat is not None:
+                have.add("x1_hat")
         return frozenset(have)
 
 

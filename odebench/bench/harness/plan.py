@@ -21,7 +21,9 @@ from functools import lru_cache
 
 import torch
 
+from odebench.bench.core.fields import GAUSSIAN_SOURCE_ONLY
 from odebench.bench.core.solvers import SOLVERS, BudgetTooSmall
+from odebench.bench.core.time_grids import grid_unmet
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
 from odebench.bench.data.images import DATA_ENV
 from odebench.bench.harness.artifacts import ArtifactStore
@@ -150,7 +152,13 @@ def skip_reason(cell: Cell) -> str | None:
         except BudgetTooSmall as exc:
             return str(exc)
     method = get_method(**cell.method)
-    return solver.unmet(method.offers(), f"method {method.name!r}")  # declared: no network is built
+    offered, who = method.offers(), f"method {method.name!r}"  # declared: no network is built
+    if cell.source != GAUSSIAN_SOURCE and offered & GAUSSIAN_SOURCE_ONLY:
+        offered, who = offered - GAUSSIAN_SOURCE_ONLY, f"{who} from source {cell.source!r} (not N(0, I))"
+    reason = solver.unmet(offered, who)
+    if reason is None and not solver.adaptive:
+        reason = grid_unmet(cell.grid, offered, who)
+    return reason
 
 
 def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore, precision: str = "fp32") -> Plan:

@@ -64,6 +64,7 @@ def solve(field: Field, x0: Tensor, solver: str = "euler", *, nfe: int | None = 
     s = SOLVERS.get(solver)
     if s.kind != "ode":
         raise Unsupported(f"solver {solver!r} is an SDE solver; use sample() with the method's Dynamics")
+    dyn = Dynamics(velocity=field, t0=t0, t1=t1)
+    s.check(dyn)  # a solver needing more than a velocity (a data prediction) needs the method's Dynamics
     with budgets.adaptive_solve(s.adaptive):
-        return s.run(Dynamics(velocity=field, t0=t0, t1=t1), x0, nfe=nfe, rtol=rtol, atol=atol, grid=grid,
-                     gen=None, trajectory=trajectory)
+        return s.run(dyn, x0, nfe=nfe, rtol=rtol, atol=atol, grid=grid, gen=None, trajectory=trajectory)

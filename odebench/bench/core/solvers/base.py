@@ -21,7 +21,7 @@ from odebench.bench.core.fields import (
     Unsupported,
 )
 from odebench.bench.core.registry import Registry
-from odebench.bench.core.time_grids import GRIDS
+from odebench.bench.core.time_grids import make_grid
 
 
 class Solver(ABC):
@@ -103,7 +103,7 @@ class FixedStepSolver(Solver):
             raise ValueError(f"fixed-step solver {self.name!r} needs an NFE budget (nfe=...)")
         n = self.steps_for(nfe)
         f = CountingField(self.field_of(dyn))
-        ts = GRIDS.get(grid)(n, dyn.t0, dyn.t1, device=x0.device, dtype=x0.dtype)
+        ts = make_grid(grid, n, dyn, device=x0.device, dtype=x0.dtype)
         # Times [B] and steps dt are views made once, before the loop: inside it, a step launches only its
         # own arithmetic and the field's calls (no indexing, no per-step allocation, no host sync).
         t_in = ts[:, None].expand(n + 1, x0.shape[0]).unbind(0)

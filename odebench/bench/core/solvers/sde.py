@@ -7,7 +7,7 @@ from torch import Tensor
 
 from odebench.bench.core.fields import BudgetTooSmall, CountingField, Field, SolveResult
 from odebench.bench.core.solvers.base import SOLVERS, FixedStepSolver, Solver, register_solver
-from odebench.bench.core.time_grids import GRIDS
+from odebench.bench.core.time_grids import make_grid
 
 
 @register_solver("euler_maruyama")
@@ -65,7 +65,7 @@ class PredictorCorrector(Solver):
                                  f"{per_step} NFE per step; got a budget of {nfe}")
         score = CountingField(dyn.corrector.score)
         drift = CountingField(dyn.drift)
-        ts = GRIDS.get(grid)(n, dyn.t0, dyn.t1, device=x0.device, dtype=x0.dtype)
+        ts = make_grid(grid, n, dyn, device=x0.device, dtype=x0.dtype)
         x, states = x0, [x0] if trajectory else None
         predictor = SOLVERS.get("euler_maruyama")
         for i in range(n):
