@@ -49,3 +49,14 @@ def test_the_final_path_shows_only_whole_contents(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
 
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    """A temp file is created 0o600; the final file must be as shareable as an ordinary write would make it."""
+    before = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "record.json", b"{}")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == mode
