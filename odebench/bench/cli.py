@@ -6,6 +6,10 @@ odebench.bench.report.build.
                  [--threads N]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list
+    odebench --version
+
+Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
+Ctrl-C ends with exit code 130 and the advice to re-run the same command (finished cells are kept).
 """
 
 from __future__ import annotations
@@ -66,29 +70,60 @@ def _load_spec(name_or_path: str):
         raise UsageError(str(exc)) from exc
 
 
+def _check_out(out: Path, create: bool) -> None:
+    """``--out`` must be a folder this process can write (created if missing, when ``create``)."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # the nearest existing ancestor decides whether the folder can be made
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == out else f"cannot be created: {probe} is a file"
+        raise UsageError(f"--out {out} {where}; give a folder (it is created if missing), e.g. --out results")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write in {probe} (permission denied); give a folder you can "
+                         f"write, e.g. --out ~/odebench-results")
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe_file = out / f".odebench-write-test-{os.getpid()}"
+            probe_file.touch()
+            probe_file.unlink()
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc}); give a folder you can "
+                             f"write, e.g. --out ~/odebench-results") from exc
+
+
+def _check_option_values(args: argparse.Namespace) -> None:
+    """Values a dry run and a run both refuse: the same command line gets the same answer either way."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+
+
 def _apply_process_options(args: argparse.Namespace, spec) -> None:
     """Settings of this process, checked before any work: threads, data and weights locations, device, executor."""
     from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
     from odebench.bench.harness.runtime import resolve_device
 
+    _apply_locations(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
         import torch
 
         # small models on a shared machine run many times slower when every process takes all cores; the
         # job context carries this count to every worker (odebench.bench.harness.plan.JobContext.threads),
         # Ray's included
         torch.set_num_threads(args.threads)
-    if args.data_dir is not None:
-        os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
-    if args.inception_weights is not None:
-        os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by odebench.metrics.fid
     try:
         resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
         get_executor(args.executor, args.address)  # a missing Ray fails here, before any work
     except (RuntimeError, ValueError, ExecutorUnavailable) as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _apply_locations(args: argparse.Namespace) -> None:
+    """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset)."""
+    if args.data_dir is not None:
+        os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
+    if args.inception_weights is not None:
+        os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by odebench.metrics.fid
 
 
 def _waits_for_rank_zero(spec) -> bool:
@@ -113,10 +148,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.report.summary import summary_text
 
     spec = _load_spec(args.spec)
+    _check_option_values(args)
+    _check_out(args.out, create=False)
     if args.dry_run:
-        _print_plan(spec, args.out)
+        _apply_locations(args)
+        try:
+            _print_plan(spec, args.out)
+        except DataDirError as exc:
+            raise UsageError(str(exc)) from exc
         return 0
     _apply_process_options(args, spec)
+    _check_out(args.out, create=True)
     try:
         summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                             executor=args.executor, address=args.address, precision=args.precision,
@@ -160,12 +202,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_DESCRIPTION = """\
+Train every model of a sweep spec once, sample it with every solver and budget,
+measure, and write the report.
+
+Where results go: OUT/<spec name>/, where OUT is --out (default: results):
+  cells/<cell id>.json   one record per cell
+  index.html             the report (open it from disk), with leaderboard.md,
+                         .csv, .tex, .html and figures/
+Trained models are cached in OUT/.cache/models, shared by every sweep under OUT.
+
+Re-running the same command resumes: finished cells are skipped, cached models
+reused and failed cells tried again. A run stopped at any moment (Ctrl-C
+included) loses only the cells it was working on. --dry-run prints what a run
+would do, without training."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="odebench", description="Benchmark ODE/SDE generative models.")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')")
+    from odebench import __version__
+
+    p = argparse.ArgumentParser(prog="odebench", description="Benchmark ODE/SDE generative models.",
+                                epilog="Start with `odebench run` (the built-in CPU sweep 'quick'), then open "
+                                       "results/quick/index.html. `odebench COMMAND --help` for more.")
+    p.add_argument("--version", action="version", version=f"odebench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')",
+                       description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
-    r.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    r.add_argument("--out", default="results", type=Path,
+                   help="results root (default: results): records and report in OUT/<spec name>/, trained "
+                        "models in OUT/.cache/models")
     r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the plan (cells done / skipped and why / to run, trainings) and exit")
@@ -198,13 +264,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """The reader of our output went away (``odebench list | head``): send what is left to /dev/null, so
+    that the interpreter's last flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `odebench`: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the cells finished so far are saved; re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the output was cut short on purpose (a pager, `head`): not an error
+        _quiet_stdout()
+        return 0
 
 
 if __name__ == "__main__":

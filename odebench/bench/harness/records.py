@@ -68,6 +68,17 @@ def is_finished(record: dict[str, Any] | None) -> bool:
     return record is not None and record.get("status") in FINISHED
 
 
+class NoRecords(FileNotFoundError):
+    """A folder read as a sweep holds no records; the message names the sweep folders found nearby."""
+
+
+def sweep_folders(root: Path) -> list[Path]:
+    """Folders directly under ``root`` that hold records (``<folder>/cells/*.json``)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / "cells").glob("*.json")))
+
+
 class RecordStore:
     """Reads and writes the records of one sweep folder."""
 
@@ -105,7 +116,21 @@ class RecordStore:
         return out
 
     def frame(self) -> pd.DataFrame:
-        return records_frame(self.records())
+        """Every record as one row (see :func:`records_frame`); raises NoRecords, naming the sweep folders
+        it found under or beside this one, when the folder holds none (a wrong path, not an empty sweep)."""
+        records = self.records()
+        if not records:
+            raise NoRecords(self.no_records_message())
+        return records_frame(records)
+
+    def no_records_message(self) -> str:
+        found = sweep_folders(self.dir) or [p for p in sweep_folders(self.dir.parent) if p != self.dir]
+        where = (f"sweep folders found: {', '.join(map(str, found))}; give one of them, e.g. "
+                 f"RecordStore({str(found[0])!r})" if found else
+                 f"no sweep folder (one holding cells/*.json) under {self.dir} or {self.dir.parent} either; "
+                 f"run `odebench run --out DIR` first")
+        state = "does not exist" if not self.dir.exists() else f"holds no records ({self.cells}/*.json)"
+        return f"{self.dir} {state}; {where}"
 
 
 def migrate(record: dict[str, Any]) -> dict[str, Any]:
