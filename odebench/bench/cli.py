@@ -3,7 +3,7 @@ odebench.bench.report.build.
 
     odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
                  [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
-                 [--threads N]
+                 [--jobs N] [--threads N]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list
     odebench --version
@@ -94,8 +94,33 @@ def _check_out(out: Path, create: bool) -> None:
 
 def _check_option_values(args: argparse.Namespace) -> None:
     """Values a dry run and a run both refuse: the same command line gets the same answer either way."""
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    for option, value in (("--threads", args.threads), ("--jobs", args.jobs)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be at least 1, got {value}")
+    if args.jobs is not None and args.jobs > 1 and args.executor != "local":
+        raise UsageError(f"--jobs applies to the local executor; Ray schedules its own tasks: drop --jobs or "
+                         f"--executor {args.executor}")
+
+
+def _resolve_parallelism(args: argparse.Namespace, spec) -> tuple[int, int | None]:
+    """(worker processes, torch threads per process) of a run.
+
+    On a CPU the default is every core, as one single-threaded worker process each: independent trainings
+    and cells fill the cores, and one thread per process never spin-waits on a busy machine. On a GPU, under
+    torchrun and with Ray the default is this process (None threads: torch's own choice on a GPU).
+    """
+    from odebench.bench.harness import distributed
+    from odebench.bench.harness.pool_executor import available_cores
+
+    cpu = (args.device or spec.device) == "cpu"
+    if args.jobs is not None and args.jobs > 1 and distributed.is_distributed():
+        raise UsageError("--jobs does not combine with torchrun (each rank is already one process per GPU); "
+                         "drop --jobs")
+    jobs = args.jobs
+    if jobs is None:
+        jobs = available_cores() if cpu and args.executor == "local" and not distributed.is_distributed() else 1
+    threads = args.threads if args.threads is not None else (1 if cpu else None)
+    return jobs, threads
 
 
 def _apply_process_options(args: argparse.Namespace, spec) -> None:
@@ -104,16 +129,17 @@ def _apply_process_options(args: argparse.Namespace, spec) -> None:
     from odebench.bench.harness.runtime import resolve_device
 
     _apply_locations(args)
-    if args.threads is not None:
+    args.jobs, threads = _resolve_parallelism(args, spec)
+    if threads is not None:
         import torch
 
         # small models on a shared machine run many times slower when every process takes all cores; the
         # job context carries this count to every worker (odebench.bench.harness.plan.JobContext.threads),
-        # Ray's included
-        torch.set_num_threads(args.threads)
+        # the pool's and Ray's included
+        torch.set_num_threads(threads)
     try:
         resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
-        get_executor(args.executor, args.address)  # a missing Ray fails here, before any work
+        get_executor(args.executor, args.address, args.jobs)  # a missing Ray fails here, before any work
     except (RuntimeError, ValueError, ExecutorUnavailable) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -162,7 +188,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                             executor=args.executor, address=args.address, precision=args.precision,
-                            compile=args.compile or None)
+                            compile=args.compile or None, jobs=args.jobs)
     except (DataDirError, PrecisionMismatch) as exc:  # raised before anything is trained or written
         raise UsageError(str(exc)) from exc
     if _waits_for_rank_zero(spec):
@@ -248,8 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inception-weights", default=None, type=Path,
                    help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION")
     r.add_argument("--threads", type=int, default=None,
-                   help="CPU threads torch uses per process (default: torch's choice, all cores); on a busy "
-                        "machine 1 avoids oversubscription. Recorded in each record's environment")
+                   help="torch threads per process (default on a CPU: 1). Records are bit-identical across "
+                        "--jobs at the same --threads; each record stores its thread count")
+    r.add_argument("--jobs", type=int, default=None,
+                   help="worker processes running trainings and cells side by side (default on a CPU: one per "
+                        "core; on a GPU: 1). --jobs 1 runs everything in this process")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")
@@ -283,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: the cells finished so far are saved; re-run the same command to resume",
+        print("interrupted: the cells finished so far are saved; re-run the same command to resume",
               file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output was cut short on purpose (a pager, `head`): not an error

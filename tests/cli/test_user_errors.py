@@ -4,8 +4,10 @@ with 130 and the advice to re-run; a cut pipe is not an error; a bare ``odebench
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,26 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert "re-run the same command to resume" in err and "Traceback" not in err
 
 
+def test_ctrl_c_on_a_real_run(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it, in the middle of a pooled run: exit 130, one
+    line, no traceback from the driver or the workers; running it again finishes the sweep."""
+    args = [sys.executable, "-m", "odebench", "run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress",
+            "--jobs", "2"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 90
+    while not (tmp_path / "smoke" / "cells").is_dir() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "re-run the same command to resume" in err
+    again = odebench("run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress")
+    assert again.returncode == 0, again.stderr
+
+
 def test_a_cut_pipe_is_not_an_error():
     """`odebench list | head`: the reader leaves early; odebench stops quietly."""
     proc = subprocess.Popen([sys.executable, "-m", "odebench", "list"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -109,7 +131,7 @@ def test_dry_run_reads_data_dir(tmp_path, capsys, monkeypatch):
     assert "sweep 'cifar10'" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("option", ["--threads"])
+@pytest.mark.parametrize("option", ["--threads", "--jobs"])
 def test_dry_run_refuses_what_a_run_refuses(tmp_path, capsys, option):
     for extra in ([], ["--dry-run"]):
         assert main(["run", "--spec", "smoke", "--out", str(tmp_path), option, "0", *extra]) == 2

@@ -84,6 +84,8 @@ class SweepSummary:
     loaded: int = 0  # of which found in the cache
     seconds: float = 0.0
     executor: str = "local"
+    jobs: int = 1  # worker processes of the local executor (1: in this process)
+    threads: int = 1  # torch intra-op threads per process
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -320,14 +322,16 @@ class _Sink:
 
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
               progress: bool = True, executor: str = "local", address: str | None = None,
-              precision: str | None = None, compile: bool | None = None) -> SweepSummary:
+              precision: str | None = None, compile: bool | None = None, jobs: int = 1) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec``; returns the summary.
 
     Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
     is trained once (parents first) and shared by all of its cells; ``executor`` ("local" or "ray") decides
     where the jobs run, the records are always written here, one atomic file per cell as it finishes.
     ``device``, ``precision`` ("fp32" | "bf16") and ``compile`` default to the spec's; image cells also save
-    a grid of their samples under ``<out_root>/<spec.name>/samples``.
+    a grid of their samples under ``<out_root>/<spec.name>/samples``. ``jobs`` > 1 runs the local executor's
+    jobs in that many worker processes, each with this process's torch thread count (records are
+    bit-identical to ``jobs=1``).
     """
     from tqdm.auto import tqdm
 
@@ -340,12 +344,13 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     out_dir = Path(out_root) / spec.name
     store = RecordStore(out_dir)
     artifacts = ArtifactStore(Path(out_root) / ".cache" / "models")
-    runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
+    runner = get_executor(executor, address, jobs)  # fails early, before any work, if Ray is missing
     existing = {c.id: store.read(c.id) for c in spec.cells}  # read once, for the precision check and the plan
     check_precision(existing, out_dir, runtime.precision)
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
-                           already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor)
+                           already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor,
+                           jobs=jobs if executor == "local" else 1, threads=torch.get_num_threads())
     ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,
                      torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"))
     start = time.perf_counter()
@@ -355,7 +360,9 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     for cell in spec.cells:
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
-    runner.run(plan, ctx, train_job, cell_job, sink)
-    bar.close()
+    try:
+        runner.run(plan, ctx, train_job, cell_job, sink)
+    finally:  # on Ctrl-C too: the bar ends its line before the interruption is reported
+        bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -53,12 +53,20 @@ def summary_table(spec: Spec, store: RecordStore) -> pd.DataFrame:
     return table[order]
 
 
+def _where(summary) -> str:
+    """'local, 2 processes x 1 thread' / 'local, 1 process x 2 threads' / 'ray'."""
+    if summary.executor != "local":
+        return summary.executor
+    jobs, threads = getattr(summary, "jobs", 1), getattr(summary, "threads", 1)
+    return (f"local, {jobs} process{'es' if jobs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}")
+
+
 def summary_text(spec: Spec, summary, store: RecordStore) -> str:
     """The closing note of a run: the table, trainings vs cells, wall time, and what failed."""
     counts = Counter({k: v for k, v in summary.status_counts.items() if v})
     this_run = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
     lines = [summary_table(spec, store).reset_index().to_markdown(index=False), "",
-             f"sweep {spec.name!r} ({summary.executor}): {summary.n_cells} cells, {summary.already_done} "
+             f"sweep {spec.name!r} ({_where(summary)}): {summary.n_cells} cells, {summary.already_done} "
              f"already done; this run: {this_run}",
              f"models: {summary.n_trainings} needed, {summary.trained} trained, {summary.loaded} loaded from "
              f"cache; {summary.seconds:.1f} s wall time"]
