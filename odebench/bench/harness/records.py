@@ -2,8 +2,8 @@
 
 Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version``, the resolved ``config``
 and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
-actual ``nfe``, ``timings`` (train/sample/metric seconds) and ``environment``. Older schema versions are
-migrated on load.
+``metric_failures`` (only where a metric failed alone: metric -> reason, the others kept), actual ``nfe``,
+``timings`` (train/sample/metric seconds) and ``environment``. Older schema versions are migrated on load.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def skipped_record(cell: Cell, device: str, reason: str) -> dict[str, Any]:
 
 
 def is_finished(record: dict[str, Any] | None) -> bool:
-    """Whether a record (None: no file) ends its cell: ok or skipped; failed cells run again."""
-    return record is not None and record.get("status") in FINISHED
+    """Whether a record (None: no file) ends its cell: ok or skipped; failed cells run again, and so do cells
+    with a failed metric (``metric_failures``: metric -> reason; their other metrics were kept)."""
+    return record is not None and record.get("status") in FINISHED and not record.get("metric_failures")
 
 
 class NoRecords(FileNotFoundError):

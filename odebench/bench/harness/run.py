@@ -141,16 +141,25 @@ def sample_cell(cell: Cell, dyn, x0_all: torch.Tensor, runtime: Runtime, need_tr
 
 
 def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_key: str,
-                 device: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """Every metric of the cell on its samples: (values by column, metric_info by metric)."""
-    values, info = {}, {}
+                 device: str) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
+    """Every metric of the cell on its samples: (values by column, metric_info by metric, failures).
+
+    A metric that raises fails alone: its reason goes to ``failures`` (metric -> 'Error: message') and the
+    cell's other metrics are kept.
+    """
+    values, info, failures = {}, {}, {}
     for name in metric_names:
         metric = METRICS.get(name)
-        out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
-        metric_values, settings = split_output(name, out)
+        try:
+            out = (per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model
+                   else metric.fn(ctx))
+            metric_values, settings = split_output(name, out)
+        except Exception as exc:
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            continue
         values.update(metric_values)
         info[name] = {**metric.metadata(), "options": ctx.opts(name), "settings": settings}
-    return values, info
+    return values, info, failures
 
 
 def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
@@ -186,11 +195,17 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
                       gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"])
     start = time.perf_counter()
-    values, info = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
+    values, info, failures = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
     if samples_dir is not None and problem.target.kind == "image":
         record["sample_sheet"] = save_sample_sheet(samples, Path(samples_dir) / f"{cell.id}.png")
-    return {**record, "status": "ok", "reason": None, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
+    status, reason = "ok", None
+    if failures:
+        record["metric_failures"] = failures  # the cell runs again next time (records.is_finished)
+        if len(failures) == len(metric_names):
+            status = "failed"
+            reason = "metrics: " + "; ".join(f"{m}: {why}" for m, why in failures.items())
+    return {**record, "status": status, "reason": reason, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
 
 
@@ -314,9 +329,13 @@ class _Sink:
             return
         self.store.write(record)
         self.summary.status_counts[record["status"]] += 1
+        where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
         if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
-            where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
             self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
+        elif record.get("metric_failures"):
+            for name, why in record["metric_failures"].items():
+                self.summary.failures.append(f"cell {cell.id} ({where}): metric {name} failed, the others are "
+                                             f"kept: {why}")
         self.bar.update(1)
 
 

@@ -32,6 +32,7 @@ from odebench.bench.report.tables import (
     headline_metric,
     issues_table,
     load_sweep,
+    metric_failure_notes,
     metric_family_table,
     per_model_table,
     per_solver_table,
@@ -161,8 +162,10 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     for dataset in sweep.datasets():
         metric = headline_metric(sweep, dataset, headline_order)
         section = Section(dataset, metric, dataset_tables(sweep, dataset, metric))
+        frame = sweep.frame[sweep.frame["dataset"] == dataset]
         if metric is None:
             report.notes.append(f"{dataset}: no cell finished with a metric value")
+        report.notes += metric_failure_notes(frame, dataset)
         if figures:
             section.figures, notes = dataset_figures(sweep, dataset, metric, cache)
             report.notes += notes

@@ -96,6 +96,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         for k in hparams:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
+        frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
     return Sweep(sweep_dir, records, frame, higher, per_model, metric_names)
 
 
@@ -144,13 +145,25 @@ def cell_text(group: pd.DataFrame, column: str) -> str:
     A group whose ok seeds lack the column (the metric was not requested there) reads 'n/a'.
     """
     ok = group.loc[group["status"] == "ok", column].dropna() if column in group else pd.Series(dtype=float)
-    bad = group.loc[group["status"] != "ok", "status"].value_counts()
+    bad = group.loc[group["status"] != "ok", "status"].value_counts().to_dict()
+    n_metric_failed = metric_failed_count(group, column)
+    if n_metric_failed:
+        bad["metric failed"] = n_metric_failed
     if ok.empty:
-        return status_text(group["status"])
+        return "metric failed" if n_metric_failed and (group["status"] == "ok").any() else status_text(group["status"])
     text = fmt_stat(ok)
-    if len(bad):
+    if bad:
         text += " (" + ", ".join(f"{n} {s}" for s, n in sorted(bad.items())) + ")"
     return text
+
+
+def metric_failed_count(group: pd.DataFrame, column: str) -> int:
+    """Ok seeds of ``group`` whose metric of ``column`` (``nll.bpd`` -> ``nll``) failed alone."""
+    if "metric_failures" not in group:
+        return 0
+    metric = column.split(".")[0]
+    ok = group[group["status"] == "ok"]
+    return int(sum(metric in (f or {}) for f in ok["metric_failures"]))
 
 
 def nfe_text(group: pd.DataFrame) -> str:
@@ -293,11 +306,24 @@ def solve_text(settings: dict[str, Any]) -> str:
 
 def issues_table(frame: pd.DataFrame, max_reason: int = 200) -> pd.DataFrame:
     """Every failed or skipped record: method, solver, budget, seed, status and the reason."""
-    bad = frame[frame["status"] != "ok"].sort_values(["method", "solver", "budget_rank", "seed"])
-    reasons = [(str(r) if r is not None else "")[:max_reason] for r in bad["reason"]]
-    return pd.DataFrame({"method": bad["method"].values, "solver": bad["solver"].values,
-                         "budget": bad["budget"].values, "seed": bad["seed"].values,
-                         "status": bad["status"].values, "reason": reasons})
+    rows = []
+    for _, r in frame.sort_values(["method", "solver", "budget_rank", "seed"]).iterrows():
+        where = {"method": r["method"], "solver": r["solver"], "budget": r["budget"], "seed": r["seed"]}
+        if r["status"] != "ok":
+            rows.append({**where, "status": r["status"], "reason": str(r["reason"] or "")[:max_reason]})
+        for metric, why in (r.get("metric_failures") or {}).items():  # failed alone; the others were kept
+            rows.append({**where, "status": "metric failed", "reason": f"{metric}: {why}"[:max_reason]})
+    return pd.DataFrame(rows, columns=["method", "solver", "budget", "seed", "status", "reason"])
+
+
+def metric_failure_notes(frame: pd.DataFrame, dataset: str) -> list[str]:
+    """One note per metric that failed alone on some cells of ``dataset``: how many, and the first reason."""
+    seen: dict[str, list[str]] = {}
+    for failures in frame.get("metric_failures", []):
+        for metric, why in (failures or {}).items():
+            seen.setdefault(metric, []).append(why)
+    return [f"{dataset}: metric {m} failed on {len(whys)} cell(s), whose other metrics are kept: {whys[0]}"
+            for m, whys in sorted(seen.items())]
 
 
 def summary_frame(sweep: Sweep) -> pd.DataFrame:
