@@ -54,7 +54,16 @@ def _print_plan(spec, out: Path) -> None:
 
     store = RecordStore(out / spec.name)
     plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models"), spec.precision)
-    print(plan_text(spec, plan))
+    print(plan_text(spec, plan, _earlier(spec, out)))
+
+
+def _earlier(spec, out: Path) -> str | None:
+    """The note on records of the sweep folder that this spec no longer produces (None: there are none)."""
+    from odebench.bench.harness.versions import earlier_configs, earlier_note
+
+    sweep_dir = out / spec.name
+    old = earlier_configs(sweep_dir, {c.id for c in spec.cells})
+    return earlier_note(sweep_dir, old, [c.config() for c in spec.cells])
 
 
 class UsageError(Exception):
@@ -185,6 +194,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     _apply_process_options(args, spec)
     _check_out(args.out, create=True)
+    earlier = _earlier(spec, args.out)
+    if earlier:  # said before any work, and again in the closing summary
+        print(f"note: {earlier}", file=sys.stderr)
     try:
         summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                             executor=args.executor, address=args.address, precision=args.precision,

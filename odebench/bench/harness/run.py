@@ -40,6 +40,7 @@ from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_dev
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
+from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest
 from odebench.methods import get_method
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics.registry import split_output
@@ -366,10 +367,15 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     runner = get_executor(executor, address, jobs)  # fails early, before any work, if Ray is missing
     existing = {c.id: store.read(c.id) for c in spec.cells}  # read once, for the precision check and the plan
     check_precision(existing, out_dir, runtime.precision)
+    earlier = earlier_note(out_dir, earlier_configs(out_dir, set(existing)), [c.config() for c in spec.cells])
+    if distributed.is_main():
+        write_manifest(out_dir, spec.name, existing)  # the report shows these cells, not earlier versions
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
                            already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor,
                            jobs=jobs if executor == "local" else 1, threads=torch.get_num_threads())
+    if earlier:
+        summary.notes.append(earlier)
     ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,
                      torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"))
     start = time.perf_counter()

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from odebench.bench.harness.versions import describe_changes
 from odebench.bench.report.tables import (
     Sweep,
     best_solver_table,
+    earlier_table,
     family_columns,
     headline_metric,
     issues_table,
@@ -39,6 +41,8 @@ from odebench.bench.report.tables import (
     summary_frame,
 )
 from odebench.metrics.registry import family_of
+
+EARLIER_TITLE = "Cells from an earlier version of this spec"
 
 
 @dataclass
@@ -71,6 +75,10 @@ class Report:
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: records of the folder the latest spec no longer produces, left out of every table and figure
+    earlier: Table | None = None
+    #: one sentence on them for the top of the page (None: there are none)
+    earlier_note: str | None = None
 
 
 def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table]:
@@ -150,6 +158,17 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     counts = sweep.frame["status"].value_counts().to_dict() if not sweep.frame.empty else {}
     report = Report(sweep.name, sweep.dir, [], {k: int(v) for k, v in counts.items()},
                     summary=summary_frame(sweep))
+    if sweep.earlier:
+        current = [r["config"] for r in sweep.records]
+        n = len(sweep.earlier)
+        report.earlier = Table(EARLIER_TITLE, earlier_table(sweep.earlier, current),
+                               "Records in this folder that the spec of its latest run no longer produces, by what "
+                               "changed since; none of them enters a table, figure or the CSV above.")
+        changes = describe_changes([r["config"] for r in sweep.earlier], current)
+        report.earlier_note = (f"{n} cell{'s' if n > 1 else ''} in this folder come{'' if n > 1 else 's'} from an "
+                               f"earlier version of this spec ({changes}) "
+                               f"and {'are' if n > 1 else 'is'} left out of every table and figure; see "
+                               f"\"{EARLIER_TITLE}\" at the end.")
     if sweep.frame.empty:
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report
@@ -182,12 +201,17 @@ def to_markdown(report: Report) -> str:
     """The whole report as one markdown page (figures linked relative to the sweep folder)."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts.items())) or "none"
     lines = [f"# Leaderboard: {report.sweep}", "", f"Cells: {counts}.", ""]
+    if report.earlier_note:
+        lines += [f"**Note:** {report.earlier_note}", ""]
     for s in report.sections:
         lines += [f"## {s.dataset}", ""]
         for t in s.tables:
             lines += [f"### {t.title}", "", t.caption, "", _md_escape(t.frame).to_markdown(index=False), ""]
         for fig in s.figures:
             lines += [f"![{fig.title}]({fig.png})", "", f"{fig.caption} ([PDF]({fig.pdf}))", ""]
+    if report.earlier is not None:
+        t = report.earlier
+        lines += [f"## {t.title}", "", t.caption, "", _md_escape(t.frame).to_markdown(index=False), ""]
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     return "\n".join(lines)

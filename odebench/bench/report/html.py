@@ -21,6 +21,7 @@ th { background: #f2f2f2; } td.label { text-align: left; }
 td.bad { background: #fde2e1; color: #8a1c1c; } td.reason { text-align: left; white-space: normal; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 nav a { margin-right: 1em; } ul.notes li { margin: 0.3em 0; }
+p.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.5em 0.8em; }
 """
 
 LABEL_COLUMNS = {"method", "solver", "budget", "status", "seed"}
@@ -64,6 +65,8 @@ def to_html(report, with_figures: bool = True) -> str:
            f"<p>Cells: {esc(counts)}. Tables: <a href=\"leaderboard.md\">markdown</a>, "
            f"<a href=\"leaderboard.csv\">CSV</a>, <a href=\"leaderboard.tex\">LaTeX</a>, "
            f"<a href=\"leaderboard.html\">HTML</a>.</p>"]
+    if getattr(report, "earlier_note", None):
+        out.append(f'<p class="warn">{esc(report.earlier_note)}</p>')
     if report.sections:
         out.append("<nav>" + "".join(f'<a href="#{_anchor(s.dataset)}">{esc(s.dataset)}</a>'
                                      for s in report.sections) + "</nav>")
@@ -80,6 +83,11 @@ def to_html(report, with_figures: bool = True) -> str:
                         f"<figcaption>{esc(fig.caption)} (<a href=\"{esc(fig.pdf)}\">PDF</a>)</figcaption>",
                         "</figure>"]
         out.append("</section>")
+    if getattr(report, "earlier", None) is not None:
+        t = report.earlier
+        out += [f'<section id="earlier"><h2>{esc(t.title)}</h2>', f'<p class="caption">{esc(t.caption)}</p>',
+                f"<details><summary>{len(t.frame)} row(s)</summary>", table_html(t.frame), "</details>",
+                "</section>"]
     if report.notes:
         notes = [f"<li>{esc(n)}</li>" for n in report.notes]
         out += ["<h2>Notes</h2>", '<ul class="notes">', *notes, "</ul>"]

@@ -15,13 +15,17 @@ def budget(cell: Cell) -> str:
     return f"{cell.solver_label}@{cell.nfe}" if cell.nfe is not None else f"{cell.solver}@tol={cell.tol:g}"
 
 
-def plan_text(spec: Spec, plan: Plan) -> str:
-    """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training."""
+def plan_text(spec: Spec, plan: Plan, earlier: str | None = None) -> str:
+    """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training;
+    ``earlier`` is the note on records of the folder this spec no longer produces
+    (:func:`odebench.bench.harness.versions.earlier_note`)."""
     cells = {c.id: c for c in spec.cells}
     n_models = len({c.training_key() for c in spec.cells})
     lines = [f"sweep {spec.name!r}: {len(spec.cells)} cells over {n_models} trained models",
-             f"  already done: {len(plan.done)} cells",
-             f"  skipped without training: {len(plan.skips)} cells"]
+             f"  already done: {len(plan.done)} cells"]
+    if earlier:
+        lines.append(f"  {earlier}")
+    lines.append(f"  skipped without training: {len(plan.skips)} cells")
     why: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for cid, reason in plan.skips.items():
         c = cells[cid]

@@ -1,7 +1,11 @@
 """Leaderboard tables of one sweep, built from its records (pandas), one set per dataset.
 
-Every table cell aggregates the seeds of one configuration (dataset, method, solver, budget): the mean and
-the sample standard deviation (ddof = 1) over the seeds whose status is ``ok``. Seeds that failed or were
+Every table cell aggregates the seeds of one configuration -- the whole resolved configuration less the seed:
+dataset, method and its hparams, solver, budget, and training, network, evaluation and data settings -- the mean
+and the sample standard deviation (ddof = 1) over the seeds whose status is ``ok``. Where records of a dataset
+differ in a setting the method label does not show (``train.steps``, say), the label says it
+(``fm_ot [train.steps=300]``), so two configurations never share a row. Records the latest run's spec no longer
+produces (``odebench.bench.harness.versions``) are left out; the report lists them separately. Seeds that failed or were
 skipped are never dropped silently: a cell with no ok seed reads ``failed`` / ``skipped``, and a cell with
 some ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
 """
@@ -16,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from odebench.bench.harness.records import RecordStore, records_frame
+from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.harness.records import RecordStore, method_label, records_frame
+from odebench.bench.harness.versions import change_of, current_cell_ids, flat_config, short
 from odebench.metrics.registry import headline_order
 
 CONFIG_KEYS = ["dataset", "method", "solver", "budget"]
@@ -43,6 +49,8 @@ class Sweep:
     per_model: set[str] = field(default_factory=set)
     #: every metric value column the records hold (``w2``, ``nll.bpd``, ...), read from their ``metrics``
     metric_names: set[str] = field(default_factory=set)
+    #: records of the folder that the latest run's spec no longer produces (left out of ``frame``)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
 
     def is_per_model(self, column: str) -> bool:
         """Whether a metric column (``nll.bpd`` follows ``nll``) holds one value per trained model."""
@@ -76,7 +84,10 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir} is not a folder; give a sweep folder such as results/quick "
                                 f"(the one holding cells/)")
-    records = RecordStore(sweep_dir).records()
+    every = RecordStore(sweep_dir).records()
+    current = current_cell_ids(sweep_dir)  # None: a folder from before manifests; every record is current
+    records = [r for r in every if current is None or r["cell_id"] in current]
+    earlier = [r for r in every if current is not None and r["cell_id"] not in current]
     frame = records_frame(records)
     higher: dict[str, bool] = {}
     per_model: set[str] = set()
@@ -97,7 +108,26 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
         frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
-    return Sweep(sweep_dir, records, frame, higher, per_model, metric_names)
+        flats = [flat_config(r["config"], (r.get("runtime") or {}).get("precision")) for r in records]
+        frame["config_key"] = [config_hash(f) for f in flats]
+        frame["variant"] = variant_labels(list(frame["dataset"]), flats)
+        # a configuration difference the method label does not show (training, net, eval, data options,
+        # precision) joins it, so no table, figure or CSV row ever averages two configurations
+        frame["method"] = [f"{m} [{v}]" if v else m for m, v in zip(frame["method"], frame["variant"], strict=True)]
+    return Sweep(sweep_dir, records, frame, higher, per_model, metric_names, earlier)
+
+
+def variant_labels(datasets: list[str], flats: list[dict[str, str]]) -> list[str]:
+    """Per record, the configuration keys (less the method's hparams, which its label shows) whose values
+    differ between the records of its dataset: 'train.steps=300'; '' where all agree."""
+    labels = [""] * len(flats)
+    for dataset in set(datasets):
+        rows = [i for i, d in enumerate(datasets) if d == dataset]
+        keys = sorted({k for i in rows for k in flats[i] if not k.startswith("method.")})
+        varying = [k for k in keys if len({flats[i].get(k) for i in rows}) > 1]
+        for i in rows:
+            labels[i] = ", ".join(f"{k}={short(flats[i].get(k, 'unset'))}" for k in varying)
+    return labels
 
 
 def budget_label(nfe_requested: Any, tol: Any) -> str:
@@ -326,15 +356,33 @@ def metric_failure_notes(frame: pd.DataFrame, dataset: str) -> list[str]:
             for m, whys in sorted(seen.items())]
 
 
+def earlier_table(earlier: list[dict[str, Any]], current: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records the latest spec no longer produces, one row per (dataset, method, what changed): how many cells
+    and their statuses. ``current``: the configs of the current records, to say what changed."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for r in earlier:
+        c = r["config"]
+        dataset = c["target"] if c["source"] == "gaussian" else f"{c['source']}->{c['target']}"
+        key = (dataset, method_label(c["method"]), change_of(c, current))
+        rows.setdefault(key, []).append(r.get("status", "?"))
+    out = [{"dataset": d, "method": m, "what changed since": change, "cells": len(st),
+            "status": ", ".join(f"{s} {n}" for s, n in sorted(pd.Series(st).value_counts().items()))}
+           for (d, m, change), st in sorted(rows.items())]
+    return pd.DataFrame(out, columns=["dataset", "method", "what changed since", "cells", "status"])
+
+
 def summary_frame(sweep: Sweep) -> pd.DataFrame:
-    """One row per (dataset, method, solver, budget): seed counts by status, mean NFE, and every metric's
-    mean and std over the ok seeds (full precision; this is leaderboard.csv)."""
+    """One row per configuration (dataset, method, solver, budget and ``config_key``, the hash of the whole
+    configuration less the seed): seed counts by status, mean NFE, and every metric's mean and std over the
+    ok seeds (full precision; this is leaderboard.csv)."""
     f = sweep.frame
+    if f.empty:
+        return pd.DataFrame()
     metrics = sweep.metric_columns()
     rows = []
-    for key, g in f.groupby(CONFIG_KEYS, sort=False):
+    for key, g in f.groupby([*CONFIG_KEYS, "config_key"], sort=False):
         ok = g[g["status"] == "ok"]
-        row = dict(zip(CONFIG_KEYS, key, strict=True))
+        row = dict(zip([*CONFIG_KEYS, "config_key"], key, strict=True))
         row.update({"nfe_requested": g["nfe_requested"].iloc[0], "tol": g["tol"].iloc[0],
                     "n_seeds": len(g), "n_ok": len(ok), "n_failed": int((g["status"] == "failed").sum()),
                     "n_skipped": int((g["status"] == "skipped").sum()), "nfe_mean": ok["nfe"].mean(),
