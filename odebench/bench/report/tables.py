@@ -23,6 +23,7 @@ import pandas as pd
 from odebench.bench.harness.artifacts import config_hash
 from odebench.bench.harness.records import RecordStore, method_label, records_frame
 from odebench.bench.harness.versions import change_of, current_cell_ids, flat_config, short
+from odebench.bench.report.format import best_positions, fmt_mean_std, fmt_sig, mark
 from odebench.metrics.registry import headline_order
 
 CONFIG_KEYS = ["dataset", "method", "solver", "budget"]
@@ -160,8 +161,27 @@ def fmt_stat(values: Iterable[float]) -> str:
     if v.empty:
         return ""
     if len(v) == 1:
-        return f"{v.iloc[0]:.4g}"
-    return f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
+        return fmt_sig(v.iloc[0])
+    return fmt_mean_std(v.mean(), v.std(ddof=1))
+
+
+def ok_mean(group: pd.DataFrame, column: str) -> float:
+    """Mean of ``column`` over the ok seeds of ``group`` (NaN where none holds it): what 'best' compares."""
+    if column not in group:
+        return math.nan
+    v = group.loc[group["status"] == "ok", column].dropna()
+    return float(v.mean()) if len(v) else math.nan
+
+
+def mark_best(frame: pd.DataFrame, means: dict[str, list[float]], lower_is_better) -> pd.DataFrame:
+    """Wrap the best value of each column of ``means`` (column -> the rows' means) in the best-value mark
+    (:func:`odebench.bench.report.format.mark`); ``lower_is_better``: a bool, or column -> bool."""
+    out = frame.copy()
+    for col, values in means.items():
+        lower = lower_is_better(col) if callable(lower_is_better) else lower_is_better
+        for i in best_positions(values, lower):
+            out.iat[i, out.columns.get_loc(col)] = mark(out.iat[i, out.columns.get_loc(col)])
+    return out
 
 
 def status_text(statuses: Iterable[str]) -> str:
@@ -220,11 +240,13 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
     """
     budgets = _ordered_budgets(frame)
     rows = []
+    best: dict[str, list[float]] = {b: [] for b in budgets}
     for method in _methods(frame):
         row: dict[str, str] = {"method": method}
         g = frame[frame["method"] == method]
         for budget in budgets:
             gb = g[g["budget"] == budget]
+            best[budget].append(math.nan)
             if gb.empty:
                 row[budget] = ""
                 continue
@@ -235,22 +257,25 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
                 continue
             pick = min if lower_is_better else max
             solver = pick(means, key=means.get)
+            best[budget][-1] = means[solver]
             gs = gb[gb["solver"] == solver]
             text = f"{cell_text(gs, metric)} [{solver}"
             if gs["is_adaptive"].all():
                 text += f", NFE {nfe_text(gs)}"
             row[budget] = text + "]"
         rows.append(row)
-    return pd.DataFrame(rows, columns=["method", *budgets])
+    return mark_best(pd.DataFrame(rows, columns=["method", *budgets]), best, lower_is_better)
 
 
-def per_solver_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rows: (method, solver); columns: budgets; cell: mean ± std over seeds, or the statuses.
+def per_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True) -> pd.DataFrame:
+    """Rows: (method, solver); columns: budgets; cell: mean ± std over seeds, or the statuses; the best value
+    of each budget marked.
 
     A budget the spec did not sweep for that solver stays empty; adaptive cells add the NFE used.
     """
     budgets = _ordered_budgets(frame)
     rows = []
+    best: dict[str, list[float]] = {b: [] for b in budgets}
     for method in _methods(frame):
         g = frame[frame["method"] == method]
         for solver in sorted(g["solver"].unique()):
@@ -262,8 +287,9 @@ def per_solver_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
                 if len(gb) and gb["is_adaptive"].all() and (gb["status"] == "ok").any():
                     text += f" [NFE {nfe_text(gb)}]"
                 row[budget] = text
+                best[budget].append(ok_mean(gb, metric))
             rows.append(row)
-    return pd.DataFrame(rows, columns=["method", "solver", *budgets])
+    return mark_best(pd.DataFrame(rows, columns=["method", "solver", *budgets]), best, lower_is_better)
 
 
 def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[str]:
@@ -275,8 +301,9 @@ def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[
     return out
 
 
-def metric_family_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Rows: (method, solver, budget) configurations; columns: the given metric columns (mean ± std).
+def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better=True) -> pd.DataFrame:
+    """Rows: (method, solver, budget) configurations; columns: the given metric columns (mean ± std), the
+    best value of each column marked (``lower_is_better``: a bool, or column -> bool).
 
     A configuration appears if any of its seeds holds one of the columns or if none of its seeds is ok
     (so that failed and skipped cells show here too); the NFE column is the mean NFE actually used.
@@ -289,11 +316,19 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame
         row = {"method": method, "solver": solver, "budget": budget, "NFE": nfe_text(g),
                "_rank": g["budget_rank"].iloc[0]}
         row.update({c: cell_text(g, c) for c in columns})
+        row.update({f"_mean {c}": ok_mean(g, c) for c in columns})
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "solver", "budget", "NFE", *columns])
-    out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable")
-    return out.drop(columns="_rank").reset_index(drop=True)
+    out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable").reset_index(drop=True)
+    means = {c: list(out[f"_mean {c}"]) for c in columns if not _is_bound(c)}
+    out = out.drop(columns=["_rank", *(f"_mean {c}" for c in columns)])
+    return mark_best(out, means, lower_is_better)
+
+
+def _is_bound(column: str) -> bool:
+    """A reference value beside a metric (the exact-OT cost), not a score to rank."""
+    return column.endswith((".ot", ".ot_bound", ".bound"))
 
 
 def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -315,10 +350,13 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
         row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
                "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
         row.update({c: cell_text(g, c) for c in columns})
+        row.update({f"_mean {c}": ok_mean(g, c) for c in columns})
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "solve", "seeds", "NFE", *columns])
-    return pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
+    out = pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
+    means = {c: list(out[f"_mean {c}"]) for c in columns}
+    return mark_best(out.drop(columns=[f"_mean {c}" for c in columns]), means, sweep.lower_is_better)
 
 
 def solve_text(settings: dict[str, Any]) -> str:
