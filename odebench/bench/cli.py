@@ -5,7 +5,8 @@ odebench.bench.report.build.
                  [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
                  [--jobs N] [--threads N]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
-    odebench list
+    odebench list [KIND] [-v]
+    odebench show NAME
     odebench --version
 
 Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
@@ -21,28 +22,33 @@ from pathlib import Path
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from odebench.bench.core.solvers import SOLVERS
-    from odebench.bench.core.time_grids import GRIDS
-    from odebench.bench.data import DATASETS
-    from odebench.bench.harness.spec import builtin_spec_names
-    from odebench.bench.nets import NETS
-    from odebench.methods import METHODS
-    from odebench.methods.probability_paths import PATHS
-    from odebench.metrics import METRICS
+    from odebench.bench.harness import catalog
 
-    print("methods:    " + ", ".join(METHODS.names()))
-    kinds = {n: SOLVERS.get(n).kind + (", adaptive" if SOLVERS.get(n).adaptive else "")
-             for n in SOLVERS.names()}
-    print("solvers:    " + ", ".join(f"{n} ({k})" for n, k in kinds.items()))
-    print("time grids: " + ", ".join(GRIDS.names()))
-    print("datasets:   " + ", ".join(DATASETS.names()))
-    print("metrics:    " + ", ".join(METRICS.names()))
-    print("networks:   " + ", ".join(NETS.names()))
-    print("paths:      " + ", ".join(PATHS.names()))
-    print("specs:      " + ", ".join(builtin_spec_names()))
-    for reg in (METHODS, SOLVERS, GRIDS, DATASETS, METRICS, NETS, PATHS):
-        for name, err in reg.plugin_errors.items():
-            print(f"warning: {reg.kind} plugin {name!r} failed to load: {err}", file=sys.stderr)
+    categories = [args.category] if args.category else list(catalog.CATEGORIES)
+    print(catalog.listing(categories, verbose=args.verbose))
+    if not args.verbose:
+        print(f"\nodebench list {args.category or 'KIND'} -v: hparams and options with their defaults, and which "
+              f"solvers and metrics apply; odebench show NAME: one entry")
+    for warning in catalog.plugin_errors():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    import difflib
+
+    from odebench.bench.harness import catalog
+
+    found = catalog.find(args.name)
+    if not found:
+        known = sorted({n for c in catalog.CATEGORIES for n in catalog.names(c)})
+        close = difflib.get_close_matches(args.name, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"nothing is registered as {args.name!r}{hint}; `odebench list` shows every name")
+    for category in found:
+        print(f"{args.name} ({category[:-1]}): {catalog.describe(category, args.name)}")
+        for line in catalog.details(category, args.name):
+            print(line)
     return 0
 
 
@@ -300,8 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: <results root>/.cache/models)")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.set_defaults(func=_cmd_report)
-    ls = sub.add_parser("list", help="list registered methods, solvers, datasets, metrics and specs")
+    from odebench.bench.harness.catalog import CATEGORIES
+
+    ls = sub.add_parser("list", help="registered methods, solvers, datasets, metrics and specs, one line each")
+    ls.add_argument("category", nargs="?", choices=CATEGORIES, metavar="KIND",
+                    help=f"one of {', '.join(CATEGORIES)} (default: all)")
+    ls.add_argument("-v", "--verbose", action="store_true",
+                    help="hparams and options with their defaults, and which solvers and metrics apply")
     ls.set_defaults(func=_cmd_list)
+    sh = sub.add_parser("show", help="one method, solver, dataset, metric, network or spec in full")
+    sh.add_argument("name", help="a registered name, e.g. rf, dopri5, moons, w2, quick")
+    sh.set_defaults(func=_cmd_show)
     return p
 
 
