@@ -239,7 +239,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"{root} holds no sweep records (expected {root}/cells/*.json, or sweep folders such "
                          f"as {root}/quick/cells); run `odebench run --out DIR` first")
     for sweep_dir in sweeps:
-        report = _write_report(sweep_dir, args.cache, not args.no_figures)
+        try:
+            report = _write_report(sweep_dir, args.cache, not args.no_figures)
+        except PermissionError as exc:
+            raise UsageError(f"cannot write the report in {sweep_dir} ({exc.strerror}: {exc.filename}); copy the "
+                             f"sweep folder somewhere you can write and report that copy") from exc
         print(f"report of {sweep_dir}: {report.dir / 'index.html'}")
         for f in report.files:
             print(f"  {f}")
@@ -339,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the cells finished so far are saved; re-run the same command to resume",
+        print("interrupted; re-run the same command to resume (a run keeps every cell it finished)",
               file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output was cut short on purpose (a pager, `head`): not an error

@@ -166,3 +166,17 @@ def test_record_store_on_a_wrong_path_names_the_sweeps_it_found(tmp_path):
         RecordStore(tmp_path / "quik").frame()
     with pytest.raises(NoRecords, match="run `odebench run"):
         RecordStore(tmp_path / "empty" / "x").frame()
+
+
+def test_report_into_a_folder_it_cannot_write(tmp_path, capsys, monkeypatch):
+    import odebench.bench.report.build as build
+
+    (tmp_path / "quick" / "cells").mkdir(parents=True)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "quick" / "index.html"))
+
+    monkeypatch.setattr(build, "write_report", refuse)
+    assert main(["report", str(tmp_path / "quick")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "cannot write the report" in line and "Permission denied" in line
