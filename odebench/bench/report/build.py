@@ -208,9 +208,8 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
                                "changed since; none of them enters a table, figure or the CSV above.")
         changes = describe_changes([r["config"] for r in sweep.earlier], current)
         report.earlier_note = (f"{n} cell{'s' if n > 1 else ''} in this folder come{'' if n > 1 else 's'} from an "
-                               f"earlier version of this spec ({changes}) "
-                               f"and {'are' if n > 1 else 'is'} left out of every table and figure; see "
-                               f"\"{EARLIER_TITLE}\" at the end.")
+                               f"earlier version of this spec and {'are' if n > 1 else 'is'} left out of every "
+                               f"table and figure: {changes}. \"{EARLIER_TITLE}\" at the end lists them.")
     if sweep.frame.empty:
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report

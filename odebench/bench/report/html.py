@@ -31,6 +31,8 @@ p.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.5em 0.8
 """
 
 LABEL_COLUMNS = {"method", "solver", "budget", "status", "seed"}
+#: columns whose text may name a status without being a failed cell (reasons, counts of earlier records)
+NEUTRAL_COLUMNS = {"reason", "records by status", "what changed since"}
 _BAD = re.compile(r"\b(failed|skipped)\b")
 
 
@@ -47,7 +49,7 @@ def table_html(frame: pd.DataFrame) -> str:
                 classes.append("label")
             if col == "reason":
                 classes.append("reason")
-            if _BAD.search(text) and col != "reason":
+            if _BAD.search(text) and col not in NEUTRAL_COLUMNS:
                 classes.append("bad")
             attr = f' class="{" ".join(classes)}"' if classes else ""
             body = f"<strong>{html.escape(text)}</strong>" if best else html.escape(text)

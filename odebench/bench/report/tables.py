@@ -404,9 +404,9 @@ def earlier_table(earlier: list[dict[str, Any]], current: list[dict[str, Any]]) 
         key = (dataset, method_label(c["method"]), change_of(c, current))
         rows.setdefault(key, []).append(r.get("status", "?"))
     out = [{"dataset": d, "method": m, "what changed since": change, "cells": len(st),
-            "status": ", ".join(f"{s} {n}" for s, n in sorted(pd.Series(st).value_counts().items()))}
+            "records by status": ", ".join(f"{s} {n}" for s, n in sorted(pd.Series(st).value_counts().items()))}
            for (d, m, change), st in sorted(rows.items())]
-    return pd.DataFrame(out, columns=["dataset", "method", "what changed since", "cells", "status"])
+    return pd.DataFrame(out, columns=["dataset", "method", "what changed since", "cells", "records by status"])
 
 
 def summary_frame(sweep: Sweep) -> pd.DataFrame:
