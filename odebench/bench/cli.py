@@ -3,9 +3,14 @@ odebench.bench.report.build.
 
     odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
                  [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
-                 [--threads N]
+                 [--jobs N] [--threads N]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
-    odebench list
+    odebench list [KIND] [-v]
+    odebench show NAME
+    odebench --version
+
+Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
+Ctrl-C ends with exit code 130 and the advice to re-run the same command (finished cells are kept).
 """
 
 from __future__ import annotations
@@ -17,28 +22,33 @@ from pathlib import Path
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from odebench.bench.core.solvers import SOLVERS
-    from odebench.bench.core.time_grids import GRIDS
-    from odebench.bench.data import DATASETS
-    from odebench.bench.harness.spec import builtin_spec_names
-    from odebench.bench.nets import NETS
-    from odebench.methods import METHODS
-    from odebench.methods.probability_paths import PATHS
-    from odebench.metrics import METRICS
+    from odebench.bench.harness import catalog
 
-    print("methods:    " + ", ".join(METHODS.names()))
-    kinds = {n: SOLVERS.get(n).kind + (", adaptive" if SOLVERS.get(n).adaptive else "")
-             for n in SOLVERS.names()}
-    print("solvers:    " + ", ".join(f"{n} ({k})" for n, k in kinds.items()))
-    print("time grids: " + ", ".join(GRIDS.names()))
-    print("datasets:   " + ", ".join(DATASETS.names()))
-    print("metrics:    " + ", ".join(METRICS.names()))
-    print("networks:   " + ", ".join(NETS.names()))
-    print("paths:      " + ", ".join(PATHS.names()))
-    print("specs:      " + ", ".join(builtin_spec_names()))
-    for reg in (METHODS, SOLVERS, GRIDS, DATASETS, METRICS, NETS, PATHS):
-        for name, err in reg.plugin_errors.items():
-            print(f"warning: {reg.kind} plugin {name!r} failed to load: {err}", file=sys.stderr)
+    categories = [args.category] if args.category else list(catalog.CATEGORIES)
+    print(catalog.listing(categories, verbose=args.verbose))
+    if not args.verbose:
+        print(f"\nodebench list {args.category or 'KIND'} -v: hparams and options with their defaults, and which "
+              f"solvers and metrics apply; odebench show NAME: one entry")
+    for warning in catalog.plugin_errors():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    import difflib
+
+    from odebench.bench.harness import catalog
+
+    found = catalog.find(args.name)
+    if not found:
+        known = sorted({n for c in catalog.CATEGORIES for n in catalog.names(c)})
+        close = difflib.get_close_matches(args.name, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"nothing is registered as {args.name!r}{hint}; `odebench list` shows every name")
+    for category in found:
+        print(f"{args.name} ({category[:-1]}): {catalog.describe(category, args.name)}")
+        for line in catalog.details(category, args.name):
+            print(line)
     return 0
 
 
@@ -51,7 +61,16 @@ def _print_plan(spec, out: Path) -> None:
     store = RecordStore(out / spec.name)  # read only: a dry run writes nothing, not even a moved corrupt record
     plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models", read_only=True),
                      spec.precision)
-    print(plan_text(spec, plan))
+    print(plan_text(spec, plan, _earlier(spec, out)))
+
+
+def _earlier(spec, out: Path) -> str | None:
+    """The note on records of the sweep folder that this spec no longer produces (None: there are none)."""
+    from odebench.bench.harness.versions import earlier_configs, earlier_note
+
+    sweep_dir = out / spec.name
+    old = earlier_configs(sweep_dir, {c.id for c in spec.cells})
+    return earlier_note(sweep_dir, old, [c.config() for c in spec.cells])
 
 
 class UsageError(Exception):
@@ -67,29 +86,86 @@ def _load_spec(name_or_path: str):
         raise UsageError(str(exc)) from exc
 
 
+def _check_out(out: Path, create: bool) -> None:
+    """``--out`` must be a folder this process can write (created if missing, when ``create``)."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # the nearest existing ancestor decides whether the folder can be made
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == out else f"cannot be created: {probe} is a file"
+        raise UsageError(f"--out {out} {where}; give a folder (it is created if missing), e.g. --out results")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write in {probe} (permission denied); give a folder you can "
+                         f"write, e.g. --out ~/odebench-results")
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe_file = out / f".odebench-write-test-{os.getpid()}"
+            probe_file.touch()
+            probe_file.unlink()
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc}); give a folder you can "
+                             f"write, e.g. --out ~/odebench-results") from exc
+
+
+def _check_option_values(args: argparse.Namespace) -> None:
+    """Values a dry run and a run both refuse: the same command line gets the same answer either way."""
+    for option, value in (("--threads", args.threads), ("--jobs", args.jobs)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be at least 1, got {value}")
+    if args.jobs is not None and args.jobs > 1 and args.executor != "local":
+        raise UsageError(f"--jobs applies to the local executor; Ray schedules its own tasks: drop --jobs or "
+                         f"--executor {args.executor}")
+
+
+def _resolve_parallelism(args: argparse.Namespace, spec) -> tuple[int, int | None]:
+    """(worker processes, torch threads per process) of a run.
+
+    On a CPU the default is every core, as one single-threaded worker process each: independent trainings
+    and cells fill the cores, and one thread per process never spin-waits on a busy machine. On a GPU, under
+    torchrun and with Ray the default is this process (None threads: torch's own choice on a GPU).
+    """
+    from odebench.bench.harness import distributed
+    from odebench.bench.harness.pool_executor import available_cores
+
+    cpu = (args.device or spec.device) == "cpu"
+    if args.jobs is not None and args.jobs > 1 and distributed.is_distributed():
+        raise UsageError("--jobs does not combine with torchrun (each rank is already one process per GPU); "
+                         "drop --jobs")
+    jobs = args.jobs
+    if jobs is None:
+        jobs = available_cores() if cpu and args.executor == "local" and not distributed.is_distributed() else 1
+    threads = args.threads if args.threads is not None else (1 if cpu else None)
+    return jobs, threads
+
+
 def _apply_process_options(args: argparse.Namespace, spec) -> None:
     """Settings of this process, checked before any work: threads, data and weights locations, device, executor."""
     from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
     from odebench.bench.harness.runtime import resolve_device
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    _apply_locations(args)
+    args.jobs, threads = _resolve_parallelism(args, spec)
+    if threads is not None:
         import torch
 
         # small models on a shared machine run many times slower when every process takes all cores; the
         # job context carries this count to every worker (odebench.bench.harness.plan.JobContext.threads),
-        # Ray's included
-        torch.set_num_threads(args.threads)
+        # the pool's and Ray's included
+        torch.set_num_threads(threads)
+    try:
+        resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
+        get_executor(args.executor, args.address, args.jobs)  # a missing Ray fails here, before any work
+    except (RuntimeError, ValueError, ExecutorUnavailable) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _apply_locations(args: argparse.Namespace) -> None:
+    """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset)."""
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
     if args.inception_weights is not None:
         os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by odebench.metrics.fid
-    try:
-        resolve_device(args.device or spec.device)  # fail before any work when cuda is asked for and absent
-        get_executor(args.executor, args.address)  # a missing Ray fails here, before any work
-    except (RuntimeError, ValueError, ExecutorUnavailable) as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def _waits_for_rank_zero(spec) -> bool:
@@ -115,17 +191,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.report.summary import summary_text
 
     spec = _load_spec(args.spec)
+    _check_option_values(args)
+    _check_out(args.out, create=False)
     if args.dry_run:
+        _apply_locations(args)
         try:
             _print_plan(spec, args.out)
-        except DataDirError as exc:  # planning loads every dataset
+        except DataDirError as exc:
             raise UsageError(str(exc)) from exc
         return 0
     _apply_process_options(args, spec)
+    _check_out(args.out, create=True)
+    earlier = _earlier(spec, args.out)
+    if earlier:  # said before any work, and again in the closing summary
+        print(f"note: {earlier}", file=sys.stderr)
     try:
         summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                             executor=args.executor, address=args.address, precision=args.precision,
-                            compile=args.compile or None)
+                            compile=args.compile or None, jobs=args.jobs)
     except (DataDirError, PrecisionMismatch, RunRefused) as exc:  # raised before anything is trained or written
         raise UsageError(str(exc)) from exc
     if _waits_for_rank_zero(spec):
@@ -158,19 +241,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"{root} holds no sweep records (expected {root}/cells/*.json, or sweep folders such "
                          f"as {root}/quick/cells); run `odebench run --out DIR` first")
     for sweep_dir in sweeps:
-        report = _write_report(sweep_dir, args.cache, not args.no_figures)
+        try:
+            report = _write_report(sweep_dir, args.cache, not args.no_figures)
+        except PermissionError as exc:
+            raise UsageError(f"cannot write the report in {sweep_dir} ({exc.strerror}: {exc.filename}); copy the "
+                             f"sweep folder somewhere you can write and report that copy") from exc
         print(f"report of {sweep_dir}: {report.dir / 'index.html'}")
         for f in report.files:
             print(f"  {f}")
     return 0
 
 
+RUN_DESCRIPTION = """\
+Train every model of a sweep spec once, sample it with every solver and budget,
+measure, and write the report.
+
+Where results go: OUT/<spec name>/, where OUT is --out (default: results):
+  cells/<cell id>.json   one record per cell
+  index.html             the report (open it from disk), with leaderboard.md,
+                         .csv, .tex, .html and figures/
+Trained models are cached in OUT/.cache/models, shared by every sweep under OUT.
+
+Re-running the same command resumes: finished cells are skipped, cached models
+reused and failed cells tried again. A run stopped at any moment (Ctrl-C
+included) loses only the cells it was working on. --dry-run prints what a run
+would do, without training."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="odebench", description="Benchmark ODE/SDE generative models.")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')")
+    from odebench import __version__
+
+    p = argparse.ArgumentParser(prog="odebench", description="Benchmark ODE/SDE generative models.",
+                                epilog="Start with `odebench run` (the built-in CPU sweep 'quick'), then open "
+                                       "results/quick/index.html. `odebench COMMAND --help` for more.")
+    p.add_argument("--version", action="version", version=f"odebench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')",
+                       description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
-    r.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    r.add_argument("--out", default="results", type=Path,
+                   help="results root (default: results): records and report in OUT/<spec name>/, trained "
+                        "models in OUT/.cache/models")
     r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the plan (cells done / skipped and why / to run, trainings) and exit")
@@ -187,8 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inception-weights", default=None, type=Path,
                    help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION")
     r.add_argument("--threads", type=int, default=None,
-                   help="CPU threads torch uses per process (default: torch's choice, all cores); on a busy "
-                        "machine 1 avoids oversubscription. Recorded in each record's environment")
+                   help="torch threads per process (default on a CPU: 1). Records are bit-identical across "
+                        "--jobs at the same --threads; each record stores its thread count")
+    r.add_argument("--jobs", type=int, default=None,
+                   help="worker processes running trainings and cells side by side (default on a CPU: one per "
+                        "core; on a GPU: 1). --jobs 1 runs everything in this process")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")
@@ -198,18 +312,45 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: <results root>/.cache/models)")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.set_defaults(func=_cmd_report)
-    ls = sub.add_parser("list", help="list registered methods, solvers, datasets, metrics and specs")
+    from odebench.bench.harness.catalog import CATEGORIES
+
+    ls = sub.add_parser("list", help="registered methods, solvers, datasets, metrics and specs, one line each")
+    ls.add_argument("category", nargs="?", choices=CATEGORIES, metavar="KIND",
+                    help=f"one of {', '.join(CATEGORIES)} (default: all)")
+    ls.add_argument("-v", "--verbose", action="store_true",
+                    help="hparams and options with their defaults, and which solvers and metrics apply")
     ls.set_defaults(func=_cmd_list)
+    sh = sub.add_parser("show", help="one method, solver, dataset, metric, network or spec in full")
+    sh.add_argument("name", help="a registered name, e.g. rf, dopri5, moons, w2, quick")
+    sh.set_defaults(func=_cmd_show)
     return p
 
 
+def _quiet_stdout() -> None:
+    """The reader of our output went away (``odebench list | head``): send what is left to /dev/null, so
+    that the interpreter's last flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `odebench`: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume (a run keeps every cell it finished)",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the output was cut short on purpose (a pager, `head`): not an error
+        _quiet_stdout()
+        return 0
 
 
 if __name__ == "__main__":

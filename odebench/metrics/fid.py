@@ -181,7 +181,9 @@ def _default_stats_dir() -> str:
 
 @register_metric("fid", higher_is_better=False, reference="arXiv:1706.08500; clean-fid arXiv:2104.11222",
                  variant="clean-fid 'clean' mode, TF Inception 2015-12-05 (torchscript)", kinds=("image",),
-                 headline_rank=1)
+                 headline_rank=1,
+                 reading=('FID is >= 0 with a floor above 0 at a finite sample size; compare values only at '
+                          'equal sample counts.'))
 def _fid(ctx: EvalContext) -> dict:
     """FID (clean-fid's Inception, 'clean' resize) of samples vs held-out data; needs the weights file."""
     opts = ctx.opts("fid")
@@ -211,7 +213,9 @@ def _fid(ctx: EvalContext) -> dict:
 
 
 @register_metric("fd_digits", higher_is_better=False, reference="odebench digits CNN (not Inception)",
-                 variant="Fréchet distance in a digits classifier's 64-d features", kinds=("image",), headline_rank=0)
+                 variant="Fréchet distance in a digits classifier's 64-d features", kinds=("image",), headline_rank=0,
+                 reading=('FD in digits-CNN features is >= 0 with a floor above 0 at a finite sample size; it '
+                          'is not FID and not comparable with published FIDs.'))
 def _fd_digits(ctx: EvalContext) -> dict:
     """Fréchet distance in the 64-d features of odebench's digits classifier (offline, CPU; not FID)."""
     opts = ctx.opts("fd_digits")

@@ -255,7 +255,10 @@ def _nll_config(opts: dict, dim: int) -> NLLConfig:
 
 @register_metric("nll", higher_is_better=False, reference="arXiv:1810.01367 (FFJORD)",
                  variant="instantaneous change of variables, data -> source; exact trace up to D = 128",
-                 per_model=True, family="likelihood")
+                 per_model=True, family="likelihood",
+                 reading=("NLL of continuous data is negative wherever the model's density exceeds 1 (common "
+                          'on the 2-D sets): a negative value is no error, only differences between methods '
+                          'matter.'))
 def _nll_metric(ctx: EvalContext) -> dict:
     """NLL of held-out data (nats per point; .bpd bits/dim, with dequantization for images)."""
     opts = ctx.opts("nll")

@@ -78,7 +78,8 @@ def _pr(ctx: EvalContext, name: str) -> tuple[float, float, dict]:
 
 
 @register_metric("precision", higher_is_better=True, reference="arXiv:1904.06991",
-                 variant="k-NN manifold, k = 3")
+                 variant="k-NN manifold, k = 3",
+                 reading='Precision is a share in [0, 1], higher is better; 0 means no sample lies near the data.')
 def _precision(ctx: EvalContext) -> dict:
     """Improved precision: share of samples inside the k-NN manifold of held-out data."""
     p, _, settings = _pr(ctx, "precision")
@@ -86,7 +87,8 @@ def _precision(ctx: EvalContext) -> dict:
 
 
 @register_metric("recall", higher_is_better=True, reference="arXiv:1904.06991",
-                 variant="k-NN manifold, k = 3")
+                 variant="k-NN manifold, k = 3",
+                 reading='Recall is a share in [0, 1], higher is better; 0 means the samples cover none of the data.')
 def _recall(ctx: EvalContext) -> dict:
     """Improved recall: share of held-out data inside the k-NN manifold of the samples."""
     _, r, settings = _pr(ctx, "recall")

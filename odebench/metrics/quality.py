@@ -118,13 +118,19 @@ def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
 
 
 @register_metric("w2", higher_is_better=False, reference="POT ot.emd2", variant="exact, uniform weights",
-                 headline_rank=2)
+                 headline_rank=2,
+                 reading=('W2 is >= 0; two independent draws of the same law are not 0 apart at a finite '
+                          'sample size, so compare methods with one another (and with that floor), not with 0 '
+                          '(two 2000-point draws of moons are about 0.1 apart).'))
 def _w2(ctx: EvalContext) -> float:
     """Exact 2-Wasserstein distance between samples and held-out data (POT network simplex)."""
     return wasserstein2(*_capped(ctx, "w2", 4000))
 
 
-@register_metric("sliced_w", higher_is_better=False, variant="sliced W2, 256 projections", headline_rank=4)
+@register_metric("sliced_w", higher_is_better=False, variant="sliced W2, 256 projections", headline_rank=4,
+                 reading=('Sliced W2 is >= 0; two independent draws of the same law are not 0 apart at a '
+                          'finite sample size, so compare methods with one another (and with that floor), not '
+                          'with 0.'))
 def _sliced(ctx: EvalContext) -> float:
     """Sliced 2-Wasserstein distance over random directions."""
     return sliced_wasserstein(ctx.samples, ctx.reference, int(ctx.opts("sliced_w").get("n_projections", 256)),
@@ -132,19 +138,27 @@ def _sliced(ctx: EvalContext) -> float:
 
 
 @register_metric("mmd", higher_is_better=False, variant="unbiased MMD^2, RBF x (0.5, 1, 2, 4) x median",
-                 headline_rank=5)
+                 headline_rank=5,
+                 reading=('The unbiased MMD^2 estimate is 0 on average when samples and data share their law, '
+                          'so it can come out slightly negative: a value within noise of 0, negative or not, '
+                          'means no difference detectable at this sample size, not better than 0.'))
 def _mmd(ctx: EvalContext) -> float:
     """Unbiased squared MMD with a multi-bandwidth RBF kernel."""
     return mmd_rbf(*_capped(ctx, "mmd", 4000))
 
 
-@register_metric("energy", higher_is_better=False, variant="V-statistic", headline_rank=6)
+@register_metric("energy", higher_is_better=False, variant="V-statistic", headline_rank=6,
+                 reading=('The energy distance is >= 0, and the V-statistic keeps a small positive floor: two '
+                          'independent draws of the same law are not 0 apart at a finite sample size, so compare '
+                          'methods with one another (and with that floor), not with 0.'))
 def _energy(ctx: EvalContext) -> float:
     """Energy distance between samples and held-out data."""
     return energy_distance(*_capped(ctx, "energy", 4000))
 
 
-@register_metric("fd", higher_is_better=False, variant="raw coordinates", headline_rank=3)
+@register_metric("fd", higher_is_better=False, variant="raw coordinates", headline_rank=3,
+                 reading=('FD is >= 0 and compares only means and covariances: 0 does not mean equal laws, and'
+                          ' at a finite sample size its floor is above 0.'))
 def _fd(ctx: EvalContext) -> float:
     """Fréchet distance of the raw coordinates (Gaussian fit of samples vs held-out data)."""
     return frechet_from_samples(ctx.samples, ctx.reference)

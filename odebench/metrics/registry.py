@@ -89,6 +89,9 @@ class Metric:
     family: str = "quality"
     #: preference as a dataset's headline metric (lower first); None: never the headline
     headline_rank: int | None = None
+    #: one sentence for the report, under every table showing the metric: what its values mean near zero,
+    #: below zero or at their floor (e.g. an unbiased estimate that can dip below 0)
+    reading: str = ""
 
     def metadata(self) -> dict[str, Any]:
         meta = {"higher_is_better": self.higher_is_better, "reference": self.reference, "variant": self.variant}
@@ -104,12 +107,14 @@ FAMILIES = ("quality", "path", "likelihood")
 
 def register_metric(name: str, *, higher_is_better: bool, reference: str = "", variant: str = "",
                     kinds: tuple[str, ...] = ("points", "image"), needs_trajectory: bool = False,
-                    per_model: bool = False, family: str = "quality", headline_rank: int | None = None):
+                    per_model: bool = False, family: str = "quality", headline_rank: int | None = None,
+                    reading: str = ""):
     """Decorator for ``fn(ctx: EvalContext) -> float | dict``; its docstring's first line describes it.
 
     ``per_model=True`` declares that ``fn`` reads only ``dynamics``, ``log_prob_source``, ``reference``,
     the data fields, ``gen`` and its options (never the cell's samples or trajectory); see Metric.per_model.
-    ``family`` and ``headline_rank`` place it in the report (see Metric).
+    ``family`` and ``headline_rank`` place it in the report, ``reading`` tells its reader what a value near
+    or below zero means (see Metric).
     """
     if family not in FAMILIES:
         raise ValueError(f"metric {name!r}: family must be one of {FAMILIES}, got {family!r}")
@@ -117,7 +122,7 @@ def register_metric(name: str, *, higher_is_better: bool, reference: str = "", v
     def deco(fn):
         doc = (fn.__doc__ or "").strip().splitlines()
         METRICS.add(name, Metric(name, fn, higher_is_better, reference, variant, kinds, doc[0] if doc else "",
-                                 needs_trajectory, per_model, family, headline_rank))
+                                 needs_trajectory, per_model, family, headline_rank, reading))
         return fn
 
     return deco

@@ -140,7 +140,9 @@ def _straightness_values(ctx: EvalContext, name: str) -> tuple[float, float, dic
 
 @register_metric("straightness", higher_is_better=False, reference="arXiv:2209.03003",
                  variant="Liu et al.: sum over dims; reference rk4 grid + solver path", needs_trajectory=True,
-                 family="path")
+                 family="path",
+                 reading=('Straightness is >= 0 and 0 only for straight paths at constant speed, which one '
+                          'Euler step solves exactly; near 0 means few solver steps suffice.'))
 def _straightness(ctx: EvalContext) -> dict:
     """Straightness: integral of E||(Z1 - Z0) - v(Z_t, t)||^2 dt (sum over dims); .solver_path: sampler's."""
     ref, path, settings = _straightness_values(ctx, "straightness")
@@ -148,7 +150,9 @@ def _straightness(ctx: EvalContext) -> dict:
 
 
 @register_metric("curvature", higher_is_better=False, reference="arXiv:2301.12003",
-                 variant="Lee et al.: straightness / D (mean over dims)", needs_trajectory=True, family="path")
+                 variant="Lee et al.: straightness / D (mean over dims)", needs_trajectory=True, family="path",
+                 reading=('Curvature is >= 0 and 0 only for straight paths at constant speed; near 0 means few'
+                          ' solver steps suffice.'))
 def _curvature(ctx: EvalContext) -> dict:
     """Curvature (Lee et al.): the straightness averaged over dimensions; .solver_path: the sampler's."""
     ref, path, settings = _straightness_values(ctx, "curvature")
@@ -157,7 +161,10 @@ def _curvature(ctx: EvalContext) -> dict:
 
 
 @register_metric("transport_cost", higher_is_better=False, reference="arXiv:2209.03003",
-                 variant="E||Z1 - Z0||^p of the sampler's coupling; .excess over exact OT (POT emd2)", family="path")
+                 variant="E||Z1 - Z0||^p of the sampler's coupling; .excess over exact OT (POT emd2)", family="path",
+                 reading=("The exact OT cost (.ot) of the same two sets bounds the sampler's cost from below, "
+                          'so .excess is >= 0 up to floating-point rounding: a value such as -2e-15 is 0, a '
+                          'coupling as cheap as optimal transport.'))
 def _transport(ctx: EvalContext) -> dict:
     """Transport cost E||Z1 - Z0||^p of the sampler's coupling, the exact OT cost, and the excess (>= 0)."""
     opts = _check(ctx, "transport_cost", {"max_points", "p"})

@@ -64,8 +64,8 @@ def test_plugin_is_listed_and_runs_in_a_sweep(plugin_env, shadowing_folder):
     tmp_path = shadowing_folder
     listed = run_cli(["list"], plugin_env, tmp_path)
     assert listed.returncode == 0, listed.stderr
-    methods_line = next(line for line in listed.stdout.splitlines() if line.startswith("methods:"))
-    assert "fm_trig" in methods_line.split(":", 1)[1].replace(",", " ").split()
+    methods = listed.stdout.split("methods (")[1].split("\n\n")[0]  # one line per method, with its description
+    assert any(line.split()[:1] == ["fm_trig"] for line in methods.splitlines()[1:])
     assert "failed to load" not in listed.stderr
 
     spec = tmp_path / "plugin.toml"

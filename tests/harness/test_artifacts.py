@@ -5,7 +5,6 @@ model store (round trip, meta file, hash checks) and the record store (files, re
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 
 import pytest
@@ -59,6 +58,10 @@ def test_the_final_path_shows_only_whole_contents(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ the model store
+#: model keys are 16 hex digits (a config hash); the store names files after them
+KEY, KEY1 = "0123456789abcdef", "fedcba9876543210"
+
+
 def _net(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Linear(3, 2)
@@ -76,28 +79,26 @@ def test_a_saved_model_loads_back_with_its_meta_in_a_stable_json_file(tmp_path):
     """save/load round trip: same weights, the meta plus key and sha256 of the weights file, written as
     indented JSON with sorted keys (values JSON cannot hold, such as paths, as their text)."""
     store = ArtifactStore(tmp_path)
-    store.save("k1", _net(0), {"zeta": 1, "alpha": tmp_path / "x"})
-    weights, meta_path = store.paths("k1")
-    full = {"alpha": str(tmp_path / "x"), "key": "k1", "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-            "zeta": 1}
+    store.save(KEY1, _net(0), {"zeta": 1, "alpha": tmp_path / "x"})
+    weights, meta_path = store.paths(KEY1)
+    full = {"alpha": str(tmp_path / "x"), "key": KEY1, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "weights": weights.name, "zeta": 1}
     assert meta_path.read_text() == json.dumps(full, indent=2, sort_keys=True)
     fresh = _net(1)
-    assert store.load("k1", fresh) == full  # default device: the CPU
+    assert store.load(KEY1, fresh) == full  # default device: the CPU
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), _net(0).state_dict().values(),
                                                   strict=True))
 
 
-def test_a_model_without_its_meta_is_not_cached(tmp_path):
-    """Weights without their meta (a save cut short) or a meta without weights do not count as stored."""
+def test_a_meta_without_its_weights_is_not_cached(tmp_path):
+    """A meta whose weights file is gone does not count as stored (weights published without their meta do:
+    they carry their meta and their hash name, see test_publish_and_cleanup.py)."""
     store = ArtifactStore(tmp_path)
-    store.save("k", _net(0), {})
-    weights, meta_path = store.paths("k")
-    assert store.has("k")
-    meta_path.unlink()
-    assert not store.has("k")
-    store.save("k", _net(0), {})
+    store.save(KEY, _net(0), {})
+    weights, meta_path = store.paths(KEY)
+    assert store.has(KEY) and weights.name.startswith(KEY + ".") and weights.name != KEY + ".pt"
     weights.unlink()
-    assert not store.has("k")
+    assert not store.has(KEY)
 
 
 _UNPICKLED = []
@@ -116,13 +117,13 @@ class _Payload:
 def test_a_checkpoint_with_code_in_it_is_never_unpickled(tmp_path):
     """A weights file holding an arbitrary pickle, with a meta whose hash matches, is refused unexecuted."""
     store = ArtifactStore(tmp_path)
-    store.save("k", _net(0), {})
-    weights, meta_path = store.paths("k")
+    store.save(KEY, _net(0), {})
+    weights, meta_path = store.paths(KEY)
     torch.save(_Payload(), weights)
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "sha256": artifacts.sha256_file(weights)}))
-    with pytest.raises(pickle.UnpicklingError):
-        store.load("k", _net(0))
+    with pytest.raises(artifacts.CorruptArtifact, match="cannot load model file"):
+        store.load(KEY, _net(0))
     assert _UNPICKLED == []
 
 
@@ -139,24 +140,39 @@ def test_only_ok_and_skipped_records_finish_a_cell(record, finished):
     assert is_finished(record) is finished
 
 
+def _sound_records(n: int) -> list[dict]:
+    """Records of ``n`` real cells of a tiny spec (their configs hash to their ids, as the schema asks)."""
+    from harness_tiny import tiny_spec
+
+    from odebench.bench.harness.records import base_record
+    from odebench.bench.harness.spec import parse_spec
+
+    cells = parse_spec(tiny_spec(solvers=[{"name": "euler", "nfe": list(range(1, n + 1))}])).cells
+    return [{**base_record(c, "cpu"), "status": "ok", "reason": None, "metrics": {"w2": 0.5}, "timings": {},
+             "nfe": c.nfe} for c in cells]
+
+
 def test_records_are_written_as_stable_json_and_read_back(tmp_path):
     """A record file is indented JSON with sorted keys (paths as text); read() returns it, finished() uses it."""
     store = RecordStore(tmp_path)
-    rec = _record("c1", metrics={"w2": 0.5}, where=tmp_path)
+    rec = {**_sound_records(1)[0], "sample_sheet": tmp_path / "s.png"}
+    cell_id = rec["cell_id"]
     path = store.write(rec)
-    assert path == tmp_path / "cells" / "c1.json"
-    assert path.read_text() == json.dumps({**rec, "where": str(tmp_path)}, indent=2, sort_keys=True)
-    assert store.read("c1") == {**rec, "where": str(tmp_path)}
-    assert store.finished("c1") and store.read("missing") is None and not store.finished("missing")
+    assert path == tmp_path / "cells" / f"{cell_id}.json"
+    as_text = {**rec, "sample_sheet": str(tmp_path / "s.png")}
+    assert path.read_text() == json.dumps(as_text, indent=2, sort_keys=True, default=str)
+    assert store.read(cell_id) == json.loads(path.read_text())
+    assert store.finished(cell_id) and store.read("missing") is None and not store.finished("missing")
 
 
 def test_an_unreadable_record_file_hides_no_other_record(tmp_path):
     """records() skips a corrupt file and still returns every readable record after it."""
     store = RecordStore(tmp_path)
-    for cell in ("b", "c"):
-        store.write(_record(cell))
-    (tmp_path / "cells" / "a.json").write_text("{ not json")
-    assert [r["cell_id"] for r in store.records()] == ["b", "c"]
+    records = _sound_records(2)
+    for rec in records:
+        store.write(rec)
+    (tmp_path / "cells" / "0000.json").write_text("{ not json")
+    assert sorted(r["cell_id"] for r in store.records()) == sorted(r["cell_id"] for r in records)
 
 
 def test_migrate_reads_unversioned_records_and_refuses_newer_ones():
@@ -186,5 +202,16 @@ def test_the_temporary_file_lives_beside_the_target(tmp_path, monkeypatch):
         return real_replace(src, dst)
 
     monkeypatch.setattr(artifacts.os, "replace", spying_replace)
-    atomic_write_bytes(tmp_path / "sub" / "r.json", b"{}")
+    atomic_write_bytes(tmp_path / "sub" / "r.json", b"{}", root=tmp_path)
     assert renames == [(tmp_path / "sub", tmp_path / "sub")]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    """A temp file is created 0o600; the final file must be as shareable as an ordinary write would make it."""
+    before = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "record.json", b"{}", root=tmp_path)
+    finally:
+        os.umask(before)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == mode

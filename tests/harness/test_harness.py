@@ -153,7 +153,8 @@ def test_broken_methods_fail_their_cells_and_the_sweep_goes_on(broken_methods, t
     spec = tiny_spec(name="broken", methods=[{"name": n} for n in broken_methods] + [{"name": "fm_ot"}])
     path = tmp_path / "broken.toml"
     path.write_text(to_toml(spec))
-    assert main(["run", "--spec", str(path), "--out", str(tmp_path), "--no-progress"]) == 1
+    # --jobs 1: the broken methods are registered in this process only, not in worker processes
+    assert main(["run", "--spec", str(path), "--out", str(tmp_path), "--no-progress", "--jobs", "1"]) == 1
     captured = capsys.readouterr()
     by_method: dict[str, set] = {}
     for r in RecordStore(tmp_path / "broken").records():
@@ -169,7 +170,7 @@ def test_broken_methods_fail_their_cells_and_the_sweep_goes_on(broken_methods, t
     assert "models: 4 needed, 2 trained" in captured.out  # the two raising in training saved nothing
 
     # a re-run retries only the failed cells; fm_ot's records stay as they were
-    assert main(["run", "--spec", str(path), "--out", str(tmp_path), "--no-progress"]) == 1
+    assert main(["run", "--spec", str(path), "--out", str(tmp_path), "--no-progress", "--jobs", "1"]) == 1
     assert "2 already done" in capsys.readouterr().out
 
 

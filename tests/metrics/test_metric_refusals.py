@@ -60,6 +60,6 @@ def test_a_metric_that_returns_nan_is_failed_for_the_cell(monkeypatch):
 
     monkeypatch.setattr(odebench.bench.harness.run, "METRICS", Registry())
     ctx = EvalContext(samples=torch.randn(8, 2), reference=torch.randn(8, 2))
-    values, info = measure_cell(cell, ctx, ["w2", "sliced_w"], "key", "cpu")
+    values, info, _ = measure_cell(cell, ctx, ["w2", "sliced_w"], "key", "cpu")
     assert set(values) == {"w2"} and info["sliced_w"]["status"] == "failed"
     assert "NaN/inf" in info["sliced_w"]["reason"]

@@ -15,6 +15,7 @@ from matplotlib.image import imread
 from odebench.bench.harness.records import SCHEMA_VERSION, RecordStore
 from odebench.bench.harness.spec import parse_spec
 from odebench.bench.report.build import write_report
+from odebench.bench.report.format import fmt_sig, unmark
 from odebench.bench.report.tables import fmt_stat, load_sweep
 
 RAW_SPEC = {
@@ -144,13 +145,13 @@ def test_numbers_match_records(fixture_report):
     # fm_ot at NFE 4: heun (base - 0.05) beats euler; two seeds -> mean ± std
     heun = _values(records, "fm_ot", 1, "heun", 4)
     assert len(heun) == 2
-    row = best.frame.set_index("method").loc["fm_ot"]
+    row = best.frame.set_index("method").loc["fm_ot"].map(lambda v: unmark(v)[0])
     assert row["NFE 4"] == f"{fmt_stat(heun)} [heun]"
-    assert fmt_stat(heun) == f"{np.mean(heun):.4g} ± {np.std(heun, ddof=1):.2g}"
+    assert fmt_stat(heun) == f"{fmt_sig(np.mean(heun))} ± {fmt_sig(np.std(heun, ddof=1), 2)}"
     # the adaptive column names the NFE actually used (mean of 26 and 27 over the seeds)
     assert row["tol 0.001"].endswith("[dopri5, NFE 26.5]")
     cell = per_solver.frame.set_index(["method", "solver"]).loc[("rf", "euler"), "NFE 1"]
-    assert cell == fmt_stat(_values(records, "rf", 1, "euler", 1))
+    assert unmark(cell)[0] == fmt_stat(_values(records, "rf", 1, "euler", 1))
     csv = pd.read_csv(sweep_dir / "leaderboard.csv")
     got = csv[(csv["method"] == "rf(k=2)") & (csv["solver"] == "heun") & (csv["budget"] == "NFE 4")].iloc[0]
     want = _values(records, "rf", 2, "heun", 4)
@@ -177,7 +178,7 @@ def test_per_model_nll_is_one_row_per_method_with_its_own_solve(tmp_path):
     assert list(table["method"]) == ["fm_ot", "rf", "rf(k=2)"]
     assert set(table["solve"]) == {"dopri5 tol 0.0001, hutchinson x1"} and set(table["NFE"]) == {"72"}
     assert set(table["seeds"]) == {2}
-    assert set(table["nll"]) == {"1.55 ± 0.071"}  # seeds 0 and 1: 1.5 and 1.6, each counted once
+    assert set(table["nll"]) == {"1.550 ± 0.071"}  # seeds 0 and 1: 1.5 and 1.6, each counted once
     stems = {Path(f.png).stem.rsplit("_", 1)[0] for s in report.sections for f in s.figures}
     assert "nll_vs_nfe" not in stems
 

@@ -68,6 +68,27 @@ class Dataset:
         return out if device is None else out.to(device)
 
 
+KINDS = ("points", "image")
+
+
+def declare_kind(kind: str):
+    """Decorator for a registered loader: the kind of data it returns ("points" or "image"), known without
+    loading anything, so that a spec check can tell which metrics fit the dataset before any work."""
+    if kind not in KINDS:
+        raise ValueError(f"dataset kind must be one of {KINDS}, got {kind!r}")
+
+    def deco(loader):
+        loader.kind = kind
+        return loader
+
+    return deco
+
+
+def dataset_kind(name: str) -> str | None:
+    """The declared kind of a registered dataset (None: its loader declares none; it is known once loaded)."""
+    return getattr(DATASETS.get(name), "kind", None)
+
+
 def load_dataset(name: str, data_seed: int = 0, **options) -> Dataset:
     """Build a registered dataset; unknown names raise with the known ones."""
     return DATASETS.get(name)(data_seed=data_seed, **options)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from odebench.bench.data.base import DATASETS, Dataset
+from odebench.bench.data.base import DATASETS, Dataset, declare_kind
 
 
 @DATASETS.register("digits")
+@declare_kind("image")
 def digits(data_seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1797 images, 17 grey levels 0..16), as [N, 1, 8, 8] in [-1, 1].
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from odebench.bench.data.base import DATASETS, Dataset
+from odebench.bench.data.base import DATASETS, Dataset, declare_kind
 
 DATA_ENV = "ODEBENCH_DATA"
 CIFAR_DIR = "cifar-10-batches-py"
@@ -105,6 +105,7 @@ def _variant_name(base: str, **content: object) -> str:
 
 
 @DATASETS.register("cifar10")
+@declare_kind("image")
 def cifar10(data_seed: int = 0, data_dir: str | None = None, hflip: bool = True, n_train: int | None = None,
             n_test: int | None = None) -> Dataset:
     """CIFAR-10 from ``<data_dir>/cifar-10-batches-py``: the official 50,000 / 10,000 split, [N, 3, 32, 32].
@@ -148,6 +149,7 @@ def _load_image(path: Path, resolution: int, mode: str) -> np.ndarray:
 
 
 @DATASETS.register("imagefolder")
+@declare_kind("image")
 def imagefolder(data_seed: int = 0, data_dir: str | None = None, resolution: int = 32, channels: int = 3,
                 test_fraction: float = 0.1, hflip: bool = False) -> Dataset:
     """Every .png/.jpg/.jpeg file under ``data_dir`` (recursively), centre-cropped and resized, [N, C, R, R].

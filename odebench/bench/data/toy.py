@@ -25,6 +25,7 @@ def _register_toy(name: str):
             return _toy(name, draw, data_seed, n_train, n_test)
 
         loader.__doc__ = draw.__doc__
+        loader.kind = "points"
         DATASETS.add(name, loader)
         return draw
 

@@ -41,16 +41,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, root: str | Path) -> Path:
     """Write via a temp file in the same folder, fsync, then os.replace: readers never see half a file.
 
-    ``root`` is the folder the write must stay in (safe_paths.inside); returns the resolved path written.
+    ``root`` is the folder the write must stay in (safe_paths.inside); returns the resolved path written. The
+    file gets the mode an ordinary ``open(path, "w")`` would give (0o666 less the umask, 0o644 typically), not the
+    0o600 of a temp file, so a results folder can be shared.
     """
     path = inside(root, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -87,7 +87,7 @@ def record_problem(record: Any, cell_id: str) -> str | None:
         return "metrics is not an object of numbers"
     if clash := sorted(k for k in metrics if k in FRAME_COLUMNS or k.startswith(("time_", "hp.")) or not k):
         return f"metrics uses reserved names {', '.join(map(repr, clash))[:100]}"
-    for key in ("metric_info", "timings", "environment", "runtime", "budgets", "metric_failures"):
+    for key in ("metric_info", "timings", "environment", "runtime", "budgets", "metric_failures", "training"):
         if not isinstance(record.get(key, {}), dict):
             return f"{key} is not an object"
     if not all(isinstance(v, dict) for v in record.get("metric_info", {}).values()):

@@ -2,10 +2,11 @@
 
 Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version``, the resolved ``config``
 and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
-actual ``nfe``, ``timings`` (train/sample/metric seconds) and ``environment``. Older schema versions are
-migrated on load. A file that fails the schema (odebench.bench.harness.record_schema) is *corrupt*: reading
-never returns it (its cell counts as not run) and ``RecordStore.corrupt`` says why; a run moves it aside with
-``RecordStore.quarantine`` and evaluates the cell again.
+``metric_failures`` (only where a metric failed alone: metric -> reason, the others kept), actual ``nfe``,
+``timings`` (train/sample/metric seconds), ``training`` (the model's cost and convergence) and ``environment``.
+Older schema versions are migrated on load. A file that fails the schema (odebench.bench.harness.record_schema)
+is *corrupt*: reading never returns it (its cell counts as not run) and ``RecordStore.corrupt`` says why; a run
+moves it aside with ``RecordStore.quarantine`` and evaluates the cell again.
 """
 
 from __future__ import annotations
@@ -70,8 +71,20 @@ def skipped_record(cell: Cell, device: str, reason: str) -> dict[str, Any]:
 
 
 def is_finished(record: dict[str, Any] | None) -> bool:
-    """Whether a record (None: no file) ends its cell: ok or skipped; failed cells run again."""
-    return record is not None and record.get("status") in FINISHED
+    """Whether a record (None: no file) ends its cell: ok or skipped; failed cells run again, and so do cells
+    with a failed metric (``metric_failures``: metric -> reason; their other metrics were kept)."""
+    return record is not None and record.get("status") in FINISHED and not record.get("metric_failures")
+
+
+class NoRecords(FileNotFoundError):
+    """A folder read as a sweep holds no records; the message names the sweep folders found nearby."""
+
+
+def sweep_folders(root: Path) -> list[Path]:
+    """Folders directly under ``root`` that hold records (``<folder>/cells/*.json``)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and any((p / "cells").glob("*.json")))
 
 
 class RecordStore:
@@ -137,7 +150,21 @@ class RecordStore:
         return None
 
     def frame(self) -> pd.DataFrame:
-        return records_frame(self.records())
+        """Every record as one row (see :func:`records_frame`); raises NoRecords, naming the sweep folders
+        it found under or beside this one, when the folder holds none (a wrong path, not an empty sweep)."""
+        records = self.records()
+        if not records:
+            raise NoRecords(self.no_records_message())
+        return records_frame(records)
+
+    def no_records_message(self) -> str:
+        found = sweep_folders(self.dir) or [p for p in sweep_folders(self.dir.parent) if p != self.dir]
+        where = (f"sweep folders found: {', '.join(map(str, found))}; give one of them, e.g. "
+                 f"RecordStore({str(found[0])!r})" if found else
+                 f"no sweep folder (one holding cells/*.json) under {self.dir} or {self.dir.parent} either; "
+                 f"run `odebench run --out DIR` first")
+        state = "does not exist" if not self.dir.exists() else f"holds no records ({self.cells}/*.json)"
+        return f"{self.dir} {state}; {where}"
 
 
 def migrate(record: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of
 from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
+from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest
 from odebench.methods import get_method
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics.registry import MetricUndefined, split_output
@@ -96,6 +97,8 @@ class SweepSummary:
     loaded: int = 0  # of which found in the cache
     seconds: float = 0.0
     executor: str = "local"
+    jobs: int = 1  # worker processes of the local executor (1: in this process)
+    threads: int = 1  # torch intra-op threads per process
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -151,14 +154,14 @@ def sample_cell(cell: Cell, dyn, x0_all: torch.Tensor, runtime: Runtime, need_tr
 
 
 def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_key: str,
-                 device: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """Every metric of the cell on its samples: (values by column, metric_info by metric).
+                 device: str) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
+    """Every metric of the cell on its samples: (values by column, metric_info by metric, failures).
 
-    A metric that cannot be estimated here (it raises MetricUndefined, e.g. MMD from one sample, or returns
-    NaN/inf) is *failed* for this cell: no value, and ``metric_info[name]`` holds ``status = "failed"`` with
-    the reason. Any other exception fails the whole cell, as before.
+    A metric that raises (MetricUndefined when it cannot be estimated here, e.g. MMD from one sample, or any
+    other error) or returns NaN/inf *fails alone*: no value, ``metric_info[name]`` holds ``status = "failed"``
+    with the reason, ``failures`` maps it to the reason, and the cell's other metrics are kept.
     """
-    values, info = {}, {}
+    values, info, failures = {}, {}, {}
     for name in metric_names:
         budgets.check_deadline()  # between metrics: a cell's wall-clock budget also covers its metrics
         metric = METRICS.get(name)
@@ -166,18 +169,21 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
         try:
             out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
             metric_values, settings = split_output(name, out)
-        except MetricUndefined as exc:
-            info[name] = {**meta, "status": "failed", "reason": str(exc)}
+        except budgets.BudgetExceeded:
+            raise  # the cell's wall-clock budget ends the cell, not one metric
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, MetricUndefined) else f"{type(exc).__name__}: {exc}"
+            info[name], failures[name] = {**meta, "status": "failed", "reason": reason}, reason
             continue
         bad = sorted(k for k, v in metric_values.items() if not math.isfinite(v))
         if bad:
-            info[name] = {**meta, "status": "failed", "settings": settings,
-                          "reason": f"{', '.join(bad)} came out NaN/inf: the metric cannot be estimated on "
-                                    f"these samples (too few points, or degenerate ones)"}
+            reason = (f"{', '.join(bad)} came out NaN/inf: the metric cannot be estimated on these samples (too few "
+                      f"points, or degenerate ones)")
+            info[name], failures[name] = {**meta, "status": "failed", "settings": settings, "reason": reason}, reason
             continue
         values.update(metric_values)
         info[name] = {**meta, "settings": settings}
-    return values, info
+    return values, info, failures
 
 
 def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
@@ -216,15 +222,18 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"],
                       train_reference=problem.target.train)
     start = time.perf_counter()
-    values, info = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
+    values, info, failures = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
-    failures = {n: i["reason"] for n, i in info.items() if i.get("status") == "failed"}
-    if failures:
-        record["metric_failures"] = failures
     if samples_dir is not None and problem.target.kind == "image":
         root = write_root if write_root is not None else samples_dir
         record["sample_sheet"] = save_sample_sheet(samples, Path(samples_dir) / f"{cell.id}.png", root=root)
-    return {**record, "status": "ok", "reason": None, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
+    status, reason = "ok", None
+    if failures:
+        record["metric_failures"] = failures  # the cell runs again next time (records.is_finished)
+        if len(failures) == len(metric_names):
+            status = "failed"
+            reason = "metrics: " + "; ".join(f"{m}: {why}" for m, why in failures.items())
+    return {**record, "status": status, "reason": reason, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
 
 
@@ -363,22 +372,24 @@ class _Sink:
         self.summary.status_counts[record["status"]] += 1
         for name, reason in (record.get("metric_failures") or {}).items():
             self.metric_failures.setdefault(name, [0, reason])[0] += 1
+        where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
         if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
-            where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
             self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
         self.bar.update(1)
 
 
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
               progress: bool = True, executor: str = "local", address: str | None = None,
-              precision: str | None = None, compile: bool | None = None) -> SweepSummary:
+              precision: str | None = None, compile: bool | None = None, jobs: int = 1) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec``; returns the summary.
 
     Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
     is trained once (parents first) and shared by all of its cells; ``executor`` ("local" or "ray") decides
     where the jobs run, the records are always written here, one atomic file per cell as it finishes.
     ``device``, ``precision`` ("fp32" | "bf16") and ``compile`` default to the spec's; image cells also save
-    a grid of their samples under ``<out_root>/<spec.name>/samples``.
+    a grid of their samples under ``<out_root>/<spec.name>/samples``. ``jobs`` > 1 runs the local executor's
+    jobs in that many worker processes, each with this process's torch thread count (records are
+    bit-identical to ``jobs=1``).
     """
     from tqdm.auto import tqdm
 
@@ -390,11 +401,11 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     progress = progress and distributed.is_main()
     out_root = Path(out_root)
     out_dir = sweep_dir(out_root, spec.name)  # a name that would leave out_root is refused here
-    runner = get_executor(executor, address)  # fails early, before any work, if Ray is missing
+    runner = get_executor(executor, address, jobs)  # fails early, before any work, if Ray is missing
     # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
     lock = acquire(out_root) if distributed.is_main() else None
     try:
-        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm)
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs)
     finally:
         if lock is not None:
             lock.release()
@@ -414,7 +425,7 @@ def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[s
     return existing, notes
 
 
-def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm) -> SweepSummary:
+def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs) -> SweepSummary:
     device = runtime.device
     store = RecordStore(out_dir, root=out_root)
     artifacts = ArtifactStore(out_root / ".cache" / "models", out_root=out_root)
@@ -424,11 +435,17 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     else:
         existing, notes = {c.id: store.read(c.id) for c in spec.cells}, []
     check_precision(existing, out_dir, runtime.precision)
+    earlier = earlier_note(out_dir, earlier_configs(out_dir, set(existing)), [c.config() for c in spec.cells])
+    if distributed.is_main():
+        write_manifest(out_dir, spec.name, existing, root=out_root)  # the report shows these cells only
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
     check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
                            already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor,
-                           notes=notes)
+                           notes=notes, jobs=jobs if executor == "local" else 1,
+                           threads=torch.get_num_threads())
+    if earlier:
+        summary.notes.append(earlier)
     ctx = JobContext(str(artifacts.root), device, progress and runner.shows_training_progress,
                      torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"),
                      str(out_root), dict(spec.budgets))
@@ -439,8 +456,10 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     for cell in spec.cells:
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
-    runner.run(plan, ctx, train_job, cell_job, sink)
-    sink.close()
-    bar.close()
+    try:
+        runner.run(plan, ctx, train_job, cell_job, sink)
+        sink.close()
+    finally:  # on Ctrl-C too: the bar ends its line before the interruption is reported
+        bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

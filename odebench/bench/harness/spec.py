@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.core.solvers import GRIDS, SOLVERS
-from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE
+from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE, dataset_kind
 from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.artifacts import config_hash
@@ -227,7 +227,7 @@ class _DatasetEntry:
 def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: set[str],
               problems: list[str]) -> list[tuple[str, _DatasetEntry]]:
     """[(path, entry)] for every [[datasets]] table; ``train``/``net``/``eval`` in one override the spec's."""
-    out = []
+    out, uses = [], []
     for where, entry in sc.array_of_tables(raw, "datasets", problems, '[[datasets]] target = "moons"'):
         sc.unknown_keys(entry, DATASET_KEYS, where, problems)
         target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
@@ -252,7 +252,11 @@ def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: 
         train = sc.check_train(entry.get("train", {}), f"{where}.train", problems, base[0])
         net = sc.check_net(entry.get("net", {}), f"{where}.net", problems, base[1])
         ev = sc.check_eval(entry.get("eval", {}), f"{where}.eval", problems, base[2])
+        if isinstance(target, str) and target in DATASETS:
+            own = isinstance(entry.get("eval"), dict) and "metrics" in entry["eval"]
+            uses.append((f"{where}.eval.metrics" if own else "eval.metrics", target, dataset_kind(target), ev))
         out.append((where, _DatasetEntry(str(target), str(source), options, only, train, net, ev)))
+    sc.check_metric_kinds(uses, problems)
     _no_duplicates([(w, (d.target, d.source)) for w, d in out], "target and source", problems)
     return out
 

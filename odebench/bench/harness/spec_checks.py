@@ -173,6 +173,29 @@ def _metric_lists(value: Any, path: str, problems: Problems) -> dict[str, list[s
             if kind in DATA_KINDS}
 
 
+def check_metric_kinds(uses: list[tuple[str, str, str | None, Cfg]], problems: Problems) -> None:
+    """A problem for every metric that would run on a dataset whose kind of data it does not measure
+    (``fd_digits`` on moons): it could only fail, on every cell. ``uses`` holds (key path of the metric list,
+    dataset name, its declared kind, its resolved eval table). A kind the loader does not declare is not
+    checked here (such a metric then fails alone, at evaluation, with its reason)."""
+    from odebench.metrics import METRICS
+
+    misfits: dict[tuple[str, str, str], list[str]] = {}
+    for path, target, kind, ev in uses:
+        if kind is None:
+            continue
+        for m in ev.get("metrics", {}).get(kind, []):
+            if m in METRICS and kind not in METRICS.get(m).kinds:
+                misfits.setdefault((path, m, kind), []).append(target)
+    for (path, m, kind), targets in misfits.items():
+        kinds = METRICS.get(m).kinds
+        fitting = [n for n in METRICS.names() if kind in METRICS.get(n).kinds]
+        which = f"dataset {targets[0]!r} is" if len(targets) == 1 else f"datasets {', '.join(map(repr, targets))} are"
+        problems.append(f"{path}: metric {m!r} measures {' or '.join(kinds)} data, but {which} {kind} data; give "
+                        f"metrics per kind, e.g. metrics = {{{kind} = [...], {kinds[0]} = [\"{m}\"]}}, or drop "
+                        f"it. Metrics for {kind} data: {', '.join(fitting)}")
+
+
 def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = None) -> Cfg:
     """Evaluation settings: sample count, batch size, metrics (per data kind) and metric options."""
     from odebench.metrics import METRICS

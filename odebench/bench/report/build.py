@@ -1,42 +1,53 @@
 """The report of one sweep: leaderboard tables (md, csv, tex, html), figures, and a static index.html.
 
-``write_report(sweep_dir)`` reads every record of ``<results root>/<sweep>/cells`` and writes, in the sweep
-folder:
+``write_report(sweep_dir)`` reads the records of ``<results root>/<sweep>/cells`` that the latest run's spec
+produces (``sweep.json``; every record in a folder from before it) and writes, in the sweep folder:
 
 - ``leaderboard.md`` / ``.tex`` / ``.html``: per dataset, the headline metric (the first of
   registered headline ranks present: FD for digits, W2 for 2-D sets, ...) as methods x NFE,
   mean ± std over seeds, with the best solver at each budget and per solver; every sample-quality metric per
   configuration; straightness / curvature / transport cost (with its exact-OT bound) and NLL where the
-  records hold them; every failed or skipped cell with its reason.
-- ``leaderboard.csv``: one row per (dataset, method, solver, budget) with seed counts by status and every
-  metric's mean and std, at full precision.
+  records hold them; every failed or skipped cell, and every metric that failed alone, with its reason.
+  Numbers follow one rule for significant digits (:mod:`odebench.bench.report.format`), the best value of
+  each column is bold, and each table ends with what near-zero or negative values of its metrics mean
+  (the metric's registered ``reading``).
+- ``leaderboard.csv``: one row per configuration (dataset, method, solver, budget and the hash of the whole
+  configuration less the seed) with seed counts by status and every metric's mean and std, at full precision.
 - ``figures/*.png`` and ``*.pdf`` (see :mod:`odebench.bench.report.plots` and
-:mod:`odebench.bench.report.model_figures`).
-- ``index.html``: every table and figure on one page, relative links only, no scripts.
+  :mod:`odebench.bench.report.model_figures`); the folder is the report's own: each report first removes the
+  figures of the one before.
+- ``index.html``: every table and figure on one page, relative links only, no scripts: the leaderboard
+  tables, then the figures, then the long tables, collapsed; records of an earlier version of the spec are
+  named at the top and listed at the end.
 
-Failed and skipped cells are shown as such in every table, never dropped. The report is total: whatever the
-records hold, it is written, with a note per problem -- a corrupt record file (listed, and counted as
-``corrupt``), a metric a cell could not estimate, a NaN/inf value (inf shows in the tables; non-finite values
-are never plotted, so axes stay finite), a model missing from the cache, a figure that could not be drawn.
+Failed and skipped cells are shown as such in every table, never dropped; records of another configuration
+never share a row (:mod:`odebench.bench.report.tables`). The report is total: whatever the records hold, it is
+written, with a note per problem -- a corrupt record file (listed, and counted as ``corrupt``), a metric a cell
+could not estimate, a NaN/inf value (inf shows in the tables; non-finite values are never plotted, so axes stay
+finite), a model missing from the cache, a figure that could not be drawn.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from odebench.bench.harness.versions import describe_changes
 from odebench.bench.report import training
 from odebench.bench.report.tables import (
     Sweep,
     best_solver_table,
+    earlier_table,
     family_columns,
     headline_metric,
     issues_table,
     load_sweep,
+    metric_failure_notes,
     metric_family_table,
     per_model_table,
     per_solver_table,
@@ -44,14 +55,22 @@ from odebench.bench.report.tables import (
 )
 from odebench.metrics.registry import family_of
 
+EARLIER_TITLE = "Cells from an earlier version of this spec"
+
 
 @dataclass
 class Table:
-    """One titled table of strings (no index; the first columns name the configuration)."""
+    """One titled table of strings (no index; the first columns name the configuration).
+
+    ``reading`` (what near-zero or negative values of its metrics mean) is printed under it; a ``long`` table
+    comes after the figures and is collapsed on the HTML page.
+    """
 
     title: str
     frame: pd.DataFrame
     caption: str = ""
+    reading: str = ""
+    long: bool = False
 
 
 @dataclass
@@ -62,6 +81,16 @@ class Section:
     headline: str | None
     tables: list[Table] = field(default_factory=list)
     figures: list = field(default_factory=list)  # odebench.bench.report.plots.FigureFile
+
+    @property
+    def first_tables(self) -> list[Table]:
+        """The tables above the figures (the leaderboard proper)."""
+        return [t for t in self.tables if not t.long]
+
+    @property
+    def long_tables(self) -> list[Table]:
+        """The tables below the figures."""
+        return [t for t in self.tables if t.long]
 
 
 @dataclass
@@ -75,47 +104,68 @@ class Report:
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: records of the folder the latest spec no longer produces, left out of every table and figure
+    earlier: Table | None = None
+    #: one sentence on them for the top of the page (None: there are none)
+    earlier_note: str | None = None
+
+
+def reading_of(columns) -> str:
+    """The registered reading sentence of every metric among ``columns`` (``nll.bpd`` follows ``nll``)."""
+    from odebench.metrics import METRICS
+
+    out = []
+    for name in dict.fromkeys(c.split(".")[0] for c in columns):
+        if name in METRICS and METRICS.get(name).reading:
+            out.append(f"{name}: {METRICS.get(name).reading}")
+    return " ".join(out)
 
 
 def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table]:
-    """The tables of one dataset (see the module docstring)."""
+    """The tables of one dataset (see the module docstring); the best value of each column is marked."""
     f = sweep.frame[sweep.frame["dataset"] == dataset]
     models = training.model_rows(sweep.records, f)
     unfinished = training.still_improving(models, dataset)
     if unfinished:  # the leaderboards name them: a method whose model has not converged is marked in every row
         f = f.assign(method=[m + training.STILL_IMPROVING if m in unfinished else m for m in f["method"]])
+    lower_of = sweep.lower_is_better
+    best = "best value of each column in bold"
     tables = []
     if metric is not None:
-        lower = sweep.lower_is_better(metric)
+        lower = lower_of(metric)
         direction = "lower" if lower else "higher"
         tables += [
             Table(f"{metric}: best solver per NFE", best_solver_table(f, metric, lower),
                   f"{metric} ({direction} is better), mean ± std over seeds, of the best solver at each "
-                  f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used."),
-            Table(f"{metric} per solver", per_solver_table(f, metric),
-                  f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds."),
+                  f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used; {best}."),
+            Table(f"{metric} per solver", per_solver_table(f, metric, lower),
+                  f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds; {best}.",
+                  reading_of([metric])),
         ]
     used = set(family_columns(sweep, dataset, family_of("path") + family_of("likelihood")))
     quality = [c for c in sweep.metric_columns(dataset) if c not in used]
     if quality:
-        tables.append(Table("All sample-quality metrics", metric_family_table(f, quality),
-                            "Every sample-quality metric the records hold, mean ± std over seeds; NFE is the "
-                            "number of network evaluations actually used."))
+        tables.append(Table("All sample-quality metrics", metric_family_table(f, quality, lower_of),
+                            f"Every sample-quality metric the records hold, mean ± std over seeds; NFE is the "
+                            f"number of network evaluations actually used; {best}.", reading_of(quality), long=True))
     paths = family_columns(sweep, dataset, family_of("path"))
     if paths:
-        tables.append(Table("Straightness, curvature and transport cost", metric_family_table(f, paths),
-                            "Path metrics along each solver's path and transport cost E|Z1 - Z0|^2 of the "
-                            "coupling the sampler produced, with its exact-OT bound where recorded."))
+        tables.append(Table("Straightness, curvature and transport cost", metric_family_table(f, paths, lower_of),
+                            f"Path metrics along each solver's path and transport cost E|Z1 - Z0|^2 of the "
+                            f"coupling the sampler produced, with its exact-OT bound where recorded; {best}.",
+                            reading_of(paths), long=True))
     nll = family_columns(sweep, dataset, family_of("likelihood"))
     once = [c for c in nll if sweep.is_per_model(c)]
     per_cell = [c for c in nll if not sweep.is_per_model(c)]
     if once:
         tables.append(Table("Negative log-likelihood", per_model_table(sweep, f, once),
-                            "NLL of held-out data (nats; bpd = bits per dimension), once per trained model with "
-                            "its own solve (named, with the NFE it used), mean ± std over seeds."))
+                            f"NLL of held-out data (nats; bpd = bits per dimension), once per trained model with "
+                            f"its own solve (named, with the NFE it used), mean ± std over seeds; {best}.",
+                            reading_of(once), long=True))
     if per_cell:  # records from metrics measured along each cell's own solver
-        tables.append(Table("Negative log-likelihood per solver", metric_family_table(f, per_cell),
-                            "NLL of held-out data (nats; bpd = bits per dimension), mean ± std over seeds."))
+        tables.append(Table("Negative log-likelihood per solver", metric_family_table(f, per_cell, lower_of),
+                            f"NLL of held-out data (nats; bpd = bits per dimension), mean ± std over seeds; {best}.",
+                            reading_of(per_cell), long=True))
     if not models.empty:
         rule = next((r for r in models["rule"] if r), "")
         tables.append(Table("Training: cost and convergence", training.training_table(models, dataset),
@@ -127,7 +177,8 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
     issues = issues_table(f)
     if len(issues):
         tables.append(Table("Failed and skipped cells", issues,
-                            "Every cell that did not finish, with the recorded reason."))
+                            "Every cell that did not finish, and every metric that failed alone, with the "
+                            "recorded reason.", long=True))
     return tables
 
 
@@ -216,6 +267,16 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
         counts["corrupt"] = len(sweep.corrupt)
     report = Report(sweep.name, sweep.dir, [], {k: int(v) for k, v in counts.items()},
                     summary=summary_frame(sweep), notes=problem_notes(sweep))
+    if sweep.earlier:
+        current = [r["config"] for r in sweep.records]
+        n = len(sweep.earlier)
+        report.earlier = Table(EARLIER_TITLE, earlier_table(sweep.earlier, current),
+                               "Records in this folder that the spec of its latest run no longer produces, by what "
+                               "changed since; none of them enters a table, figure or the CSV above.")
+        changes = describe_changes([r["config"] for r in sweep.earlier], current)
+        report.earlier_note = (f"{n} cell{'s' if n > 1 else ''} in this folder come{'' if n > 1 else 's'} from an "
+                               f"earlier version of this spec and {'are' if n > 1 else 'is'} left out of every "
+                               f"table and figure: {changes}. \"{EARLIER_TITLE}\" at the end lists them.")
     if sweep.frame.empty:
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report
@@ -233,8 +294,10 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
             report.notes.append(f"{dataset}: tables not built: {type(exc).__name__}: {str(exc)[:200]}")
             tables = []
         section = Section(dataset, metric, tables)
+        frame = sweep.frame[sweep.frame["dataset"] == dataset]
         if metric is None:
             report.notes.append(f"{dataset}: no cell finished with a metric value")
+        report.notes += metric_failure_notes(frame, dataset)
         if figures:
             section.figures, notes = dataset_figures(sweep, dataset, metric, cache)
             report.notes += notes
@@ -247,16 +310,28 @@ def _md_escape(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.map(lambda v: str(v).replace("|", "\\|").replace("\n", " "))
 
 
+def _md_table(t: Table) -> list[str]:
+    reading = [f"*How to read it:* {t.reading}", ""] if t.reading else []
+    return [f"### {t.title}", "", t.caption, "", _md_escape(t.frame).to_markdown(index=False), "", *reading]
+
+
 def to_markdown(report: Report) -> str:
     """The whole report as one markdown page (figures linked relative to the sweep folder)."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts.items())) or "none"
     lines = [f"# Leaderboard: {report.sweep}", "", f"Cells: {counts}.", ""]
+    if report.earlier_note:
+        lines += [f"**Note:** {report.earlier_note}", ""]
     for s in report.sections:
         lines += [f"## {s.dataset}", ""]
-        for t in s.tables:
-            lines += [f"### {t.title}", "", t.caption, "", _md_escape(t.frame).to_markdown(index=False), ""]
+        for t in s.first_tables:
+            lines += _md_table(t)
         for fig in s.figures:
             lines += [f"![{fig.title}]({fig.png})", "", f"{fig.caption} ([PDF]({fig.pdf}))", ""]
+        for t in s.long_tables:
+            lines += _md_table(t)
+    if report.earlier is not None:
+        t = report.earlier
+        lines += [f"## {t.title}", "", t.caption, "", _md_escape(t.frame).to_markdown(index=False), ""]
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     return "\n".join(lines)
@@ -276,11 +351,22 @@ def to_latex(report: Report) -> str:
     for s in report.sections:
         for t in s.tables:
             body = t.frame.astype(str).to_latex(index=False, escape=True)
-            body = body.replace("±", r"$\pm$")
-            caption, title = _tex_text(t.caption), _tex_text(f"{s.dataset}: {t.title}")
+            body = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", body).replace("±", r"$\pm$")
+            caption, title = _tex_text(f"{t.caption} {t.reading}".strip()), _tex_text(f"{s.dataset}: {t.title}")
             parts += [r"\begin{table}[ht]", r"\centering", r"\scriptsize", body.rstrip(),
                       rf"\caption{{{title}. {caption}}}", r"\end{table}", ""]
     return "\n".join(parts)
+
+
+def remove_figures(sweep_dir: Path) -> list[Path]:
+    """Delete the PNG and PDF files of ``<sweep_dir>/figures`` (the report's own folder, rewritten by each
+    report), so that a report never shows, or leaves beside it, a figure from an earlier one."""
+    removed = []
+    for path in sorted((sweep_dir / "figures").glob("*")):
+        if path.suffix in (".png", ".pdf") and path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
@@ -289,6 +375,7 @@ def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     from odebench.bench.harness.artifacts import atomic_write_bytes
     from odebench.bench.report.html import to_html
 
+    remove_figures(Path(sweep_dir))  # an earlier report's figures, which this one may not redraw
     report = build_report(sweep_dir, figures=figures, cache_dir=cache_dir, headline_order=headline_order)
     d = report.dir
     texts = {"leaderboard.md": to_markdown(report), "leaderboard.tex": to_latex(report),

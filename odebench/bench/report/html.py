@@ -1,6 +1,8 @@
 """The report as one static HTML page: inline CSS, relative links, no scripts, opened straight from disk.
 
-Table cells that record a failed or skipped run get the CSS class ``bad`` (shaded), so they stand out.
+Table cells that record a failed or skipped run get the CSS class ``bad`` (shaded), so they stand out; the best
+value of a column (marked ``**...**`` by the tables) is bold on a green shade. The long tables come after the
+figures, collapsed.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import html
 import re
 
 import pandas as pd
+
+from odebench.bench.report.format import unmark
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
@@ -21,9 +25,14 @@ th { background: #f2f2f2; } td.label { text-align: left; }
 td.bad { background: #fde2e1; color: #8a1c1c; } td.reason { text-align: left; white-space: normal; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 nav a { margin-right: 1em; } ul.notes li { margin: 0.3em 0; }
+p.reading { color: #555; font-size: 0.85em; max-width: 60em; margin-top: -0.8em; }
+td.best { background: #e3f4e1; } details summary { cursor: pointer; color: #335; margin: 0.3em 0; }
+p.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.5em 0.8em; }
 """
 
 LABEL_COLUMNS = {"method", "solver", "budget", "status", "seed"}
+#: columns whose text may name a status without being a failed cell (reasons, counts of earlier records)
+NEUTRAL_COLUMNS = {"reason", "records by status", "what changed since"}
 _BAD = re.compile(r"\b(failed|skipped)\b")
 
 
@@ -34,18 +43,29 @@ def table_html(frame: pd.DataFrame) -> str:
     for _, row in frame.iterrows():
         cells = []
         for col, value in row.items():
-            text = "" if pd.isna(value) else str(value)
-            classes = []
+            text, best = unmark("" if pd.isna(value) else str(value))
+            classes = ["best"] if best else []
             if col in LABEL_COLUMNS:
                 classes.append("label")
             if col == "reason":
                 classes.append("reason")
-            if _BAD.search(text) and col != "reason":
+            if _BAD.search(text) and col not in NEUTRAL_COLUMNS:
                 classes.append("bad")
             attr = f' class="{" ".join(classes)}"' if classes else ""
-            cells.append(f"<td{attr}>{html.escape(text)}</td>")
+            body = f"<strong>{html.escape(text)}</strong>" if best else html.escape(text)
+            cells.append(f"<td{attr}>{body}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
+
+
+def _table_block(t, collapsed: bool = False) -> list[str]:
+    """A table's title, caption, the table (inside <details> when ``collapsed``) and its reading."""
+    esc = html.escape
+    table = table_html(t.frame)
+    if collapsed:
+        table = f"<details><summary>{len(t.frame)} row(s)</summary>\n{table}\n</details>"
+    reading = [f'<p class="reading">How to read it: {esc(t.reading)}</p>'] if t.reading else []
+    return [f"<h3>{esc(t.title)}</h3>", f'<p class="caption">{esc(t.caption)}</p>', table, *reading]
 
 
 def _anchor(name: str) -> str:
@@ -64,22 +84,30 @@ def to_html(report, with_figures: bool = True) -> str:
            f"<p>Cells: {esc(counts)}. Tables: <a href=\"leaderboard.md\">markdown</a>, "
            f"<a href=\"leaderboard.csv\">CSV</a>, <a href=\"leaderboard.tex\">LaTeX</a>, "
            f"<a href=\"leaderboard.html\">HTML</a>.</p>"]
+    if getattr(report, "earlier_note", None):
+        out.append(f'<p class="warn">{esc(report.earlier_note)}</p>')
     if report.sections:
         out.append("<nav>" + "".join(f'<a href="#{_anchor(s.dataset)}">{esc(s.dataset)}</a>'
                                      for s in report.sections) + "</nav>")
     for s in report.sections:
         out.append(f'<section id="{_anchor(s.dataset)}">')
         out.append(f"<h2>{esc(s.dataset)}</h2>")
-        for t in s.tables:
-            out += [f"<h3>{esc(t.title)}</h3>", f'<p class="caption">{esc(t.caption)}</p>',
-                    table_html(t.frame)]
+        for t in s.first_tables:
+            out += _table_block(t)
         if with_figures:
             for fig in s.figures:
                 out += ["<figure>", f'<h3>{esc(fig.title)}</h3>',
                         f'<a href="{esc(fig.pdf)}"><img src="{esc(fig.png)}" alt="{esc(fig.title)}"></a>',
                         f"<figcaption>{esc(fig.caption)} (<a href=\"{esc(fig.pdf)}\">PDF</a>)</figcaption>",
                         "</figure>"]
+        for t in s.long_tables:  # after the figures, collapsed: open them to read every configuration
+            out += _table_block(t, collapsed=True)
         out.append("</section>")
+    if getattr(report, "earlier", None) is not None:
+        t = report.earlier
+        out += [f'<section id="earlier"><h2>{esc(t.title)}</h2>', f'<p class="caption">{esc(t.caption)}</p>',
+                f"<details><summary>{len(t.frame)} row(s)</summary>", table_html(t.frame), "</details>",
+                "</section>"]
     if report.notes:
         notes = [f"<li>{esc(n)}</li>" for n in report.notes]
         out += ["<h2>Notes</h2>", '<ul class="notes">', *notes, "</ul>"]

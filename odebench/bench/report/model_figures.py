@@ -108,6 +108,16 @@ def representative(rows: pd.DataFrame) -> pd.Series | None:
     return named.iloc[0] if len(named) else None
 
 
+def why_no_model(rows: pd.DataFrame) -> str:
+    """Why no record of ``rows`` names a trained model, from the records themselves."""
+    reasons = [str(r) for r in rows["reason"].dropna().unique()]
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(rows["status"].value_counts().items()))
+    if reasons and all(r.startswith("training:") for r in reasons):
+        return f"its training failed ({statuses}): {reasons[0]}"
+    first = f": {reasons[0]}" if reasons else ""
+    return f"no record names a trained model ({statuses}){first}"
+
+
 def panel_cells(rows: pd.DataFrame, rep: pd.Series, metric: str | None, lower: bool,
                 records: dict[str, dict]) -> list[tuple[str, Cell, float | None]]:
     """(title, cell, metric value) for NFE 1, 2, 8 (best solver there) and the method's best cell.
@@ -262,8 +272,7 @@ def model_figures(frame: pd.DataFrame, records: dict[str, dict], dataset: str, m
         rows = frame[frame["method"] == method]
         rep = representative(rows)
         if rep is None:
-            notes.append(f"{dataset} / {method}: no record names a trained model (training failed?); "
-                         f"figures skipped")
+            notes.append(f"{dataset} / {method}: figures skipped: {why_no_model(rows)}")
             continue
         try:
             lm = cache.load(records[rep["cell_id"]])

@@ -3,12 +3,15 @@ round, NLL vs NFE. Each figure is saved as PNG and PDF; figures of the trained m
 (trajectories, samples) live in :mod:`odebench.bench.report.model_figures`.
 
 Every point is the mean over the ok seeds of one (method, solver, budget) configuration; error bars are the
-sample standard deviation over seeds (none with a single seed). The x-axis is the NFE actually used (mean
-over seeds), on a log2 scale.
+sample standard deviation over seeds, drawn only where there are several seeds. The x-axis is the NFE
+actually used (mean over seeds), on a log2 scale whose ticks and limits take in every point (adaptive solvers
+included); the panels of one figure share one y-scale, logarithmic where the values span more than a factor
+of 20.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,21 +55,43 @@ def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "") -> Figu
     return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf", caption)
 
 
-def log2_axis(ax) -> None:
-    """Log base-2 x-axis with plain integer tick labels (1, 2, 4, ...)."""
+def log2_axis(ax, nfe=None) -> None:
+    """Log base-2 x-axis with plain integer tick labels (1, 2, 4, ...). Given the NFE values plotted, the ticks
+    are the powers of two around all of them and the limits leave room on both sides, so that an adaptive
+    solver's marker (dopri5 at NFE 80 beside fixed budgets up to 64) sits inside the axes, by a tick."""
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    values = [float(v) for v in (nfe if nfe is not None else []) if pd.notna(v) and v > 0]
+    if values:
+        lo, hi = math.floor(math.log2(min(values))), math.ceil(math.log2(max(values)))
+        ax.set_xticks([2.0 ** k for k in range(lo, hi + 1)])
+        ax.set_xlim(2.0 ** lo / 2 ** 0.35, 2.0 ** hi * 2 ** 0.35)
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
-def grid_of(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.3)):
-    """A figure with n panels in rows of ``ncols``; unused panels are hidden. Returns (fig, flat axes)."""
+def y_scale(ax, values) -> str:
+    """Log y where the values are positive and span more than a factor of 20 (a 0.2 -> 2.7 drop beside flat
+    curves), else linear; returns the scale chosen."""
+    v = [float(x) for x in values if pd.notna(x)]
+    if v and min(v) > 0 and max(v) / min(v) > 20:
+        ax.set_yscale("log")
+        return "log"
+    return "linear"
+
+
+def grid_of(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.3), sharey: bool = False):
+    """A figure with n panels in rows of ``ncols``; unused panels are hidden. Returns (fig, flat axes).
+    ``sharey``: one y-scale for every panel (values compare across panels at a glance)."""
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
-                             layout="constrained")
+                             layout="constrained", sharey="all" if sharey else "none")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
+    if sharey:  # tick labels on every panel: a row may end before the last column
+        for ax in flat[:n]:
+            ax.yaxis.set_tick_params(labelleft=True)
     return fig, flat[:n]
 
 
@@ -78,19 +103,28 @@ def seed_stats(frame: pd.DataFrame, column: str, by: list[str]) -> pd.DataFrame:
     return agg.reset_index().sort_values([*by[:-1], "rank"]) if len(agg) else agg.reset_index()
 
 
+def _line(ax, x, mean, std, **style) -> None:
+    """Points with error bars where a standard deviation exists (several seeds), plain points otherwise (one
+    seed: no bar, and no bar in the legend either)."""
+    if std.notna().any():
+        ax.errorbar(x, mean, yerr=std.fillna(0), capsize=2, **style)
+    else:
+        ax.plot(x, mean, **style)
+
+
 def _plot_lines(ax, stats: pd.DataFrame, label_of, color_of=None) -> None:
-    """One line (+ error bars) per series of ``stats``; adaptive budgets as separate unjoined markers."""
+    """One line (+ error bars where several seeds) per series of ``stats``; adaptive budgets as separate
+    unjoined hollow markers."""
     for i, (key, g) in enumerate(stats.groupby("series", sort=True)):
         fixed, adaptive = g[~g["adaptive"]], g[g["adaptive"]]
         color = color_of(key) if color_of else f"C{i % 10}"
         marker = MARKERS[i % len(MARKERS)]
         if len(fixed):
-            ax.errorbar(fixed["nfe"], fixed["mean"], yerr=fixed["std"].fillna(0), marker=marker, ms=4,
-                        capsize=2, lw=1.4, color=color, label=label_of(key))
+            _line(ax, fixed["nfe"], fixed["mean"], fixed["std"], marker=marker, ms=4, lw=1.4, color=color,
+                  label=label_of(key))
         if len(adaptive):
-            ax.errorbar(adaptive["nfe"], adaptive["mean"], yerr=adaptive["std"].fillna(0), marker=marker,
-                        ms=7, ls="none", mfc="none", color=color,
-                        label=f"{label_of(key)} (adaptive)" if not len(fixed) else None)
+            _line(ax, adaptive["nfe"], adaptive["mean"], adaptive["std"], marker=marker, ms=7, ls="none",
+                  mfc="none", color=color, label=f"{label_of(key)} (adaptive)" if not len(fixed) else None)
 
 
 def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_better: bool,
@@ -101,19 +135,23 @@ def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_bett
         return None
     methods = sorted(stats["method"].unique())
     solvers = sorted(stats["solver"].unique())
-    fig, axes = grid_of(len(methods))
+    fig, axes = grid_of(len(methods), sharey=True)
+    scale = y_scale(axes[0], pd.concat([stats["mean"], stats["mean"] - stats["std"].fillna(0),
+                                        stats["mean"] + stats["std"].fillna(0)]))
     for ax, method in zip(axes, methods, strict=True):
         s = stats[stats["method"] == method].assign(series=lambda d: d["solver"])
         _plot_lines(ax, s, str, lambda sv: f"C{solvers.index(sv) % 10}")
-        log2_axis(ax)
+        log2_axis(ax, stats["nfe"])
         ax.set_title(method)
         ax.set_xlabel("NFE (network evaluations)")
         ax.set_ylabel(f"{metric} ({'lower' if lower_is_better else 'higher'} is better)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, title="solver", title_fontsize=8)
     fig.suptitle(f"{dataset}: {metric} vs NFE")
-    cap = (f"{metric} of samples against the NFE actually used, mean ± std over seeds; one line per solver, "
-           f"hollow markers for adaptive solvers.")
+    several = stats["std"].notna().any()
+    cap = (f"{metric} of samples against the NFE actually used, "
+           f"{'mean ± std over seeds' if several else 'one seed'}; one line per solver, hollow markers for "
+           f"adaptive solvers; one {'log ' if scale == 'log' else ''}y-scale for every method.")
     return save(fig, sweep_dir, f"quality_vs_nfe_{slug(dataset)}", f"{dataset}: {metric} vs NFE", cap)
 
 
@@ -127,7 +165,7 @@ def nll_vs_nfe(frame: pd.DataFrame, dataset: str, columns: list[str], sweep_dir:
     for ax, (col, stats) in zip(axes, panels, strict=True):
         s = stats.assign(series=list(zip(stats["method"], stats["solver"], strict=True)))
         _plot_lines(ax, s, lambda key: f"{key[0]} / {key[1]}")
-        log2_axis(ax)
+        log2_axis(ax, stats["nfe"])
         ax.set_xlabel("NFE of the sampler (network evaluations)")
         ax.set_ylabel(f"{col} (lower is better)")
         ax.grid(alpha=0.3, which="both")
@@ -149,6 +187,14 @@ def reflow_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return rf[rf["nfe"] == best]
 
 
+def _rf_variant(label: str) -> str:
+    """An rf method label less its round: 'rf(k=2, n_pairs=64) [train.steps=300]' -> '(n_pairs=64)
+    [train.steps=300]'; '' for the default configuration."""
+    rest = re.sub(r"^rf", "", label)
+    rest = re.sub(r"\bk=\d+(, )?", "", rest).replace(", )", ")").replace("()", "")
+    return rest.strip()
+
+
 def _ot_bound(rows: pd.DataFrame, cost: str | None) -> pd.Series | None:
     """The exact-OT lower bound of the transport cost: a 'transport_cost.<ot|bound...>' column, or the cost
     minus its excess over OT."""
@@ -165,6 +211,8 @@ def _ot_bound(rows: pd.DataFrame, cost: str | None) -> pd.Series | None:
 def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path) -> FigureFile | None:
     """Straightness/curvature and transport cost (with the exact-OT bound) against the reflow round k."""
     rows = reflow_rows(frame)
+    if not rows.empty:  # rf configurations that differ in more than k are drawn apart, never averaged
+        rows = rows.assign(rf_variant=[_rf_variant(m) for m in rows["method"]])
     straight = [c for c in rows.columns if c.split(".")[0] in ("straightness", "curvature")
                 and rows[c].notna().any()]
     cost = "transport_cost" if "transport_cost" in rows and rows["transport_cost"].notna().any() else None
@@ -174,10 +222,12 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path) -> Figure
     fig, axes = grid_of(len(panels), ncols=2, size=(4.6, 3.5))
     for ax, panel in zip(axes, panels, strict=True):
         series = straight if panel == "straight" else [cost]
-        for i, col in enumerate(series):
-            st = rows.groupby("hp.k")[col].agg(["mean", "std"]).reset_index()
-            ax.errorbar(st["hp.k"], st["mean"], yerr=st["std"].fillna(0), marker=MARKERS[i], capsize=3,
-                        color=f"C{i}", label=col)
+        lines = [(col, variant) for col in series for variant in sorted(rows["rf_variant"].unique())]
+        for i, (col, variant) in enumerate(lines):
+            mine = rows[rows["rf_variant"] == variant]
+            st = mine.groupby("hp.k")[col].agg(["mean", "std"]).reset_index()
+            _line(ax, st["hp.k"], st["mean"], st["std"], marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
+                  label=f"{col} {variant}".strip())
         if panel == "cost":
             bound = _ot_bound(rows, cost)
             if bound is not None:
@@ -191,5 +241,5 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path) -> Figure
     fig.suptitle(f"{dataset}: rectified flow by reflow round")
     return save(fig, sweep_dir, f"paths_vs_round_{slug(dataset)}", f"{dataset}: paths vs reflow round",
                 "Path metrics of k-rectified flow against the round k, each round at its most accurate solve "
-                "in the sweep (the most NFE), mean ± std over seeds; dashed: the exact-OT cost of the same "
-                "samples, which no coupling can beat.")
+                "in the sweep (the most NFE), mean ± std over seeds where there are several; dashed: the exact-OT "
+                "cost of the same samples, which no coupling can beat.")

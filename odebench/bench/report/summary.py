@@ -15,13 +15,17 @@ def budget(cell: Cell) -> str:
     return f"{cell.solver_label}@{cell.nfe}" if cell.nfe is not None else f"{cell.solver}@tol={cell.tol:g}"
 
 
-def plan_text(spec: Spec, plan: Plan) -> str:
-    """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training."""
+def plan_text(spec: Spec, plan: Plan, earlier: str | None = None) -> str:
+    """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training;
+    ``earlier`` is the note on records of the folder this spec no longer produces
+    (:func:`odebench.bench.harness.versions.earlier_note`)."""
     cells = {c.id: c for c in spec.cells}
     n_models = len({c.training_key() for c in spec.cells})
     lines = [f"sweep {spec.name!r}: {len(spec.cells)} cells over {n_models} trained models",
-             f"  already done: {len(plan.done)} cells",
-             f"  skipped without training: {len(plan.skips)} cells"]
+             f"  already done: {len(plan.done)} cells"]
+    if earlier:
+        lines.append(f"  {earlier}")
+    lines.append(f"  skipped without training: {len(plan.skips)} cells")
     why: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for cid, reason in plan.skips.items():
         c = cells[cid]
@@ -53,12 +57,20 @@ def summary_table(spec: Spec, store: RecordStore) -> pd.DataFrame:
     return table[order]
 
 
+def _where(summary) -> str:
+    """'local, 2 processes x 1 thread' / 'local, 1 process x 2 threads' / 'ray'."""
+    if summary.executor != "local":
+        return summary.executor
+    jobs, threads = getattr(summary, "jobs", 1), getattr(summary, "threads", 1)
+    return (f"local, {jobs} process{'es' if jobs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}")
+
+
 def summary_text(spec: Spec, summary, store: RecordStore) -> str:
     """The closing note of a run: the table, trainings vs cells, wall time, and what failed."""
     counts = Counter({k: v for k, v in summary.status_counts.items() if v})
     this_run = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
     lines = [summary_table(spec, store).reset_index().to_markdown(index=False), "",
-             f"sweep {spec.name!r} ({summary.executor}): {summary.n_cells} cells, {summary.already_done} "
+             f"sweep {spec.name!r} ({_where(summary)}): {summary.n_cells} cells, {summary.already_done} "
              f"already done; this run: {this_run}",
              f"models: {summary.n_trainings} needed, {summary.trained} trained, {summary.loaded} loaded from "
              f"cache; {summary.seconds:.1f} s wall time"]

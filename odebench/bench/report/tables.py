@@ -1,7 +1,11 @@
 """Leaderboard tables of one sweep, built from its records (pandas), one set per dataset.
 
-Every table cell aggregates the seeds of one configuration (dataset, method, solver, budget): the mean and
-the sample standard deviation (ddof = 1) over the seeds whose status is ``ok``. Seeds that failed or were
+Every table cell aggregates the seeds of one configuration -- the whole resolved configuration less the seed:
+dataset, method and its hparams, solver, budget, and training, network, evaluation and data settings -- the mean
+and the sample standard deviation (ddof = 1) over the seeds whose status is ``ok``. Where records of a dataset
+differ in a setting the method label does not show (``train.steps``, say), the label says it
+(``fm_ot [train.steps=300]``), so two configurations never share a row. Records the latest run's spec no longer
+produces (``odebench.bench.harness.versions``) are left out; the report lists them separately. Seeds that failed or were
 skipped are never dropped silently: a cell with no ok seed reads ``failed`` / ``skipped``, and a cell with
 some ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
 """
@@ -16,7 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from odebench.bench.harness.records import RecordStore, records_frame
+from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.harness.records import RecordStore, method_label, records_frame
+from odebench.bench.harness.versions import change_of, current_cell_ids, flat_config, short
+from odebench.bench.report.format import best_positions, fmt_mean_std, fmt_sig, mark
 from odebench.metrics.registry import headline_order
 
 CONFIG_KEYS = ["dataset", "method", "solver", "budget"]
@@ -50,6 +57,8 @@ class Sweep:
     nonfinite: list[tuple[str, str, float]] = field(default_factory=list)
     #: (cell id, metric, reason) of every metric a cell recorded as failed
     metric_failures: list[tuple[str, str, str]] = field(default_factory=list)
+    #: records of the folder that the latest run's spec no longer produces (left out of ``frame``)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
 
     def is_per_model(self, column: str) -> bool:
         """Whether a metric column (``nll.bpd`` follows ``nll``) holds one value per trained model."""
@@ -84,7 +93,10 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         raise FileNotFoundError(f"{sweep_dir} is not a folder; give a sweep folder such as results/quick "
                                 f"(the one holding cells/)")
     store = RecordStore(sweep_dir)
-    records = store.records()
+    every = store.records()
+    current = current_cell_ids(sweep_dir)  # None: a folder from before manifests; every record is current
+    records = [r for r in every if current is None or r["cell_id"] in current]
+    earlier = [r for r in every if current is not None and r["cell_id"] not in current]
     frame = records_frame(records)
     higher: dict[str, bool] = {}
     per_model: set[str] = set()
@@ -109,8 +121,28 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         for k in hparams:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
+        frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
+        flats = [flat_config(r["config"], (r.get("runtime") or {}).get("precision")) for r in records]
+        frame["config_key"] = [config_hash(f) for f in flats]
+        frame["variant"] = variant_labels(list(frame["dataset"]), flats)
+        # a configuration difference the method label does not show (training, net, eval, data options,
+        # precision) joins it, so no table, figure or CSV row ever averages two configurations
+        frame["method"] = [f"{m} [{v}]" if v else m for m, v in zip(frame["method"], frame["variant"], strict=True)]
     return Sweep(sweep_dir, records, frame, higher, per_model, metric_names, dict(store.corrupt), nonfinite,
-                 failures)
+                 failures, earlier)
+
+
+def variant_labels(datasets: list[str], flats: list[dict[str, str]]) -> list[str]:
+    """Per record, the configuration keys (less the method's hparams, which its label shows) whose values
+    differ between the records of its dataset: 'train.steps=300'; '' where all agree."""
+    labels = [""] * len(flats)
+    for dataset in set(datasets):
+        rows = [i for i, d in enumerate(datasets) if d == dataset]
+        keys = sorted({k for i in rows for k in flats[i] if not k.startswith("method.")})
+        varying = [k for k in keys if len({flats[i].get(k) for i in rows}) > 1]
+        for i in rows:
+            labels[i] = ", ".join(f"{k}={short(flats[i].get(k, 'unset'))}" for k in varying)
+    return labels
 
 
 def budget_label(nfe_requested: Any, tol: Any) -> str:
@@ -151,8 +183,27 @@ def fmt_stat(values: Iterable[float]) -> str:
     if v.empty:
         return ""
     if len(v) == 1:
-        return f"{v.iloc[0]:.4g}"
-    return f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
+        return fmt_sig(v.iloc[0])
+    return fmt_mean_std(v.mean(), v.std(ddof=1))
+
+
+def ok_mean(group: pd.DataFrame, column: str) -> float:
+    """Mean of ``column`` over the ok seeds of ``group`` (NaN where none holds it): what 'best' compares."""
+    if column not in group:
+        return math.nan
+    v = group.loc[group["status"] == "ok", column].dropna()
+    return float(v.mean()) if len(v) else math.nan
+
+
+def mark_best(frame: pd.DataFrame, means: dict[str, list[float]], lower_is_better) -> pd.DataFrame:
+    """Wrap the best value of each column of ``means`` (column -> the rows' means) in the best-value mark
+    (:func:`odebench.bench.report.format.mark`); ``lower_is_better``: a bool, or column -> bool."""
+    out = frame.copy()
+    for col, values in means.items():
+        lower = lower_is_better(col) if callable(lower_is_better) else lower_is_better
+        for i in best_positions(values, lower):
+            out.iat[i, out.columns.get_loc(col)] = mark(out.iat[i, out.columns.get_loc(col)])
+    return out
 
 
 def status_text(statuses: Iterable[str]) -> str:
@@ -166,13 +217,25 @@ def cell_text(group: pd.DataFrame, column: str) -> str:
     A group whose ok seeds lack the column (the metric was not requested there) reads 'n/a'.
     """
     ok = group.loc[group["status"] == "ok", column].dropna() if column in group else pd.Series(dtype=float)
-    bad = group.loc[group["status"] != "ok", "status"].value_counts()
+    bad = group.loc[group["status"] != "ok", "status"].value_counts().to_dict()
+    n_metric_failed = metric_failed_count(group, column)
+    if n_metric_failed:
+        bad["metric failed"] = n_metric_failed
     if ok.empty:
-        return status_text(group["status"])
+        return "metric failed" if n_metric_failed and (group["status"] == "ok").any() else status_text(group["status"])
     text = fmt_stat(ok)
-    if len(bad):
+    if bad:
         text += " (" + ", ".join(f"{n} {s}" for s, n in sorted(bad.items())) + ")"
     return text
+
+
+def metric_failed_count(group: pd.DataFrame, column: str) -> int:
+    """Ok seeds of ``group`` whose metric of ``column`` (``nll.bpd`` -> ``nll``) failed alone."""
+    if "metric_failures" not in group:
+        return 0
+    metric = column.split(".")[0]
+    ok = group[group["status"] == "ok"]
+    return int(sum(metric in (f or {}) for f in ok["metric_failures"]))
 
 
 def nfe_text(group: pd.DataFrame) -> str:
@@ -199,11 +262,13 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
     """
     budgets = _ordered_budgets(frame)
     rows = []
+    best: dict[str, list[float]] = {b: [] for b in budgets}
     for method in _methods(frame):
         row: dict[str, str] = {"method": method}
         g = frame[frame["method"] == method]
         for budget in budgets:
             gb = g[g["budget"] == budget]
+            best[budget].append(math.nan)
             if gb.empty:
                 row[budget] = ""
                 continue
@@ -214,22 +279,25 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
                 continue
             pick = min if lower_is_better else max
             solver = pick(means, key=means.get)
+            best[budget][-1] = means[solver]
             gs = gb[gb["solver"] == solver]
             text = f"{cell_text(gs, metric)} [{solver}"
             if gs["is_adaptive"].all():
                 text += f", NFE {nfe_text(gs)}"
             row[budget] = text + "]"
         rows.append(row)
-    return pd.DataFrame(rows, columns=["method", *budgets])
+    return mark_best(pd.DataFrame(rows, columns=["method", *budgets]), best, lower_is_better)
 
 
-def per_solver_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rows: (method, solver); columns: budgets; cell: mean ± std over seeds, or the statuses.
+def per_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True) -> pd.DataFrame:
+    """Rows: (method, solver); columns: budgets; cell: mean ± std over seeds, or the statuses; the best value
+    of each budget marked.
 
     A budget the spec did not sweep for that solver stays empty; adaptive cells add the NFE used.
     """
     budgets = _ordered_budgets(frame)
     rows = []
+    best: dict[str, list[float]] = {b: [] for b in budgets}
     for method in _methods(frame):
         g = frame[frame["method"] == method]
         for solver in sorted(g["solver"].unique()):
@@ -241,8 +309,9 @@ def per_solver_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
                 if len(gb) and gb["is_adaptive"].all() and (gb["status"] == "ok").any():
                     text += f" [NFE {nfe_text(gb)}]"
                 row[budget] = text
+                best[budget].append(ok_mean(gb, metric))
             rows.append(row)
-    return pd.DataFrame(rows, columns=["method", "solver", *budgets])
+    return mark_best(pd.DataFrame(rows, columns=["method", "solver", *budgets]), best, lower_is_better)
 
 
 def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[str]:
@@ -254,8 +323,9 @@ def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[
     return out
 
 
-def metric_family_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Rows: (method, solver, budget) configurations; columns: the given metric columns (mean ± std).
+def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better=True) -> pd.DataFrame:
+    """Rows: (method, solver, budget) configurations; columns: the given metric columns (mean ± std), the
+    best value of each column marked (``lower_is_better``: a bool, or column -> bool).
 
     A configuration appears if any of its seeds holds one of the columns or if none of its seeds is ok
     (so that failed and skipped cells show here too); the NFE column is the mean NFE actually used.
@@ -268,11 +338,19 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame
         row = {"method": method, "solver": solver, "budget": budget, "NFE": nfe_text(g),
                "_rank": g["budget_rank"].iloc[0]}
         row.update({c: cell_text(g, c) for c in columns})
+        row.update({f"_mean {c}": ok_mean(g, c) for c in columns})
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "solver", "budget", "NFE", *columns])
-    out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable")
-    return out.drop(columns="_rank").reset_index(drop=True)
+    out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable").reset_index(drop=True)
+    means = {c: list(out[f"_mean {c}"]) for c in columns if not _is_bound(c)}
+    out = out.drop(columns=["_rank", *(f"_mean {c}" for c in columns)])
+    return mark_best(out, means, lower_is_better)
+
+
+def _is_bound(column: str) -> bool:
+    """A reference value beside a metric (the exact-OT cost), not a score to rank."""
+    return column.endswith((".ot", ".ot_bound", ".bound"))
 
 
 def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -294,10 +372,13 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
         row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
                "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
         row.update({c: cell_text(g, c) for c in columns})
+        row.update({f"_mean {c}": ok_mean(g, c) for c in columns})
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "solve", "seeds", "NFE", *columns])
-    return pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
+    out = pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
+    means = {c: list(out[f"_mean {c}"]) for c in columns}
+    return mark_best(out.drop(columns=[f"_mean {c}" for c in columns]), means, sweep.lower_is_better)
 
 
 def solve_text(settings: dict[str, Any]) -> str:
@@ -315,22 +396,53 @@ def solve_text(settings: dict[str, Any]) -> str:
 
 def issues_table(frame: pd.DataFrame, max_reason: int = 200) -> pd.DataFrame:
     """Every failed or skipped record: method, solver, budget, seed, status and the reason."""
-    bad = frame[frame["status"] != "ok"].sort_values(["method", "solver", "budget_rank", "seed"])
-    reasons = [(str(r) if r is not None else "")[:max_reason] for r in bad["reason"]]
-    return pd.DataFrame({"method": bad["method"].values, "solver": bad["solver"].values,
-                         "budget": bad["budget"].values, "seed": bad["seed"].values,
-                         "status": bad["status"].values, "reason": reasons})
+    rows = []
+    for _, r in frame.sort_values(["method", "solver", "budget_rank", "seed"]).iterrows():
+        where = {"method": r["method"], "solver": r["solver"], "budget": r["budget"], "seed": r["seed"]}
+        if r["status"] != "ok":
+            rows.append({**where, "status": r["status"], "reason": str(r["reason"] or "")[:max_reason]})
+        for metric, why in (r.get("metric_failures") or {}).items():  # failed alone; the others were kept
+            rows.append({**where, "status": "metric failed", "reason": f"{metric}: {why}"[:max_reason]})
+    return pd.DataFrame(rows, columns=["method", "solver", "budget", "seed", "status", "reason"])
+
+
+def metric_failure_notes(frame: pd.DataFrame, dataset: str) -> list[str]:
+    """One note per metric that failed alone on some cells of ``dataset``: how many, and the first reason."""
+    seen: dict[str, list[str]] = {}
+    for failures in frame.get("metric_failures", []):
+        for metric, why in (failures or {}).items():
+            seen.setdefault(metric, []).append(why)
+    return [f"{dataset}: metric {m} failed on {len(whys)} cell(s), whose other metrics are kept: {whys[0]}"
+            for m, whys in sorted(seen.items())]
+
+
+def earlier_table(earlier: list[dict[str, Any]], current: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records the latest spec no longer produces, one row per (dataset, method, what changed): how many cells
+    and their statuses. ``current``: the configs of the current records, to say what changed."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for r in earlier:
+        c = r["config"]
+        dataset = c["target"] if c["source"] == "gaussian" else f"{c['source']}->{c['target']}"
+        key = (dataset, method_label(c["method"]), change_of(c, current))
+        rows.setdefault(key, []).append(r.get("status", "?"))
+    out = [{"dataset": d, "method": m, "what changed since": change, "cells": len(st),
+            "records by status": ", ".join(f"{s} {n}" for s, n in sorted(pd.Series(st).value_counts().items()))}
+           for (d, m, change), st in sorted(rows.items())]
+    return pd.DataFrame(out, columns=["dataset", "method", "what changed since", "cells", "records by status"])
 
 
 def summary_frame(sweep: Sweep) -> pd.DataFrame:
-    """One row per (dataset, method, solver, budget): seed counts by status, mean NFE, and every metric's
-    mean and std over the ok seeds (full precision; this is leaderboard.csv)."""
+    """One row per configuration (dataset, method, solver, budget and ``config_key``, the hash of the whole
+    configuration less the seed): seed counts by status, mean NFE, and every metric's mean and std over the
+    ok seeds (full precision; this is leaderboard.csv)."""
     f = sweep.frame
+    if f.empty:
+        return pd.DataFrame()
     metrics = sweep.metric_columns()
     rows = []
-    for key, g in f.groupby(CONFIG_KEYS, sort=False):
+    for key, g in f.groupby([*CONFIG_KEYS, "config_key"], sort=False):
         ok = g[g["status"] == "ok"]
-        row = dict(zip(CONFIG_KEYS, key, strict=True))
+        row = dict(zip([*CONFIG_KEYS, "config_key"], key, strict=True))
         row.update({"nfe_requested": g["nfe_requested"].iloc[0], "tol": g["tol"].iloc[0],
                     "n_seeds": len(g), "n_ok": len(ok), "n_failed": int((g["status"] == "failed").sum()),
                     "n_skipped": int((g["status"] == "skipped").sum()), "nfe_mean": ok["nfe"].mean(),

@@ -7,6 +7,7 @@ from odebench.bench.core.solvers.base import FixedStepSolver, register_solver
 
 @register_solver("euler")
 class Euler(FixedStepSolver):
+    description = "Euler's method, first order: one evaluation per step"
     evals_per_step = 1
 
     def step(self, f, x, t, dt, *, dyn, gen, last):
@@ -15,6 +16,7 @@ class Euler(FixedStepSolver):
 
 @register_solver("midpoint")
 class Midpoint(FixedStepSolver):
+    description = "Explicit midpoint method, second order: two evaluations per step"
     evals_per_step = 2
 
     def step(self, f, x, t, dt, *, dyn, gen, last):
@@ -37,6 +39,7 @@ class Heun(FixedStepSolver):
 
 @register_solver("rk4")
 class RK4(FixedStepSolver):
+    description = "Classical fourth-order Runge-Kutta method: four evaluations per step"
     evals_per_step = 4
 
     def step(self, f, x, t, dt, *, dyn, gen, last):
