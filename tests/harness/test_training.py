@@ -236,3 +236,98 @@ def test_model_keys_are_pinned():
     key = model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None)
     assert key == "4690e638e0d0b430"
     assert model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None, "fp32") == key
+
+
+# ------------------------------------------------------------------------- what train_model hands on and stores
+def _fake_fit(seen):
+    """A stand-in for ``fit`` that records its arguments and returns the initial weights with a fixed curve."""
+
+    def fake(method, model, coupling, cfg, gen, progress=False, **kw):
+        seen.update(gen_state=gen.get_state(), progress=progress, **kw)
+        return copy.deepcopy(model).eval(), [0.5, 0.25]
+
+    return fake
+
+
+def _initial_weights(method, problem, seed, key):
+    from odebench.bench.core import seeding
+    from odebench.bench.harness.train import build_model
+
+    torch.manual_seed(seeding.seed_of(seed, key, "init"))
+    return _flat(build_model(method, problem))
+
+
+def test_train_model_hands_fit_its_settings_and_stores_the_run(tmp_path, monkeypatch):
+    """fit gets the batch stream derive(seed, key, "batches"), the progress flag, a label naming the method
+    and the runtime; the net starts from the init seed seed_of(seed, key, "init"); the store's meta holds the
+    target, source, settings, seed, seconds (within the call's wall time), losses and runtime; the result is
+    marked as freshly trained."""
+    import time
+
+    import odebench.bench.harness.train as train
+    from odebench.bench.core import seeding
+
+    seen = {}
+    monkeypatch.setattr(train, "fit", _fake_fit(seen))
+    store, method, problem = ArtifactStore(tmp_path), get_method("fm_ot"), _tiny_problem()
+    start = time.perf_counter()
+    tm = train_model(method, problem, TINY, 3, store, progress=True)
+    elapsed = time.perf_counter() - start
+    assert torch.equal(seen["gen_state"], seeding.derive(3, tm.key, "batches").get_state())
+    assert seen["progress"] is True and seen["label"] == "train fm_ot" and seen["runtime"] == Runtime("cpu")
+    assert torch.equal(_flat(tm.model), _initial_weights(method, problem, 3, tm.key))
+    assert tm.cached is False and tm.losses == [0.5, 0.25] and 0 < tm.seconds <= elapsed
+    meta = store.load(tm.key, train.build_model(method, problem), "cpu")
+    assert meta["target"] == "moons" and meta["source"] == problem.source_name() and meta["seed"] == 3
+    assert meta["train"] == asdict(TINY) and meta["losses"] == [0.5, 0.25]
+    assert meta["train_seconds"] == tm.seconds and meta["runtime"] == Runtime("cpu").record()
+
+
+def test_under_torchrun_the_rank_has_its_own_batch_stream_and_keeps_the_runtime(tmp_path, monkeypatch):
+    """With several processes, train_model asks the process group for this rank's device, keeps precision and
+    compile, and draws batches from derive(seed, key, "batches", rank)."""
+    import odebench.bench.harness.train as train
+    from odebench.bench.core import seeding
+    from odebench.bench.harness import distributed
+
+    inits, seen = [], {}
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "is_main", lambda: True)
+    monkeypatch.setattr(distributed, "init", lambda device: inits.append(device) or device)
+    monkeypatch.setattr(train, "fit", _fake_fit(seen))
+    runtime = Runtime("cpu", "bf16", compile=True)
+    store = ArtifactStore(tmp_path)
+    tm = train_model(get_method("fm_ot"), _tiny_problem(), TINY, 0, store, runtime=runtime)
+    assert inits == ["cpu"] and seen["runtime"] == runtime
+    assert torch.equal(seen["gen_state"], seeding.derive(0, tm.key, "batches", 1).get_state())
+    meta = store.load(tm.key, train.build_model(get_method("fm_ot"), _tiny_problem()), "cpu")
+    assert meta["runtime"] == runtime.record()
+
+
+def test_reflow_pairs_and_held_out_pairs_get_generators_from_the_seed(tmp_path, monkeypatch):
+    """make_pairs receives derive(seed, key, "pairs") for the training pairs and derive(seed, key,
+    "heldout-pairs") for the held-out ones, so a method whose pairing draws stays reproducible."""
+    import odebench.bench.harness.train as train
+    from odebench.bench.core import seeding
+
+    monkeypatch.setattr(train, "fit", _fake_fit({}))
+    method = get_method("rf", k=2, n_pairs=16, pair_solver="euler", pair_nfe=1)
+    states, real = [], method.make_pairs
+    monkeypatch.setattr(method, "make_pairs",
+                        lambda parent, x0, gen: states.append(gen.get_state()) or real(parent, x0, gen))
+    tm = train_model(method, _tiny_problem(), TINY, 2, ArtifactStore(tmp_path))
+    assert len(states) == 2
+    assert torch.equal(states[0], seeding.derive(2, tm.key, "pairs").get_state())
+    assert torch.equal(states[1], seeding.derive(2, tm.key, "heldout-pairs").get_state())
+
+
+def test_every_target_draw_of_a_training_run_comes_from_a_generator(tmp_path, monkeypatch):
+    """Training batches (and the cost-measuring batch) are drawn from the target with a seeded generator, never
+    from the global RNG."""
+    problem = _tiny_problem()
+    gens, real = [], problem.target.sample
+    monkeypatch.setattr(problem.target, "sample", lambda n, gen=None, device="cpu": gens.append(gen)
+                        or real(n, gen, device))
+    train_model(get_method("fm_ot"), problem, TrainConfig(steps=3, batch_size=16), 0, ArtifactStore(tmp_path))
+    assert len(gens) >= 4 and all(isinstance(g, torch.Generator) for g in gens)
