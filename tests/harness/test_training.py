@@ -331,3 +331,119 @@ def test_every_target_draw_of_a_training_run_comes_from_a_generator(tmp_path, mo
                         or real(n, gen, device))
     train_model(get_method("fm_ot"), problem, TrainConfig(steps=3, batch_size=16), 0, ArtifactStore(tmp_path))
     assert len(gens) >= 4 and all(isinstance(g, torch.Generator) for g in gens)
+
+
+# ------------------------------------------------------------------------------------------------ one step of fit
+def _step_setup(seed=0):
+    method, problem = get_method("fm_ot"), _tiny_problem()
+    torch.manual_seed(seed)
+    model = build_model(method, problem)
+    coupling = IndependentCoupling(source_sampler(method, problem, "cpu"), lambda n, g: problem.target.sample(n, g))
+    return method, model, coupling
+
+
+def test_a_train_step_is_the_documented_adam_clip_and_ema_update():
+    """Each step draws its batch and loss randomness from the generator, takes one clipped Adam step with the
+    configured lr and weight decay, and moves the EMA by w = 1 - min(decay, (1 + i) / (10 + i))."""
+    from odebench.bench.harness.train import make_train_step
+
+    for cfg in (TrainConfig(batch_size=16, lr=0.05, ema_decay=0.5, grad_clip=0.5, weight_decay=0.1),
+                TrainConfig(batch_size=16, lr=0.02, ema_decay=0.999, grad_clip=0.0)):
+        method, model, coupling = _step_setup()
+        ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
+        ema = copy.deepcopy(model)
+        step = make_train_step(method, model, ema, coupling, cfg, torch.Generator().manual_seed(7), Runtime("cpu"))
+        gen = torch.Generator().manual_seed(7)
+        opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for i in range(6):
+            x0, x1 = coupling.draw(16, gen)
+            loss = method.loss(ref, x0, x1, gen)
+            opt.zero_grad()
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(list(ref.parameters()), cfg.grad_clip)
+            opt.step()
+            w = 1 - min(cfg.ema_decay, (1 + i) / (10 + i))
+            with torch.no_grad():
+                for pe, p in zip(ref_ema.parameters(), ref.parameters(), strict=True):
+                    pe += w * (p - pe)
+            torch.testing.assert_close(step(i), loss.detach())
+            torch.testing.assert_close(_flat(model), _flat(ref))
+            torch.testing.assert_close(_flat(ema), _flat(ref_ema))
+
+
+def test_a_train_step_compiles_and_wraps_the_networks_when_asked(monkeypatch):
+    """runtime.compile hands the model to compile_modules, and under torchrun the networks go through
+    distributed.wrap; the step then trains through what they return."""
+    import odebench.bench.harness.train as train
+    from odebench.bench.harness import distributed
+
+    seen = []
+    monkeypatch.setattr(train, "compile_modules", lambda m: seen.append(("compile", m)) or m)
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "wrap", lambda m: seen.append(("wrap", m)) or m)
+    method, model, coupling = _step_setup()
+    step = train.make_train_step(method, model, copy.deepcopy(model), coupling, TrainConfig(batch_size=8),
+                                 torch.Generator().manual_seed(0), Runtime("cpu", compile=True))
+    assert [k for k, _ in seen] == ["compile", "wrap"] and all(m is model for _, m in seen)
+    assert torch.isfinite(step(0))
+
+
+class _Quadratic:
+    """A stand-in method whose loss is |w|^2 of a one-weight network (fast steps, no data)."""
+
+    def loss(self, net, x0, x1, gen):
+        return net["v"].weight.pow(2).sum()
+
+
+class _NoData:
+    def draw(self, n, gen):
+        return torch.zeros(n, 1), torch.zeros(n, 1)
+
+
+def test_the_loss_curve_holds_one_mean_per_chunk_of_min_steps_over_100_and_50():
+    """chunk = max(1, min(steps // 100, 50)): 7 steps give 7 points, 200 give 100, 5100 give 102."""
+    for steps, points in ((7, 7), (200, 100), (5100, 102)):
+        model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
+        _, losses = fit(_Quadratic(), model, _NoData(), TrainConfig(steps=steps, batch_size=1, lr=1e-4),
+                        torch.Generator().manual_seed(0))
+        assert len(losses) == points
+
+
+def test_fit_is_quiet_by_default_reproducible_from_its_generator_and_returns_a_frozen_ema(capsys):
+    """fit with no progress argument prints nothing; its result depends on the generator, not on the global
+    RNG; the EMA comes back in eval mode with no parameter requiring gradients."""
+    method, problem = get_method("fm_ot"), _tiny_problem()
+    out = []
+    for global_seed in (1, 2):
+        torch.manual_seed(0)
+        model = build_model(method, problem)
+        coupling = IndependentCoupling(source_sampler(method, problem, "cpu"),
+                                       lambda n, g: problem.target.sample(n, g))
+        torch.manual_seed(global_seed)
+        ema, _ = fit(method, model, coupling, TrainConfig(steps=4, batch_size=8), torch.Generator().manual_seed(3))
+        out.append(_flat(ema))
+        assert not ema.training and not any(p.requires_grad for p in ema.parameters())
+    assert torch.equal(out[0], out[1])
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_build_model_hands_the_target_shape_to_the_method():
+    """A method's networks() is told the target's sample shape."""
+    shapes = []
+
+    class Probe:
+        def networks(self, make_net, shape):
+            shapes.append(shape)
+            return torch.nn.ModuleDict({"v": make_net()})
+
+    problem = _tiny_problem()
+    build_model(Probe(), problem)
+    assert shapes == [problem.target.shape]
+
+
+def test_bf16_model_keys_are_pinned():
+    """A bf16 model's key (which names the precision) stays the same across releases."""
+    key = model_key(get_method("fm_ot"), _tiny_problem(), TrainConfig(), 0, None, "bf16")
+    assert key == "cb27c912b57a84ce"
