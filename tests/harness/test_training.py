@@ -447,3 +447,34 @@ def test_bf16_model_keys_are_pinned():
     """A bf16 model's key (which names the precision) stays the same across releases."""
     key = model_key(get_method("fm_ot"), _tiny_problem(), TrainConfig(), 0, None, "bf16")
     assert key == "cb27c912b57a84ce"
+
+
+class _Recording(_Quadratic):
+    """_Quadratic that remembers the value of every step's loss."""
+
+    def __init__(self):
+        self.values = []
+
+    def loss(self, net, x0, x1, gen):
+        out = super().loss(net, x0, x1, gen)
+        self.values.append(out.item())
+        return out
+
+
+def test_each_loss_curve_point_is_the_mean_of_its_chunk_and_a_last_partial_chunk_counts():
+    """With 201 steps (chunk 2) the curve holds the 100 pair means and then the last step's loss alone."""
+    method = _Recording()
+    model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
+    _, losses = fit(method, model, _NoData(), TrainConfig(steps=201, batch_size=1, lr=1e-2),
+                    torch.Generator().manual_seed(0))
+    v = method.values
+    want = [(v[2 * j] + v[2 * j + 1]) / 2 for j in range(100)] + [v[200]]
+    assert losses == pytest.approx(want, rel=1e-6)
+
+
+def test_fit_shows_a_progress_bar_with_its_label_when_asked(capsys):
+    """progress=True draws a bar labelled with ``label`` on stderr, also when stderr is not a terminal."""
+    model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
+    fit(_Quadratic(), model, _NoData(), TrainConfig(steps=3, batch_size=1), torch.Generator().manual_seed(0),
+        progress=True, label="train probe")
+    assert "train probe" in capsys.readouterr().err
