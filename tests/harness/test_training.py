@@ -462,13 +462,14 @@ class _Recording(_Quadratic):
 
 
 def test_each_loss_curve_point_is_the_mean_of_its_chunk_and_a_last_partial_chunk_counts():
-    """With 201 steps (chunk 2) the curve holds the 100 pair means and then the last step's loss alone."""
+    """With 301 steps (chunk 3) the curve holds the 100 means of steps 3j .. 3j + 2, then the last step's loss
+    alone."""
     method = _Recording()
     model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
-    _, losses = fit(method, model, _NoData(), TrainConfig(steps=201, batch_size=1, lr=1e-2),
+    _, losses = fit(method, model, _NoData(), TrainConfig(steps=301, batch_size=1, lr=1e-2),
                     torch.Generator().manual_seed(0))
     v = method.values
-    want = [(v[2 * j] + v[2 * j + 1]) / 2 for j in range(100)] + [v[200]]
+    want = [sum(v[3 * j: 3 * j + 3]) / 3 for j in range(100)] + [v[300]]
     assert losses == pytest.approx(want, rel=1e-6)
 
 
