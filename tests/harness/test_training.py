@@ -236,3 +236,246 @@ def test_model_keys_are_pinned():
     key = model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None)
     assert key == "4690e638e0d0b430"
     assert model_key(get_method("fm_ot"), problem, TrainConfig(), 0, None, "fp32") == key
+
+
+# ------------------------------------------------------------------------- what train_model hands on and stores
+def _fake_fit(seen):
+    """A stand-in for ``fit`` that records its arguments and returns the initial weights with a fixed curve."""
+
+    def fake(method, model, coupling, cfg, gen, progress=False, **kw):
+        seen.update(gen_state=gen.get_state(), progress=progress, **kw)
+        return copy.deepcopy(model).eval(), [0.5, 0.25]
+
+    return fake
+
+
+def _initial_weights(method, problem, seed, key):
+    from odebench.bench.core import seeding
+    from odebench.bench.harness.train import build_model
+
+    torch.manual_seed(seeding.seed_of(seed, key, "init"))
+    return _flat(build_model(method, problem))
+
+
+def test_train_model_hands_fit_its_settings_and_stores_the_run(tmp_path, monkeypatch):
+    """fit gets the batch stream derive(seed, key, "batches"), the progress flag, a label naming the method
+    and the runtime; the net starts from the init seed seed_of(seed, key, "init"); the store's meta holds the
+    target, source, settings, seed, seconds (within the call's wall time), losses and runtime; the result is
+    marked as freshly trained."""
+    import time
+
+    import odebench.bench.harness.train as train
+    from odebench.bench.core import seeding
+
+    seen = {}
+    monkeypatch.setattr(train, "fit", _fake_fit(seen))
+    store, method, problem = ArtifactStore(tmp_path), get_method("fm_ot"), _tiny_problem()
+    start = time.perf_counter()
+    tm = train_model(method, problem, TINY, 3, store, progress=True)
+    elapsed = time.perf_counter() - start
+    assert torch.equal(seen["gen_state"], seeding.derive(3, tm.key, "batches").get_state())
+    assert seen["progress"] is True and seen["label"] == "train fm_ot" and seen["runtime"] == Runtime("cpu")
+    assert torch.equal(_flat(tm.model), _initial_weights(method, problem, 3, tm.key))
+    assert tm.cached is False and tm.losses == [0.5, 0.25] and 0 < tm.seconds <= elapsed
+    meta = store.load(tm.key, train.build_model(method, problem), "cpu")
+    assert meta["target"] == "moons" and meta["source"] == problem.source_name() and meta["seed"] == 3
+    assert meta["train"] == asdict(TINY) and meta["losses"] == [0.5, 0.25]
+    assert meta["train_seconds"] == tm.seconds and meta["runtime"] == Runtime("cpu").record()
+
+
+def test_under_torchrun_the_rank_has_its_own_batch_stream_and_keeps_the_runtime(tmp_path, monkeypatch):
+    """With several processes, train_model asks the process group for this rank's device, keeps precision and
+    compile, and draws batches from derive(seed, key, "batches", rank)."""
+    import odebench.bench.harness.train as train
+    from odebench.bench.core import seeding
+    from odebench.bench.harness import distributed
+
+    inits, seen = [], {}
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "is_main", lambda: True)
+    monkeypatch.setattr(distributed, "init", lambda device: inits.append(device) or device)
+    monkeypatch.setattr(train, "fit", _fake_fit(seen))
+    runtime = Runtime("cpu", "bf16", compile=True)
+    store = ArtifactStore(tmp_path)
+    tm = train_model(get_method("fm_ot"), _tiny_problem(), TINY, 0, store, runtime=runtime)
+    assert inits == ["cpu"] and seen["runtime"] == runtime
+    assert torch.equal(seen["gen_state"], seeding.derive(0, tm.key, "batches", 1).get_state())
+    meta = store.load(tm.key, train.build_model(get_method("fm_ot"), _tiny_problem()), "cpu")
+    assert meta["runtime"] == runtime.record()
+
+
+def test_reflow_pairs_and_held_out_pairs_get_generators_from_the_seed(tmp_path, monkeypatch):
+    """make_pairs receives derive(seed, key, "pairs") for the training pairs and derive(seed, key,
+    "heldout-pairs") for the held-out ones, so a method whose pairing draws stays reproducible."""
+    import odebench.bench.harness.train as train
+    from odebench.bench.core import seeding
+
+    monkeypatch.setattr(train, "fit", _fake_fit({}))
+    method = get_method("rf", k=2, n_pairs=16, pair_solver="euler", pair_nfe=1)
+    states, real = [], method.make_pairs
+    monkeypatch.setattr(method, "make_pairs",
+                        lambda parent, x0, gen: states.append(gen.get_state()) or real(parent, x0, gen))
+    tm = train_model(method, _tiny_problem(), TINY, 2, ArtifactStore(tmp_path))
+    assert len(states) == 2
+    assert torch.equal(states[0], seeding.derive(2, tm.key, "pairs").get_state())
+    assert torch.equal(states[1], seeding.derive(2, tm.key, "heldout-pairs").get_state())
+
+
+def test_every_target_draw_of_a_training_run_comes_from_a_generator(tmp_path, monkeypatch):
+    """Training batches (and the cost-measuring batch) are drawn from the target with a seeded generator, never
+    from the global RNG."""
+    problem = _tiny_problem()
+    gens, real = [], problem.target.sample
+    monkeypatch.setattr(problem.target, "sample", lambda n, gen=None, device="cpu": gens.append(gen)
+                        or real(n, gen, device))
+    train_model(get_method("fm_ot"), problem, TrainConfig(steps=3, batch_size=16), 0, ArtifactStore(tmp_path))
+    assert len(gens) >= 4 and all(isinstance(g, torch.Generator) for g in gens)
+
+
+# ------------------------------------------------------------------------------------------------ one step of fit
+def _step_setup(seed=0):
+    method, problem = get_method("fm_ot"), _tiny_problem()
+    torch.manual_seed(seed)
+    model = build_model(method, problem)
+    coupling = IndependentCoupling(source_sampler(method, problem, "cpu"), lambda n, g: problem.target.sample(n, g))
+    return method, model, coupling
+
+
+def test_a_train_step_is_the_documented_adam_clip_and_ema_update():
+    """Each step draws its batch and loss randomness from the generator, takes one clipped Adam step with the
+    configured lr and weight decay, and moves the EMA by w = 1 - min(decay, (1 + i) / (10 + i))."""
+    from odebench.bench.harness.train import make_train_step
+
+    for cfg in (TrainConfig(batch_size=16, lr=0.05, ema_decay=0.5, grad_clip=0.5, weight_decay=0.1),
+                TrainConfig(batch_size=16, lr=0.02, ema_decay=0.999, grad_clip=0.0)):
+        method, model, coupling = _step_setup()
+        ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
+        ema = copy.deepcopy(model)
+        step = make_train_step(method, model, ema, coupling, cfg, torch.Generator().manual_seed(7), Runtime("cpu"))
+        gen = torch.Generator().manual_seed(7)
+        opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for i in range(6):
+            x0, x1 = coupling.draw(16, gen)
+            loss = method.loss(ref, x0, x1, gen)
+            opt.zero_grad()
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(list(ref.parameters()), cfg.grad_clip)
+            opt.step()
+            w = 1 - min(cfg.ema_decay, (1 + i) / (10 + i))
+            with torch.no_grad():
+                for pe, p in zip(ref_ema.parameters(), ref.parameters(), strict=True):
+                    pe += w * (p - pe)
+            torch.testing.assert_close(step(i), loss.detach())
+            torch.testing.assert_close(_flat(model), _flat(ref))
+            torch.testing.assert_close(_flat(ema), _flat(ref_ema))
+
+
+def test_a_train_step_compiles_and_wraps_the_networks_when_asked(monkeypatch):
+    """runtime.compile hands the model to compile_modules, and under torchrun the networks go through
+    distributed.wrap; the step then trains through what they return."""
+    import odebench.bench.harness.train as train
+    from odebench.bench.harness import distributed
+
+    seen = []
+    monkeypatch.setattr(train, "compile_modules", lambda m: seen.append(("compile", m)) or m)
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "wrap", lambda m: seen.append(("wrap", m)) or m)
+    method, model, coupling = _step_setup()
+    step = train.make_train_step(method, model, copy.deepcopy(model), coupling, TrainConfig(batch_size=8),
+                                 torch.Generator().manual_seed(0), Runtime("cpu", compile=True))
+    assert [k for k, _ in seen] == ["compile", "wrap"] and all(m is model for _, m in seen)
+    assert torch.isfinite(step(0))
+
+
+class _Quadratic:
+    """A stand-in method whose loss is |w|^2 of a one-weight network (fast steps, no data)."""
+
+    def loss(self, net, x0, x1, gen):
+        return net["v"].weight.pow(2).sum()
+
+
+class _NoData:
+    def draw(self, n, gen):
+        return torch.zeros(n, 1), torch.zeros(n, 1)
+
+
+def test_the_loss_curve_holds_one_mean_per_chunk_of_min_steps_over_100_and_50():
+    """chunk = max(1, min(steps // 100, 50)): 7 steps give 7 points, 200 give 100, 5100 give 102."""
+    for steps, points in ((7, 7), (200, 100), (5100, 102)):
+        model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
+        _, losses = fit(_Quadratic(), model, _NoData(), TrainConfig(steps=steps, batch_size=1, lr=1e-4),
+                        torch.Generator().manual_seed(0))
+        assert len(losses) == points
+
+
+def test_fit_is_quiet_by_default_reproducible_from_its_generator_and_returns_a_frozen_ema(capsys):
+    """fit with no progress argument prints nothing; its result depends on the generator, not on the global
+    RNG; the EMA comes back in eval mode with no parameter requiring gradients."""
+    method, problem = get_method("fm_ot"), _tiny_problem()
+    out = []
+    for global_seed in (1, 2):
+        torch.manual_seed(0)
+        model = build_model(method, problem)
+        coupling = IndependentCoupling(source_sampler(method, problem, "cpu"),
+                                       lambda n, g: problem.target.sample(n, g))
+        torch.manual_seed(global_seed)
+        ema, _ = fit(method, model, coupling, TrainConfig(steps=4, batch_size=8), torch.Generator().manual_seed(3))
+        out.append(_flat(ema))
+        assert not ema.training and not any(p.requires_grad for p in ema.parameters())
+    assert torch.equal(out[0], out[1])
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_build_model_hands_the_target_shape_to_the_method():
+    """A method's networks() is told the target's sample shape."""
+    shapes = []
+
+    class Probe:
+        def networks(self, make_net, shape):
+            shapes.append(shape)
+            return torch.nn.ModuleDict({"v": make_net()})
+
+    problem = _tiny_problem()
+    build_model(Probe(), problem)
+    assert shapes == [problem.target.shape]
+
+
+def test_bf16_model_keys_are_pinned():
+    """A bf16 model's key (which names the precision) stays the same across releases."""
+    key = model_key(get_method("fm_ot"), _tiny_problem(), TrainConfig(), 0, None, "bf16")
+    assert key == "cb27c912b57a84ce"
+
+
+class _Recording(_Quadratic):
+    """_Quadratic that remembers the value of every step's loss."""
+
+    def __init__(self):
+        self.values = []
+
+    def loss(self, net, x0, x1, gen):
+        out = super().loss(net, x0, x1, gen)
+        self.values.append(out.item())
+        return out
+
+
+def test_each_loss_curve_point_is_the_mean_of_its_chunk_and_a_last_partial_chunk_counts():
+    """With 301 steps (chunk 3) the curve holds the 100 means of steps 3j .. 3j + 2, then the last step's loss
+    alone."""
+    method = _Recording()
+    model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
+    _, losses = fit(method, model, _NoData(), TrainConfig(steps=301, batch_size=1, lr=1e-2),
+                    torch.Generator().manual_seed(0))
+    v = method.values
+    want = [sum(v[3 * j: 3 * j + 3]) / 3 for j in range(100)] + [v[300]]
+    assert losses == pytest.approx(want, rel=1e-6)
+
+
+def test_fit_shows_a_progress_bar_with_its_label_when_asked(capsys):
+    """progress=True draws a bar labelled with ``label`` on stderr, also when stderr is not a terminal."""
+    model = torch.nn.ModuleDict({"v": torch.nn.Linear(1, 1, bias=False)})
+    fit(_Quadratic(), model, _NoData(), TrainConfig(steps=3, batch_size=1), torch.Generator().manual_seed(0),
+        progress=True, label="train probe")
+    assert "train probe" in capsys.readouterr().err

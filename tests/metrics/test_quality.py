@@ -156,3 +156,102 @@ def test_energy_distance_zero_for_same_set_and_positive_for_shift():
     x = gaussians(500, [0.0], [1.0], 13)
     assert energy_distance(x, x) == pytest.approx(0.0, abs=1e-12)
     assert energy_distance(x, x + 1) > 0.3
+
+
+def test_sliced_w_of_sets_of_different_sizes_compares_quantile_functions():
+    """Unequal sizes in 1-D: both quantile functions on the grid of max(N, M) levels, then the mean square gap.
+
+    x = {0, 1, 2} and y = {0, 4}: the quantiles at (0, 1/2, 1) are (0, 1, 2) and (0, 2, 4), so
+    sliced W2 = sqrt((0 + 1 + 4) / 3) for every direction (theta = +-1 in one dimension).
+    """
+    x = torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64)
+    y = torch.tensor([[4.0], [0.0]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    assert sliced_wasserstein(x, y, n_projections=5, gen=g) == pytest.approx(math.sqrt(5 / 3), rel=1e-12)
+    assert sliced_wasserstein(y, x, n_projections=5, gen=g) == pytest.approx(math.sqrt(5 / 3), rel=1e-12)
+
+
+def test_sliced_w_of_a_translate_is_the_mean_square_projected_shift():
+    """y = x + u (same size): every sorted projection moves by theta . u, so sliced W2^2 = mean_theta (theta . u)^2
+    over the very directions drawn from the generator (unit columns of a standard normal draw)."""
+    x = gaussians(50, [0.0, 0.0, 0.0], [1.0, 2.0, 0.5], 3)
+    u = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    theta = torch.randn(3, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    theta = theta / theta.norm(dim=0)
+    exact = math.sqrt(float((u @ theta).pow(2).mean()))
+    est = sliced_wasserstein(x, x + u, n_projections=7, gen=torch.Generator().manual_seed(5))
+    assert est == pytest.approx(exact, rel=1e-10)
+
+
+def test_sliced_w_draws_its_directions_from_the_generator_with_256_by_default():
+    """The directions come from ``gen`` alone (same seed, same value, whatever the global stream), 256 of them
+    unless told otherwise."""
+    x, y = gaussians(40, [0.0, 0.0], [1.0, 1.0], 1), gaussians(40, [1.0, 0.0], [2.0, 1.0], 2)
+    torch.manual_seed(1)
+    a = sliced_wasserstein(x, y, gen=torch.Generator().manual_seed(9))
+    torch.manual_seed(2)
+    b = sliced_wasserstein(x, y, gen=torch.Generator().manual_seed(9))
+    c = sliced_wasserstein(x, y, 256, gen=torch.Generator().manual_seed(9))
+    assert a == b == c
+    assert sliced_wasserstein(x, y, 255, gen=torch.Generator().manual_seed(9)) != a
+
+
+def _mmd_by_hand(x, y, scales):
+    """Unbiased MMD^2 written out with loops; bandwidths scale the median of the nonzero pairwise distances
+    (torch's median: the lower middle value)."""
+    z = [list(map(float, r)) for r in torch.cat([x, y])]
+    sq = [[sum((a - b) ** 2 for a, b in zip(p, q, strict=True)) for q in z] for p in z]
+    nonzero = sorted(v for row in sq for v in row if v > 0)
+    median = math.sqrt(nonzero[(len(nonzero) - 1) // 2])
+
+    def k(i, j):
+        return sum(math.exp(-sq[i][j] / (2 * (s * median) ** 2)) for s in scales)
+
+    n, m = len(x), len(y)
+    kxx = sum(k(i, j) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    kyy = sum(k(n + i, n + j) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kxy = sum(k(i, n + j) for i in range(n) for j in range(m)) / (n * m)
+    return kxx + kyy - 2 * kxy
+
+
+def test_mmd_is_the_unbiased_kernel_sum_written_out():
+    """MMD^2 of two small sets of different sizes equals the U-statistic written out term by term, with the
+    bandwidths set by the median of the nonzero squared distances, for the default and a single scale."""
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    y = torch.tensor([[0.5, 0.5], [3.0, 1.0], [1.0, -1.0], [2.0, 2.0], [-1.0, 0.0]], dtype=torch.float64)
+    assert mmd_rbf(x, y) == pytest.approx(_mmd_by_hand(x, y, (0.5, 1.0, 2.0, 4.0)), rel=1e-12)
+    assert mmd_rbf(y, x, scales=(1.0,)) == pytest.approx(_mmd_by_hand(y, x, (1.0,)), rel=1e-12)
+
+
+def test_wasserstein2_is_the_optimal_assignment_by_hand():
+    """Three points against three: W2^2 is the cheapest of the 3! matchings, averaged over the points; with
+    unequal sizes the uniform weights split a point's mass (one point against two: the mean squared distance)."""
+    import itertools
+
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 1.0], [2.0, 2.0], [-1.0, 0.0]], dtype=torch.float64)
+    sq = lambda p, q: float(((p - q) ** 2).sum())  # noqa: E731
+    best = min(sum(sq(x[i], y[s]) for i, s in enumerate(perm)) / 3 for perm in itertools.permutations(range(3)))
+    assert wasserstein2(x, y) == pytest.approx(math.sqrt(best), rel=1e-12)
+    one = x[:1]
+    assert wasserstein2(one, y[:2]) == pytest.approx(math.sqrt((sq(x[0], y[0]) + sq(x[0], y[1])) / 2), rel=1e-12)
+
+
+def test_capped_metrics_compare_equal_size_prefixes_of_at_most_max_points():
+    """The w2 / mmd / energy entries see the first min(N, M, max_points) samples and held-out points, with
+    max_points read from that metric's own options (default: no cap below the smaller set)."""
+    from odebench.metrics.quality import _capped
+    from odebench.metrics.registry import METRICS, EvalContext
+
+    s, r = gaussians(7, [0.0, 0.0], [1.0, 1.0], 4), gaussians(5, [1.0, 0.0], [1.0, 1.0], 5)
+    for a, b in ((s, r), (r, s)):
+        x, y = _capped(EvalContext(samples=a, reference=b), "w2", 4000)
+        assert torch.equal(x, a[:5]) and torch.equal(y, b[:5])
+        x, y = _capped(EvalContext(samples=a, reference=b), "w2", 3)
+        assert torch.equal(x, a[:3]) and torch.equal(y, b[:3])
+    ctx = EvalContext(samples=s, reference=r, options={"mmd": {"max_points": 4}, "w2": {"max_points": 2}})
+    x, y = _capped(ctx, "mmd", 4000)
+    assert torch.equal(x, s[:4]) and torch.equal(y, r[:4])
+    assert METRICS.get("mmd").fn(ctx) == mmd_rbf(s[:4], r[:4])
+    assert METRICS.get("w2").fn(ctx) == wasserstein2(s[:2], r[:2])
+    assert METRICS.get("energy").fn(ctx) == energy_distance(s[:5], r[:5])
