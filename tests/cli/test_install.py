@@ -33,10 +33,10 @@ def test_readme_fresh_machine_installs_the_cpu_build_of_torch_first():
     assert "1.5 GB" in fresh  # the measured size of the CPU route's environment
 
 
-def test_ci_installs_as_the_readme_says_plus_ray_for_its_tests():
+def test_ci_installs_as_the_readme_says_plus_the_extras_its_tests_use():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "--index-url https://download.pytorch.org/whl/cpu" in ci
-    assert "pip install -q -e '.[dev,ray]'" in ci
+    assert "pip install -q -e '.[dev,ray,peers]'" in ci
 
 
 @pytest.mark.slow
