@@ -149,4 +149,4 @@ def test_a_kill_while_a_figure_is_written_leaves_no_partial_file(out, monkeypatc
 def test_infinite_values_are_shown_as_such():
     assert fmt_stat([float("inf")]) == "inf"
     assert fmt_stat([0.5, float("inf")]) == "0.5000 (+inf)"
-    assert fmt_stat([0.5, 0.7]) == "0.6 ± 0.14"
+    assert fmt_stat([0.5, 0.7]) == "0.6000 ± 0.14"
