@@ -9,13 +9,14 @@ data_seed 0; test accuracy printed by the script and recorded in :data:`DIGITS_C
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from odebench.bench.core.hashing import sha256_file
 
 DIGITS_CNN_FILE = "digits_cnn.pt"
 DIGITS_CNN_SHA256 = "ea609d99f0bcdfe629568e2d35fe95013c6f4b5bf3694aa9151f44fa82ff5df0"
@@ -46,12 +47,8 @@ class DigitsCNN(nn.Module):
         return self.head(self.body(x))
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+#: the file hash the shipped weights are checked against (one implementation for the whole suite)
+sha256_of = sha256_file
 
 
 def weights_path() -> Path:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from odebench.bench.core.hashing import sha256_file
 from odebench.bench.harness.safe_paths import inside
 
 
@@ -31,14 +32,6 @@ def config_hash(config: Any) -> str:
     """SHA-256 (hex, first 16 chars) of a JSON-serialisable config, keys sorted."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def current_umask() -> int:
