@@ -73,7 +73,7 @@ def main() -> None:
                 seconds = run(args.spec, extra, out)
                 rows.append((options, seconds, before, load()))
                 folders[options] = metrics(out / args.spec / "cells")
-                print(f"{options:>24}: {seconds / 60:.0f} min {seconds % 60:04.1f} s  "
+                print(f"{options:>24}: {seconds // 60:.0f} min {seconds % 60:04.1f} s  "
                       f"(load before {before}, after {rows[-1][3]})", flush=True)
     finally:
         if busy is not None:
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"\n{os.cpu_count()} cores; competing busy loop: {'yes' if args.competing else 'no'}")
     print("| run | wall time | load before (1/5/15 min) | load after |\n|---|---|---|---|")
     for options, seconds, before, after in rows:
-        print(f"| `{options}` | {seconds / 60:.0f} min {seconds % 60:.0f} s | {before} | {after} |")
+        print(f"| `{options}` | {seconds // 60:.0f} min {seconds % 60:.0f} s | {before} | {after} |")
     base = rows[0][1]
     for options, seconds, _, _ in rows[1:]:
         print(f"{options}: {seconds / base:.2f}x the time of {rows[0][0]}")
