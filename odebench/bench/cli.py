@@ -168,6 +168,16 @@ def _apply_locations(args: argparse.Namespace) -> None:
         os.environ["ODEBENCH_INCEPTION"] = str(args.inception_weights)  # read by odebench.metrics.fid
 
 
+def _resolve_data_hparams(spec):
+    """The spec with its data hparams (e.g. score_ve's sigma_max = "data") computed; each value is printed."""
+    from odebench.bench.harness.data_hparams import resolve_spec
+
+    spec, notes = resolve_spec(spec)
+    for note in notes:
+        print(f"from the data: {note}")
+    return spec
+
+
 def _waits_for_rank_zero(spec) -> bool:
     """Under torchrun rank 0 alone evaluates and writes; the other ranks wait here until its last record is
     written, then leave without touching the folder (no report or summary from a rank that has no records)."""
@@ -196,12 +206,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _apply_locations(args)
         try:
+            spec = _resolve_data_hparams(spec)
             _print_plan(spec, args.out)
         except DataDirError as exc:
             raise UsageError(str(exc)) from exc
         return 0
     _apply_process_options(args, spec)
     _check_out(args.out, create=True)
+    try:
+        spec = _resolve_data_hparams(spec)
+    except DataDirError as exc:
+        raise UsageError(str(exc)) from exc
     earlier = _earlier(spec, args.out)
     if earlier:  # said before any work, and again in the closing summary
         print(f"note: {earlier}", file=sys.stderr)

@@ -71,9 +71,17 @@ class Method(ABC):
     #: hparams that act only when sampling (a Langevin corrector's steps, where sampling stops): they are in
     #: every record's config but not in the trained model's cache key, so sweeping them reuses one model
     sampling_hparams: ClassVar[tuple[str, ...]] = ()
+    #: hparams whose value "data" the harness replaces, before any training, by ``resolve_data_hparam`` of the
+    #: training split (name -> what is computed); the resolved number keys the cache and goes into records
+    data_hparams: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **hparams: Any):
         self.hparams: dict[str, Any] = dict(hparams)
+
+    @classmethod
+    def resolve_data_hparam(cls, name: str, train: Tensor) -> Any:
+        """The value of data hparam ``name`` (a key of ``data_hparams``) for the training split train: [N, *shape]."""
+        raise NotImplementedError(f"{cls.name} declares data hparam {name!r} but does not compute it")
 
     # -------------------------------------------------------------------------------- what the harness calls
     def config(self) -> dict[str, Any]:

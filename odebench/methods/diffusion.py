@@ -25,6 +25,16 @@ With dt = -ds the samplers integrate, in unified time,
     PF-ODE         dx/dt = -f x + g^2 score / 2                            (every ODE solver)
     ancestral      x_{s'} ~ q(x_{s'} | x_s, x0_hat), x0_hat = (x - sigma eps_hat) / a   (solver ``ancestral``)
 
+Protocol of Song et al.'s official code, followed here (docs/decisions.md lists what differs):
+- **Final noise removal** (hparam ``denoise``, default on): every SDE sampler (``euler_maruyama``,
+  ``ancestral``, ``pc``) ends with one more network call at t1 that maps its state to Tweedie's
+  E[x_data | x_s] = (x - sigma eps_hat) / a, the sample at s = 0 (their ``noise_removal``: the last
+  predictor step lands on s = 0 and returns its mean). It is one NFE of the budget. ODE solvers never apply it.
+- **Likelihood to s = 1e-5**: the NLL integral ends at ``nll_eps`` = 1e-5 for both SDEs (their likelihood
+  code), while VP sampling stops at 1e-3.
+- **VE predictor** (``score_ve`` hparam ``predictor``): the ``pc`` solver's predictor is the reverse-diffusion
+  step of their VE configs by default.
+
 The data-prediction samplers (DDIM, DPM-Solver++, UniPC, EDM's) get x1_hat = (x - sigma eps_hat) / a and the path
 alpha_t = a(1 - t), sigma_t = sigma(1 - t) (capabilities ``x1_hat`` and ``noise_schedule``).
 
@@ -96,6 +106,8 @@ class GaussianDiffusion(Method):
     sampling_eps: float = 1e-5
     #: standard deviation of the prior N(0, scale^2 I) at s = 1
     prior_scale: float = 1.0
+    #: where the likelihood integral stops (Song et al.'s likelihood code: 1e-5, for VP and VE alike)
+    nll_eps: float = 1e-5
 
     def schedule(self, s: Tensor) -> Schedule:
         raise NotImplementedError
@@ -159,11 +171,16 @@ class GaussianDiffusion(Method):
             linear, g2_score = reverse_terms(x, t)
             return linear + g2_score
 
+        x1_hat = self.x1_hat(model)
         return Dynamics(
             velocity=velocity, drift=drift, diffusion=lambda t: self.schedule(1 - t).g2.sqrt(),
             ancestral_net=lambda x, t: self.eps_hat(model, x, 1 - t), ancestral_step=self.ancestral_step,
             corrector=self.corrector(model), t0=0.0, t1=1 - self.sampling_eps,
-            x1_hat=self.x1_hat(model), schedule=DiffusionSchedule(self))
+            x1_hat=x1_hat, schedule=DiffusionSchedule(self),
+            denoise=x1_hat if self.hparams.get("denoise", False) else None,
+            predictor_step=self.reverse_diffusion_step if self.hparams.get("predictor") == "reverse_diffusion"
+            else None,
+            nll_t1=1 - self.nll_eps)
 
     def offers(self):
         return frozenset({"velocity", "sde", "ancestral", "noise_schedule", "x1_hat"})
@@ -195,6 +212,25 @@ class GaussianDiffusion(Method):
         z = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
         return mean + expand_t(std, x) * z
 
+    def reverse_diffusion_step(self, x: Tensor, eps: Tensor, t: Tensor, t_next: Tensor,
+                               gen: torch.Generator | None, last: bool = False) -> Tensor:
+        """Song et al.'s reverse-diffusion predictor between diffusion times s = 1 - t > s' = 1 - t_next.
+
+        The forward chain that the predictor reverses is the path's exact transition x_s = r x_{s'} + sqrt(v) z
+        (r = a(s) / a(s'), v = sigma(s)^2 - r^2 sigma(s')^2); reversing the discretised SDE gives
+        x_{s'} = (2 - r) x + v score + sqrt(v) z, score = -eps / sigma(s). For VE (r = 1) this is their
+        predictor exactly (v = sigma(s)^2 - sigma(s')^2); for VP with DDPM's discrete betas, r = sqrt(1 - beta_i)
+        and v = beta_i, also theirs. Arguments as :meth:`ancestral_step`; ``last`` returns the mean.
+        """
+        now, nxt = self.schedule(1 - t), self.schedule(1 - t_next)
+        r = (now.log_alpha - nxt.log_alpha).exp()
+        v = (now.sigma**2 - r**2 * nxt.sigma**2).clamp_min(0.0)
+        mean = expand_t(2 - r, x) * x - expand_t(v / now.sigma, x) * eps
+        if last:
+            return mean
+        z = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+        return mean + expand_t(v.sqrt(), x) * z
+
 
 @register_method("ddpm")
 class DDPM(GaussianDiffusion):
@@ -208,13 +244,15 @@ class DDPM(GaussianDiffusion):
     citation = ("Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. NeurIPS 2020. arXiv:2006.11239; "
                 + SONG_CITATION)
 
-    sampling_hparams = ("sampling_eps",)
+    sampling_hparams = ("sampling_eps", "denoise")
 
-    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, sampling_eps: float = 1e-3):
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, sampling_eps: float = 1e-3,
+                 denoise: bool = True):
         if not 0 < beta_min < beta_max:
             raise ValueError(f"ddpm needs 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
         self.sampling_eps = check_sampling_eps(sampling_eps, self.s_eps)
-        super().__init__(beta_min=float(beta_min), beta_max=float(beta_max), sampling_eps=self.sampling_eps)
+        super().__init__(beta_min=float(beta_min), beta_max=float(beta_max), sampling_eps=self.sampling_eps,
+                         denoise=check_flag(denoise, "ddpm", "denoise"))
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
         self.vp = VPSchedule(self.beta_min, self.beta_max)
 
@@ -241,41 +279,70 @@ class VEScoreSDE(GaussianDiffusion):
     E || n + eps ||^2 = E sigma^2 || score_theta - grad log q(x_s | x) ||^2 is denoising score matching with
     Song et al.'s weighting lambda(s) = sigma(s)^2.
 
-    ``sigma_max`` is a hyperparameter, not fitted to the data at run time: the method config then fully
-    determines the model (it keys the cache and is written into every record), and the prior is known before
-    any data are seen. Song & Ermon's rule ("Improved techniques", technique 1) sets sigma_max to about the
-    largest pairwise distance of the training data; :func:`song_ermon_sigma_max` computes it. The built-in
-    sets give moons 6.6, spirals 6.7, swissroll 6.0, circles 7.6, 8gaussians 8.1, digits 9.5,
-    checkerboard 11.3; the default 12 is at least as large for all of them.
+    ``sigma_max = "data"`` (the default) applies Song & Ermon's rule ("Improved techniques", technique 1):
+    sigma_max is the largest pairwise distance of the training split (:func:`song_ermon_sigma_max`, rounded
+    to 4 significant digits). The harness resolves it before anything is trained
+    (``odebench.bench.harness.data_hparams``), so the number itself keys the model cache, is written into every
+    record and is printed by ``--dry-run``; a number given in the spec is used as it is. The built-in sets
+    give moons 6.6, spirals 6.7, swissroll 6.0, circles 7.6, 8gaussians 8.1, digits 9.5, checkerboard 11.3.
 
-    Langevin corrector (solver ``pc``): ``corrector_steps`` steps per grid time with target ``snr``. From Song
-    et al.'s official score_sde code: the PC sampler runs the corrector, then the predictor, at each time;
-    the Langevin step size is e = 2 alpha (snr ||z|| / ||score||)^2 with the norms averaged over the batch
-    (alpha = 1 for VE); the update is x + e score + sqrt(2 e) z; the defaults are snr = 0.16 and one
-    corrector step (CIFAR-10 configs); the final sample is the predictor's noise-free mean.
+    Sampling (hparams that do not touch the trained model): the ``pc`` solver runs ``corrector_steps``
+    Langevin steps per grid time with target ``snr``, then the ``predictor``: ``"reverse_diffusion"`` (Song et
+    al.'s VE configs; :meth:`reverse_diffusion_step`) or ``"euler_maruyama"``. From their official code: the
+    corrector runs before the predictor at each time; the Langevin step size is e = 2 alpha (snr ||z|| /
+    ||score||)^2 with the norms averaged over the batch (alpha = 1 for VE); the update is
+    x + e score + sqrt(2 e) z; the defaults are snr = 0.16 and one corrector step (CIFAR-10 configs).
+    ``denoise`` ends every SDE sampler with the noise-removal call (module docstring).
     """
 
     reference = "arXiv:2011.13456; arXiv:2006.09011"
     citation = (SONG_CITATION + "; Song, Ermon. Improved Techniques for Training Score-Based Generative "
                 "Models. NeurIPS 2020. arXiv:2006.09011")
 
-    sampling_hparams = ("corrector_steps", "snr", "sampling_eps")
+    sampling_hparams = ("corrector_steps", "snr", "sampling_eps", "predictor", "denoise")
+    #: hparams the harness computes from the training split when the spec leaves them at "data"
+    data_hparams = {"sigma_max": "largest pairwise distance of the training split (Song & Ermon's rule)"}
+    PREDICTORS = ("reverse_diffusion", "euler_maruyama")
 
-    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 12.0, corrector_steps: int = 1,
-                 snr: float = 0.16, sampling_eps: float = 1e-5):
-        if not 0 < sigma_min < sigma_max:
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float | str = "data", corrector_steps: int = 1,
+                 snr: float = 0.16, sampling_eps: float = 1e-5, predictor: str = "reverse_diffusion",
+                 denoise: bool = True):
+        if sigma_max != "data" and not 0 < sigma_min < sigma_max:
             raise ValueError(f"score_ve needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}; set "
-                             f"sigma_max to about the largest pairwise distance of the data")
+                             f"sigma_max to about the largest pairwise distance of the data (sigma_max = "
+                             f"\"data\" computes it)")
         if int(corrector_steps) != corrector_steps or corrector_steps < 0:
             raise ValueError(f"score_ve corrector_steps must be an integer >= 0, got {corrector_steps!r}")
         if snr <= 0:
             raise ValueError(f"score_ve snr must be positive, got {snr}")
+        if predictor not in self.PREDICTORS:
+            raise ValueError(f"score_ve predictor must be one of {', '.join(self.PREDICTORS)}; got {predictor!r}")
         self.sampling_eps = check_sampling_eps(sampling_eps, self.s_eps)
-        super().__init__(sigma_min=float(sigma_min), sigma_max=float(sigma_max),
-                         corrector_steps=int(corrector_steps), snr=float(snr), sampling_eps=self.sampling_eps)
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
-        self.prior_scale = self.sigma_max
-        self.log_ratio = math.log(self.sigma_max / self.sigma_min)
+        super().__init__(sigma_min=float(sigma_min), sigma_max=sigma_max if sigma_max == "data" else float(sigma_max),
+                         corrector_steps=int(corrector_steps), snr=float(snr), sampling_eps=self.sampling_eps,
+                         predictor=predictor, denoise=check_flag(denoise, "score_ve", "denoise"))
+        self.sigma_min = float(sigma_min)
+        if sigma_max != "data":
+            self.sigma_max = float(sigma_max)
+            self.log_ratio = math.log(self.sigma_max / self.sigma_min)
+
+    @classmethod
+    def resolve_data_hparam(cls, name: str, train: Tensor) -> float:
+        """The value of data hparam ``name`` for a training split train: [N, *shape]."""
+        if name != "sigma_max":
+            raise KeyError(name)
+        return float(f"{song_ermon_sigma_max(train):.4g}")
+
+    def __getattr__(self, name):
+        # sigma_max = "data" must be resolved by the harness before the method is trained or sampled
+        if name in ("sigma_max", "log_ratio"):
+            raise RuntimeError('score_ve: sigma_max = "data" has not been resolved from a training split; '
+                               "run it through the harness (odebench run) or give sigma_max a number")
+        raise AttributeError(name)
+
+    @property
+    def prior_scale(self) -> float:
+        return self.sigma_max
 
     def networks(self, make_net, shape):
         return nn.ModuleDict({"score": make_net()})
@@ -295,8 +362,15 @@ class VEScoreSDE(GaussianDiffusion):
         return frozenset({"velocity", "sde", "ancestral", "corrector", "noise_schedule", "x1_hat"})
 
     def corrector(self, model):
-        # with corrector_steps = 0 the pc solver is plain Euler-Maruyama
+        # with corrector_steps = 0 the pc solver is its predictor alone
         return LangevinCorrector(self.score(model), self.hparams["corrector_steps"], self.hparams["snr"])
+
+
+def check_flag(value, method: str, name: str) -> bool:
+    """``value`` if it is a bool, else raise naming the hparam."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{method} {name} must be true or false, got {value!r}")
+    return value
 
 
 def check_sampling_eps(value: float, s_eps: float) -> float:

@@ -13,7 +13,8 @@ l(0) = -integral_0^1 div v dt and
 
 Every method is measured through its ODE ``Dynamics.velocity`` (diffusion models through their
 probability-flow ODE) and its prior's ``log_prob``; nothing else is assumed. Where the dynamics stop short of
-the ends (diffusion: t_1 = 1 - s_eps), the integral runs over [dyn.t0, dyn.t1].
+the ends, the integral runs over [dyn.t0, dyn.nll_t1] (diffusion: 1 - 1e-5, the end of Song et al.'s
+likelihood integral, closer to the data than sampling's t1), or [dyn.t0, dyn.t1] when nll_t1 is not set.
 
 Divergence:
   - exact: tr(dv/dx) from the batched Jacobian, ``torch.func.vmap(torch.func.jacrev(v))``; D reverse passes
@@ -279,16 +280,17 @@ def _nll_metric(ctx: EvalContext) -> dict:
                              "dataset or eval.metric_options.nll.levels (256 for 8-bit images)")
         x = dequantize(x, int(levels), ctx.gen)
     dyn = ctx.dynamics
+    t1 = dyn.t1 if dyn.nll_t1 is None else dyn.nll_t1
     nlls, nfe = [], 0
     for chunk in x.split(int(opts.get("batch_size", 250))):
-        res = nll(dyn.velocity, chunk, ctx.log_prob_source, cfg, dyn.t0, dyn.t1, ctx.gen)
+        res = nll(dyn.velocity, chunk, ctx.log_prob_source, cfg, dyn.t0, t1, ctx.gen)
         nlls.append(res.nll.double().cpu())
         nfe = max(nfe, res.nfe)
     per_point = torch.cat(nlls)
     if not torch.isfinite(per_point).all():
         raise ValueError("nll: non-finite log-likelihoods (the solve diverged); try tighter tolerances")
     bpd = bits_per_dim(per_point, dim, None if levels is None else int(levels))
-    settings = {**asdict(cfg), "n_points": len(per_point), "nfe": nfe, "t0": dyn.t0, "t1": dyn.t1,
+    settings = {**asdict(cfg), "n_points": len(per_point), "nfe": nfe, "t0": dyn.t0, "t1": t1,
                 "levels": levels, "dequantization": "uniform, x = 2 (k + u) / L - 1" if levels else None,
                 "bpd_offset": quantization_offset_bits(int(levels)) if levels else 0.0}
     return {"nll": float(per_point.mean()), "nats_per_dim": float(per_point.mean() / dim),

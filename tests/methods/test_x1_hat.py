@@ -22,7 +22,7 @@ X1 = frozenset({"noise_schedule", "x1_hat"})
 SCHEDULE = frozenset({"noise_schedule"})
 #: what each method (with these hparams) offers beyond its ODE and SDE terms, and why
 EXPECTED = {
-    ("ddpm", ()): X1, ("score_ve", ()): X1, ("edm", ()): X1,
+    ("ddpm", ()): X1, ("score_ve", (("sigma_max", 12.0),)): X1, ("edm", ()): X1,
     ("fm_ot", ()): X1, ("fm_diffusion", ()): X1,
     ("rf", ()): X1,  # round 1: independent coupling from N(0, I)
     ("rf", (("k", 2),)): SCHEDULE,  # reflow pairs x0 with ODE(x0): x_t given x1 is not Gaussian

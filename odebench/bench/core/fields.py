@@ -96,6 +96,14 @@ class Dynamics:
             the form x_t = alpha_t x1 + sigma_t x0.
         churn: settings of EDM's stochastic sampler; None: the ``Churn`` defaults.
         t0, t1: integration interval; diffusion models stop short of the data end (t1 = 1 - s_eps).
+        denoise: the SDE samplers' final noise removal, x(t1) -> a clean sample at t = 1 (for diffusion:
+            Tweedie's E[x_data | x_t1 = x], one network call, counted in the NFE); None: an SDE sample ends
+            at t1. ODE solvers never apply it (the ODE map stays the flow itself).
+        predictor_step: the ``pc`` solver's predictor as the method declares it,
+            ``(x, net_out, t, t_next, gen, last) -> x_next`` given ``net_out = ancestral_net(x, t)`` (e.g. the
+            reverse-diffusion predictor); None: Euler-Maruyama on ``drift``.
+        nll_t1: where the likelihood integral ends when it is not t1 (diffusion: 1 - 1e-5, closer to the data
+            than sampling stops); None: t1.
     """
 
     velocity: Field
@@ -109,6 +117,9 @@ class Dynamics:
     x1_hat: Field | None = None
     schedule: NoiseSchedule | None = None
     churn: Churn | None = None
+    denoise: Field | None = None
+    predictor_step: Callable[..., Tensor] | None = None
+    nll_t1: float | None = None
 
     def offers(self) -> frozenset[str]:
         """The capabilities (keys of ``CAPABILITIES``) these dynamics fill in."""

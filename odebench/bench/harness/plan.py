@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
+from torch import Tensor
 
 from odebench.bench.core.fields import GAUSSIAN_SOURCE_ONLY
 from odebench.bench.core.solvers import SOLVERS, BudgetTooSmall
@@ -113,6 +114,11 @@ class Plan:
 @lru_cache(maxsize=16)
 def _dataset(name: str, data_seed: int, options: tuple = (), data_root: str | None = None) -> Dataset:
     return load_dataset(name, data_seed, **dict(options))  # data_root only keys the cache ($ODEBENCH_DATA)
+
+
+def training_split(target: str, data_seed: int, options: tuple = ()) -> Tensor:
+    """[N, *shape] training split of a dataset, loaded once per process (``options``: sorted (key, value) pairs)."""
+    return _dataset(target, data_seed, options, os.environ.get(DATA_ENV)).train
 
 
 def problem_of(cell: Cell) -> Problem:

@@ -393,8 +393,10 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     """
     from tqdm.auto import tqdm
 
+    from odebench.bench.harness.data_hparams import resolve_spec
     from odebench.bench.harness.executors import get_executor
 
+    spec, _ = resolve_spec(spec)  # a no-op when the caller resolved it (the CLI does, to print the values)
     runtime = Runtime(resolve_device(device or spec.device), precision or spec.precision,
                       spec.compile if compile is None else compile)
     device = runtime.device

@@ -143,7 +143,8 @@ class Rule:
 
     ``kind``: "int", "float" (ints accepted), "bool", "str" or "choice"; ``lo``/``hi`` (``*_open`` for strict
     bounds); ``limit`` names the POLICY bound that replaces ``hi``; ``choices`` for "choice" (and "str"
-    that must be one of them); ``items`` makes it a list of such values with ``min_len`` to ``max_len`` entries.
+    that must be one of them); ``items`` makes it a list of such values with ``min_len`` to ``max_len`` entries;
+    ``also``: literal values accepted besides the typed range (e.g. "data" for a value the harness computes).
     """
 
     kind: str
@@ -157,6 +158,7 @@ class Rule:
     min_len: int = 0
     max_len: int = 16
     what: str = ""
+    also: tuple = ()
 
     def top(self) -> float | None:
         return bound(self.limit) if self.limit else self.hi
@@ -182,10 +184,14 @@ class Rule:
                 text = f"{noun} {' and '.join(parts)}".strip()
         if self.what:
             text = f"{text} ({self.what})"
+        if self.also:
+            text = " or ".join([text] + [f'"{a}"' if isinstance(a, str) else str(a) for a in self.also])
         return f"a list of {self.min_len} to {self.max_len} values, each {text}" if self.items else text
 
     def _value_problem(self, v: Any) -> str | None:
         """None if ``v`` fits, else 'wrong type' or 'out of range' as a short reason."""
+        if isinstance(v, str) and v in self.also:
+            return None
         if self.kind == "bool":
             return None if isinstance(v, bool) else "type"
         if self.kind in ("str", "choice"):
@@ -309,9 +315,11 @@ def method_rules(name: str) -> dict[str, Rule]:
     table = {
         "fm_ot": {"sigma_min": number(0, 1, hi_open=True)},
         "fm_diffusion": vp,
-        "ddpm": {**vp, "sampling_eps": eps},
-        "score_ve": {"sigma_min": POSITIVE, "sigma_max": POSITIVE, "corrector_steps": integer(0, limit="depth"),
-                     "snr": number(0, 100, lo_open=True), "sampling_eps": eps},
+        "ddpm": {**vp, "sampling_eps": eps, "denoise": FLAG},
+        "score_ve": {"sigma_min": POSITIVE, "sigma_max": Rule("float", 0, 1e6, lo_open=True, also=("data",)),
+                     "corrector_steps": integer(0, limit="depth"), "snr": number(0, 100, lo_open=True),
+                     "sampling_eps": eps, "predictor": choice("reverse_diffusion", "euler_maruyama"),
+                     "denoise": FLAG},
         "rf": {"k": integer(1, limit="k"), "distill": FLAG, "n_pairs": integer(1, limit="n_pairs"),
                "pair_solver": Rule("str", choices=_ode_solvers()), "pair_rtol": TOLERANCE,
                "pair_atol": TOLERANCE, "pair_nfe": integer(1, limit="nfe")},

@@ -53,10 +53,18 @@ class Solver(ABC):
         if reason is not None:
             raise Unsupported(reason)
 
-    def steps_for(self, nfe: int) -> int:
-        """Number of steps a budget of ``nfe`` network calls buys; raises BudgetTooSmall below one step."""
+    def steps_for(self, nfe: int, denoised: bool = False) -> int:
+        """Number of steps a budget of ``nfe`` network calls buys; raises BudgetTooSmall below one step.
+
+        ``denoised``: ``nfe`` is what is left after the final denoising call (the message says so).
+        """
         steps = nfe // self.evals_per_step
         if steps < 1:
+            if denoised:
+                raise BudgetTooSmall(
+                    f"solver {self.name!r} needs at least {self.evals_per_step + 1} NFE here: "
+                    f"{self.evals_per_step} per step plus 1 for the final denoising call; got a budget of "
+                    f"{nfe + 1} (the method's hparam denoise = false drops that call)")
             raise BudgetTooSmall(
                 f"solver {self.name!r} needs at least {self.evals_per_step} NFE per step; got a budget of {nfe}"
             )
@@ -101,7 +109,8 @@ class FixedStepSolver(Solver):
     def run(self, dyn, x0, *, nfe, rtol, atol, grid, gen, trajectory):
         if nfe is None:
             raise ValueError(f"fixed-step solver {self.name!r} needs an NFE budget (nfe=...)")
-        n = self.steps_for(nfe)
+        denoise = final_denoise(self, dyn)
+        n = self.steps_for(nfe - (denoise is not None), denoise is not None)
         f = CountingField(self.field_of(dyn))
         ts = make_grid(grid, n, dyn, device=x0.device, dtype=x0.dtype)
         # Times [B] and steps dt are views made once, before the loop: inside it, a step launches only its
@@ -111,8 +120,25 @@ class FixedStepSolver(Solver):
         x = x0
         states = [x0] if trajectory else None
         for i in range(n):
-            x = self.step(f, x, t_in[i], dts[i], dyn=dyn, gen=gen, last=i == n - 1)
+            # before a final denoising call the last step is an ordinary one (it adds its noise), as in Song
+            # et al.'s samplers, where only the step that lands on the data end returns its mean
+            x = self.step(f, x, t_in[i], dts[i], dyn=dyn, gen=gen, last=i == n - 1 and denoise is None)
             if states is not None:
                 states.append(x)
-        traj = torch.stack(states) if states is not None else None
-        return SolveResult(x=x, nfe=f.nfe, t=ts, trajectory=traj)
+        res = SolveResult(x=x, nfe=f.nfe, t=ts, trajectory=torch.stack(states) if states is not None else None)
+        return res if denoise is None else apply_denoise(denoise, res, t_in[n])
+
+
+def final_denoise(solver: Solver, dyn: Dynamics) -> Field | None:
+    """The dynamics' final denoising call if ``solver`` is an SDE sampler and the method declares one."""
+    return dyn.denoise if solver.kind == "sde" else None
+
+
+def apply_denoise(denoise: Field, res: SolveResult, t1: Tensor) -> SolveResult:
+    """``res`` followed by the final denoising call at t1 ([B]): one more NFE, the state it returns counts as
+    the sample at t = 1, and the trajectory (if any) gains that state."""
+    counted = CountingField(denoise)
+    x = counted(res.x, t1)
+    t = torch.cat([res.t, res.t.new_ones(1)])
+    traj = None if res.trajectory is None else torch.cat([res.trajectory, x[None]])
+    return SolveResult(x=x, nfe=res.nfe + counted.nfe, t=t, trajectory=traj)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from odebench.bench.core.fields import BudgetTooSmall, CountingField, Field, SolveResult
-from odebench.bench.core.solvers.base import SOLVERS, FixedStepSolver, Solver, register_solver
+from odebench.bench.core.solvers.base import (
+    SOLVERS,
+    FixedStepSolver,
+    Solver,
+    apply_denoise,
+    final_denoise,
+    register_solver,
+)
 from odebench.bench.core.time_grids import make_grid
 
 
@@ -48,8 +57,10 @@ class Ancestral(FixedStepSolver):
 @register_solver("pc")
 class PredictorCorrector(Solver):
     """Song et al.'s predictor-corrector sampler: at every grid time, ``corrector.n_steps`` Langevin steps
-    (one score call each), then one Euler-Maruyama predictor step (one drift call). A budget of n buys
-    n // (1 + n_steps) grid steps; the last predictor step returns its mean (no noise).
+    (one score call each), then one predictor step (one network call): the method's own ``predictor_step``
+    (e.g. the reverse-diffusion predictor) when it declares one, else Euler-Maruyama on the drift. A budget of
+    n buys n // (1 + n_steps) grid steps (after the final denoising call, when the method declares one);
+    without a denoising call the last predictor step returns its mean (no noise).
     """
 
     kind = "sde"
@@ -58,25 +69,36 @@ class PredictorCorrector(Solver):
     def run(self, dyn, x0, *, nfe, rtol, atol, grid, gen, trajectory):
         if nfe is None:
             raise ValueError("solver 'pc' needs an NFE budget (nfe=...)")
+        denoise = final_denoise(self, dyn)
         per_step = 1 + dyn.corrector.n_steps
-        n = nfe // per_step
+        n = (nfe - (denoise is not None)) // per_step
         if n < 1:
+            extra = " plus 1 for the final denoising call" if denoise is not None else ""
             raise BudgetTooSmall(f"solver 'pc' with {dyn.corrector.n_steps} corrector step(s) needs at least "
-                                 f"{per_step} NFE per step; got a budget of {nfe}")
+                                 f"{per_step} NFE per step{extra}; got a budget of {nfe}")
         score = CountingField(dyn.corrector.score)
-        drift = CountingField(dyn.drift)
+        predict, predictor_calls = self._predictor(dyn)
         ts = make_grid(grid, n, dyn, device=x0.device, dtype=x0.dtype)
         x, states = x0, [x0] if trajectory else None
-        predictor = SOLVERS.get("euler_maruyama")
         for i in range(n):
             t = ts[i].expand(x0.shape[0])
             for _ in range(dyn.corrector.n_steps):
                 x = langevin_step(score, x, t, dyn.corrector.snr, gen)
-            x = predictor.step(drift, x, t, ts[i + 1] - ts[i], dyn=dyn, gen=gen, last=i == n - 1)
+            x = predict(x, t, ts[i + 1] - ts[i], gen, last=i == n - 1 and denoise is None)
             if states is not None:
                 states.append(x)
-        traj = torch.stack(states) if states is not None else None
-        return SolveResult(x=x, nfe=score.nfe + drift.nfe, t=ts, trajectory=traj)
+        res = SolveResult(x=x, nfe=score.nfe + predictor_calls.nfe, t=ts,
+                          trajectory=torch.stack(states) if states is not None else None)
+        return res if denoise is None else apply_denoise(denoise, res, ts[n].expand(x0.shape[0]))
+
+    @staticmethod
+    def _predictor(dyn) -> tuple[Callable[..., Tensor], CountingField]:
+        """(predictor step ``(x, t, dt, gen, last) -> x_next``, the counter of the network it calls)."""
+        if dyn.predictor_step is None:
+            drift, em = CountingField(dyn.drift), SOLVERS.get("euler_maruyama")
+            return (lambda x, t, dt, gen, last: em.step(drift, x, t, dt, dyn=dyn, gen=gen, last=last)), drift
+        net = CountingField(dyn.ancestral_net)
+        return (lambda x, t, dt, gen, last: dyn.predictor_step(x, net(x, t), t, t + dt, gen, last=last)), net
 
 
 def langevin_step(score: Field, x: Tensor, t: Tensor, snr: float, gen: torch.Generator | None) -> Tensor:
@@ -87,3 +109,4 @@ def langevin_step(score: Field, x: Tensor, t: Tensor, snr: float, gen: torch.Gen
     noise_norm = z.flatten(1).norm(dim=1).mean()
     step = 2 * (snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
     return x + step * grad + (2 * step).sqrt() * z
+
