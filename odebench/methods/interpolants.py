@@ -27,8 +27,11 @@ Choices and facts (authors' code ``malbergo/stochastic-interpolants``, read for 
   both are ~0.03. With gamma = 0 nothing is singular and time runs over [0, 1].
 - Like the authors' losses, ours use antithetic noise (x_t = I +- gamma z with the same t, x0, x1, z): the
   gamma' z and z terms, large near the ends, cancel to first order between the two halves.
-- The authors' ``trig`` interpolant with gamma > 0 scales I by sqrt(1 - gamma^2) (variance preserving); we
-  keep the plain cos / sin path of docs/maths.md ("Affine paths") for every gamma, which is a valid interpolant as well.
+- The authors' trigonometric interpolant with gamma > 0 scales I by sqrt(1 - gamma^2), so that x_t keeps unit
+  variance for unit-variance x0, x1 (variance preserving): that is ``vp_trig``,
+  I = sqrt(1 - a t (1 - t)) (cos(pi t / 2) x0 + sin(pi t / 2) x1), which needs 0 < a < 4 (with a = 0 it is
+  ``trig``, refused as a duplicate). ``trig`` keeps the plain cos / sin path of docs/maths.md ("Affine paths")
+  for every gamma, which is a valid interpolant as well.
 - Their encoder-decoder interpolant is meant with latent noise (I vanishes at t = 1/2), so ``encdec``
   with gamma = 0 is refused.
 - Gaussian path. From x0 ~ N(0, I), x_t = alpha_t x1 + sigma_t x0 + gamma z is alpha_t x1 plus Gaussian
@@ -59,7 +62,27 @@ from odebench.methods.probability_paths import (
     x1_hat_from_velocity,
 )
 
-INTERPOLANT_PATHS = ("linear", "trig", "encdec")
+INTERPOLANT_PATHS = ("linear", "trig", "vp_trig", "encdec")
+
+
+class VPTrigPath(AffinePath):
+    """The authors' variance-preserving trigonometric interpolant: alpha_t = r(t) sin(pi t / 2), sigma_t =
+    r(t) cos(pi t / 2), r(t) = sqrt(1 - a t (1 - t)), so that alpha^2 + sigma^2 + gamma^2 = 1 with the latent
+    noise gamma(t)^2 = a t (1 - t). t: [B]; each coefficient is shaped like t."""
+
+    def __init__(self, a: float):
+        if not 0 < a < 4:
+            raise ValueError(f"interpolant: path 'vp_trig' needs 0 < gamma < 4 (its I is scaled by "
+                             f"sqrt(1 - gamma t (1 - t))), got gamma={a}; gamma = 0 is path 'trig'")
+        self.a = a
+
+    def coefficients(self, t):
+        h = math.pi / 2
+        r = torch.sqrt(1 - self.a * t * (1 - t))
+        dr = -self.a * (1 - 2 * t) / (2 * r)
+        sin, cos = torch.sin(h * t), torch.cos(h * t)
+        return PathCoefficients(alpha_t=r * sin, sigma_t=r * cos, d_alpha_t=dr * sin + r * h * cos,
+                                d_sigma_t=dr * cos - r * h * sin)
 
 
 @register_method("interpolant")
@@ -86,7 +109,7 @@ class StochasticInterpolant(Method):
         if not 0 < float(t_eps) < 0.5:
             raise ValueError(f"interpolant: t_eps must be in (0, 0.5), got {t_eps}")
         super().__init__(path=path, gamma=float(gamma), eps=float(eps), t_eps=float(t_eps))
-        self.path: AffinePath = PATHS.get(path)()
+        self.path: AffinePath = VPTrigPath(float(gamma)) if path == "vp_trig" else PATHS.get(path)()
 
     def config(self):
         h = self.hparams

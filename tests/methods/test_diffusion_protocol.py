@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from test_diffusion import M, SD, exact_model
+from test_diffusion import SD, M, exact_model
 from torch import nn
 
 from odebench.bench.core.solvers import sample

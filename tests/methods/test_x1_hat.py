@@ -32,6 +32,7 @@ EXPECTED = {
     ("interpolant", ()): X1,
     ("interpolant", (("gamma", 1.0),)): X1,  # noise sqrt(sigma^2 + gamma^2)
     ("interpolant", (("gamma", 0.5), ("path", "trig"))): X1,
+    ("interpolant", (("gamma", 0.5), ("path", "vp_trig"))): X1,
     ("interpolant", (("gamma", 1.0), ("path", "encdec"))): frozenset(),  # alpha = 0 on [0, 1/2]
 }
 

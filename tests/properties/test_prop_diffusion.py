@@ -17,6 +17,15 @@ from __future__ import annotations
 import math
 
 import torch
+from _strategies import (
+    F64,
+    assert_same_law,
+    gaussian_mixture_params,
+    generator,
+    push_gaussian,
+    seeds,
+    spd,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,15 +40,6 @@ from odebench.methods.exact import (
 )
 from odebench.methods.probability_paths import VPDiffusionPath
 from odebench.metrics.quality import frechet_distance
-from tests.properties._strategies import (
-    F64,
-    assert_same_law,
-    gaussian_mixture_params,
-    generator,
-    push_gaussian,
-    seeds,
-    spd,
-)
 
 S_EPS = 1e-5
 

@@ -12,6 +12,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _strategies import (
+    F64,
+    assert_same_law,
+    gaussian_mixture_params,
+    generator,
+    push_gaussian,
+    seeds,
+    spd,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,15 +33,6 @@ from odebench.methods.exact import (
     vp_marginal,
     vp_probability_flow,
     vp_score,
-)
-from tests.properties._strategies import (
-    F64,
-    assert_same_law,
-    gaussian_mixture_params,
-    generator,
-    push_gaussian,
-    seeds,
-    spd,
 )
 
 diffusion = pytest.importorskip("odebench.methods.diffusion")

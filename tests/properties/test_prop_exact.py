@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from _strategies import F64, gaussian_mixture_params, generator, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from odebench.methods.exact import (
     vp_beta,
 )
 from odebench.methods.probability_paths import VPDiffusionPath, VPSchedule
-from tests.properties._strategies import F64, gaussian_mixture_params, generator, seeds
 
 
 @settings(max_examples=15)

@@ -13,12 +13,12 @@ the solver's trajectory.
 from __future__ import annotations
 
 import torch
+from _strategies import F64, generator, seeds, spd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odebench.bench.core.solvers import SolveResult, solve
 from odebench.methods.exact import affine_map_coupling, gaussian, independent, rectified_velocity
-from tests.properties._strategies import F64, generator, seeds, spd
 
 
 @st.composite

@@ -18,13 +18,13 @@ import math
 
 import numpy as np
 import torch
+from _strategies import F64, flow_paths, gaussian_mixture_params, generator, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odebench.bench.nets.mlp import MLP
 from odebench.methods.exact import GaussianMixture, gaussian, independent, marginal_velocity, path_marginal
 from odebench.methods.probability_paths import PATHS, AffinePath
-from tests.properties._strategies import F64, flow_paths, gaussian_mixture_params, generator, seeds
 
 RULES = ((8, 30), (12, 60))  # (nodes per joint dimension, nodes per marginal dimension): coarse, fine
 

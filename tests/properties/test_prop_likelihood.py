@@ -15,12 +15,12 @@ import math
 
 import pytest
 import torch
+from _strategies import F64, flow_paths, gaussian_mixture_params, generator, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odebench.methods.exact import GaussianMixture, gaussian, independent, marginal_velocity, path_marginal
 from odebench.methods.probability_paths import PATHS
-from tests.properties._strategies import F64, flow_paths, gaussian_mixture_params, generator, seeds
 
 likelihood = pytest.importorskip("odebench.metrics.likelihood")
 

@@ -10,6 +10,15 @@ probability current, v = J / p = E[u_t | x_t = x] (odebench.methods.exact.margin
 from __future__ import annotations
 
 import torch
+from _strategies import (
+    F64,
+    flow_paths,
+    gaussian_mixture_params,
+    generator,
+    push_gaussian,
+    seeds,
+    spd,
+)
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -24,15 +33,6 @@ from odebench.methods.exact import (
     vp_alpha_sigma,
 )
 from odebench.methods.probability_paths import PATHS, OTPath, VPDiffusionPath
-from tests.properties._strategies import (
-    F64,
-    flow_paths,
-    gaussian_mixture_params,
-    generator,
-    push_gaussian,
-    seeds,
-    spd,
-)
 
 paths = st.sampled_from(PATHS.names())
 flows = st.sampled_from(flow_paths())

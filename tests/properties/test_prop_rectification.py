@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 
 import torch
+from _strategies import F64, assert_same_law, generator, points, seeds, spd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odebench.bench.core.solvers import solve
 from odebench.methods.exact import independent, rectified_velocity, smoothed_empirical, smoothed_pairs
-from tests.properties._strategies import F64, assert_same_law, generator, points, seeds, spd
 
 N_FLOW = 400  # samples pushed through the ODE (the expensive side)
 N_COUPLING = 20_000  # samples of the independent coupling (cheap)

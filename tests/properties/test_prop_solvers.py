@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 
 import torch
+from _strategies import F64, generator, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from odebench.bench.core.solvers import SOLVERS, solve
-from tests.properties._strategies import F64, generator, seeds
 
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 #: coarsest number of steps per solver: small enough that the error is far above float64 round-off at the

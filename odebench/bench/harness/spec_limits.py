@@ -324,7 +324,7 @@ def method_rules(name: str) -> dict[str, Rule]:
                "pair_solver": Rule("str", choices=_ode_solvers()), "pair_rtol": TOLERANCE,
                "pair_atol": TOLERANCE, "pair_nfe": integer(1, limit="nfe")},
         "curvature_min": {"beta": NONNEG},
-        "interpolant": {"path": Rule("str", choices=("linear", "trig", "encdec")), "gamma": number(0, 100),
+        "interpolant": {"path": Rule("str", choices=("linear", "trig", "vp_trig", "encdec")), "gamma": number(0, 100),
                         "eps": number(0, 100), "t_eps": number(0, 0.5, lo_open=True, hi_open=True)},
     }
     return table.get(name, {})
