@@ -19,7 +19,8 @@ spacing, and alpha_t^2 = sigmoid(2 lambda), sigma_t^2 = sigmoid(-2 lambda). This
 (alpha_t^2 = abar_k to float64 rounding), keeps the path variance-preserving and the log-SNR decreasing in k,
 and has a continuous derivative: a linear interpolant would make the probability-flow velocity jump at every
 timestep, and fixed-step solvers would then lose their order (with the exact eps of a Gaussian, Heun's error
-stalled near 1e-3 from 100 to 2000 steps). The network gets the fractional k; its sinusoidal time embedding
+wandered between 7e-4 and 5e-3 from NFE 100 to 2000 without falling; with PCHIP: 4.3e-3, 1.3e-3, 3.9e-4 at
+NFE 100, 200, 400). The network gets the fractional k; its sinusoidal time embedding
 takes any real k.
 
 Sampling. The path being Gaussian and variance preserving, this adapter is ``ddpm``'s family

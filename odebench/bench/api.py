@@ -7,9 +7,10 @@ puts the model on the device in place of a training, and each cell writes its re
 So a second call with the same model, spec and ``out`` does no work, and everything is written under
 ``<out>/<name>/`` (records, leaderboard, index.html) while the run holds the folder's lock.
 
-The sweep folder ``name`` defaults to ``eval_<label>`` (the factory's or the network class's name): a new
-checkpoint of the same factory evaluated into the same folder makes the old one's records "an earlier
-version", left out of the report as for an edited spec; give ``name`` to keep both side by side.
+The sweep folder ``name`` defaults to ``eval_<label>`` (the network's class name; ``odebench eval``:
+``eval_<pkg.module.factory>``): a new checkpoint of the same factory evaluated into the same folder makes the
+old one's records "an earlier version", left out of the report as for an edited spec; give ``name`` to keep
+both side by side.
 """
 
 from __future__ import annotations

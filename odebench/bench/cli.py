@@ -238,7 +238,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    name = args.name or default_name(args.model.rpartition(":")[2].rpartition(".")[2] or "model")
+    name = args.name or default_name(args.model.replace(":", "."))  # eval_pkg.module.factory
     try:  # the spec's and the options' mistakes come out before the user's code is imported
         raw, where = read_eval_spec(args.spec)
         parse_eval_spec(raw, where, {"name": "given"}, args.dataset, args.source, name)
@@ -334,7 +334,7 @@ to odebench's velocity (t = 0 source, t = 1 data): TorchCFM and flow_matching
 models and diffusers' (UNet2DModel, DDPMScheduler) are recognised; others are
 called as net(x, t) in odebench's time (--adapter plain).
 
-Where results go: OUT/<name>/ (default name: eval_<factory name>): records,
+Where results go: OUT/<name>/ (default: eval_PKG.MODULE.FACTORY): records,
 leaderboard and index.html, as for `odebench run`. Records carry the model's
 identity (SHA-256 of the checkpoint, or of the state dict, with the factory
 and the adapter), so re-running the same command skips finished cells."""
@@ -402,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="spec whose [[solvers]], seeds and [eval] are used (default: quick); training tables "
                          "are not needed and are ignored")
     ev.add_argument("--out", default="results", type=Path, help="results root (default: results)")
-    ev.add_argument("--name", default=None, help="results folder under --out (default: eval_<factory name>)")
+    ev.add_argument("--name", default=None,
+                    help="results folder under --out (default: eval_PKG.MODULE.FACTORY)")
     ev.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
     ev.add_argument("--data-dir", default=None, type=Path, help="folder of an image dataset (as for run)")
     ev.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")

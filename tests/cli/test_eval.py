@@ -91,7 +91,7 @@ def test_eval_writes_records_and_report_and_resumes(project, tmp_path, capsys):
     assert run_eval(module, "--checkpoint", str(ckpt)) == 0
     out = capsys.readouterr().out
     assert "3 cells, 0 already done; this run: ok 2, skipped 1" in out and "evaluated as given" in out
-    sweep = tmp_path / "out" / "eval_make"
+    sweep = tmp_path / "out" / f"eval_{module}.make"
     for name in ("leaderboard.md", "leaderboard.csv", "index.html"):
         assert (sweep / name).is_file()
     assert f"make@{sha256_file(ckpt)[:8]}" in (sweep / "leaderboard.md").read_text()
@@ -175,7 +175,7 @@ def test_a_held_folder_is_refused(project, tmp_path, capsys):
     with acquire(tmp_path / "out"):
         assert run_eval(module, "--checkpoint", str(ckpt)) == 2
     assert "is in use by another odebench run" in one_error_line(capsys.readouterr().err)
-    assert not (tmp_path / "out" / "eval_make").exists()
+    assert not (tmp_path / "out" / f"eval_{module}.make").exists()
 
 
 def test_state_key_and_safetensors(project, tmp_path, capsys):
