@@ -4,6 +4,10 @@ odebench.bench.report.build.
     odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
                  [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
                  [--jobs N] [--threads N]
+    odebench eval --model PKG.MODULE:FACTORY [--checkpoint FILE] [--kind velocity|eps|x1|score|v] --dataset NAME
+                  [--source NAME] [--spec NAME|PATH] [--out DIR] [--name NAME] [--path NAME]
+                  [--adapter auto|plain|torchcfm|flow_matching|diffusers] [--state-key KEY] [--device cpu|cuda]
+                  [--data-dir DIR] [--threads N] [--no-figures]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list [KIND] [-v]
     odebench show NAME
@@ -236,6 +240,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from odebench.bench.api import default_name, evaluate_given, read_eval_spec
+    from odebench.bench.data.images import DataDirError
+    from odebench.bench.harness.errors import RunRefused
+    from odebench.bench.harness.given import load_given
+    from odebench.bench.harness.records import RecordStore
+    from odebench.bench.harness.run import PrecisionMismatch
+    from odebench.bench.harness.runtime import resolve_device
+    from odebench.bench.harness.spec import SpecError, parse_eval_spec
+    from odebench.bench.report.summary import summary_text
+
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    name = args.name or default_name(args.model.replace(":", "."))  # eval_pkg.module.factory
+    try:  # the spec's and the options' mistakes come out before the user's code is imported
+        raw, where = read_eval_spec(args.spec)
+        parse_eval_spec(raw, where, {"name": "given"}, args.dataset, args.source, name)
+    except (SpecError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from exc
+    _check_out(args.out, create=False)
+    _apply_locations(args)
+    import torch
+
+    torch.set_num_threads(args.threads or 1)  # one thread unless asked: a shared machine stays usable
+    try:
+        resolve_device(args.device or raw.get("device", "cpu"))
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        given, method = load_given(args.model, args.checkpoint, args.kind, args.path, args.adapter,
+                                   args.state_key)
+        spec = parse_eval_spec(raw, where, method, args.dataset, args.source, name)
+        _check_out(args.out, create=True)
+        result = evaluate_given(given, spec, args.out, device=args.device, progress=not args.no_progress,
+                                figures=not args.no_figures)
+    except (SpecError, DataDirError, PrecisionMismatch, RunRefused) as exc:  # before any cell is written
+        raise UsageError(str(exc)) from exc
+    summary = result.summary
+    what = f"{given.label} ({method['adapter']} adapter, {method['kind']}; weights sha256 {method['given_model'][:12]})"
+    print(summary_text(spec, summary, RecordStore(summary.out_dir), given=what))
+    for note in result.report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"report: {result.report.dir / 'index.html'} ({len(result.report.files)} files)")
+    for f in summary.failures:
+        print(f"failed: {f}", file=sys.stderr)
+    return 1 if summary.failures else 0
+
+
 def _write_report(sweep_dir: Path, cache: Path | None = None, figures: bool = True):
     """Write the report of one sweep folder and print its notes; returns the Report."""
     from odebench.bench.report.build import write_report
@@ -283,6 +335,26 @@ included) loses only the cells it was working on. --dry-run prints what a run
 would do, without training."""
 
 
+EVAL_DESCRIPTION = """\
+Benchmark a model you already trained: sample it with every solver, time grid
+and budget of a spec's [[solvers]] and measure it with its [eval] metrics,
+exactly as `odebench run` measures the methods it trains.
+
+  odebench eval --model mymodels:make_net --checkpoint ckpt.pt --dataset moons
+
+The factory builds the architecture; the checkpoint only fills it (read with
+torch.load(weights_only=True), or safetensors): a checkpoint never runs code.
+An adapter states what the network predicts and in which time and converts it
+to odebench's velocity (t = 0 source, t = 1 data): TorchCFM and flow_matching
+models and diffusers' (UNet2DModel, DDPMScheduler) are recognised; others are
+called as net(x, t) in odebench's time (--adapter plain).
+
+Where results go: OUT/<name>/ (default: eval_PKG.MODULE.FACTORY): records,
+leaderboard and index.html, as for `odebench run`. Records carry the model's
+identity (SHA-256 of the checkpoint, or of the state dict, with the factory
+and the adapter), so re-running the same command skips finished cells."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from odebench import __version__
 
@@ -320,6 +392,39 @@ def build_parser() -> argparse.ArgumentParser:
                         "core; on a GPU: 1). --jobs 1 runs everything in this process")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
+    ev = sub.add_parser("eval", help="benchmark a model you already trained (TorchCFM, flow_matching, diffusers, "
+                                     "your own) over solvers and budgets", description=EVAL_DESCRIPTION,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--model", required=True, metavar="PKG.MODULE:FACTORY",
+                    help="a function (or class) returning the network, an odebench adapter or (unet, scheduler); "
+                         "its module is imported (the current folder is searched last)")
+    ev.add_argument("--checkpoint", type=Path, default=None,
+                    help="weights to fill the network with: a torch state dict (read with weights_only=True) or "
+                         "a .safetensors file; default: the factory's own weights")
+    ev.add_argument("--state-key", default=None,
+                    help="the entry of the checkpoint that holds the state dict (e.g. ema_model)")
+    ev.add_argument("--kind", default=None, choices=["velocity", "eps", "x1", "score", "v"],
+                    help="what the network predicts (default: velocity; diffusers: the scheduler's prediction_type)")
+    ev.add_argument("--path", default=None,
+                    help="the probability path it was trained on (linear, ot, trig, vp, ...): needed for kinds "
+                         "other than velocity; enables the data-prediction samplers and noise-level grids")
+    ev.add_argument("--adapter", default="auto",
+                    choices=["auto", "plain", "torchcfm", "flow_matching", "diffusers"],
+                    help="how the network is called (default: from its class; plain: net(x, t) in odebench's time)")
+    ev.add_argument("--dataset", required=True, help="the target data, e.g. moons (odebench list datasets)")
+    ev.add_argument("--source", default="gaussian", help="a source dataset (default: N(0, I))")
+    ev.add_argument("--spec", default=None,
+                    help="spec whose [[solvers]], seeds and [eval] are used (default: quick); training tables "
+                         "are not needed and are ignored")
+    ev.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    ev.add_argument("--name", default=None,
+                    help="results folder under --out (default: eval_PKG.MODULE.FACTORY)")
+    ev.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
+    ev.add_argument("--data-dir", default=None, type=Path, help="folder of an image dataset (as for run)")
+    ev.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+    ev.add_argument("--no-figures", action="store_true", help="report tables only")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ev.set_defaults(func=_cmd_eval, inception_weights=None)
     rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")
     rp.add_argument("results_dir", type=Path, help="a sweep folder (e.g. results/quick) or a results root")
     rp.add_argument("--cache", type=Path, default=None,

@@ -4,6 +4,7 @@ tools only (Ray is its own extra), CI installs what its tests need, and the Ray 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,10 @@ def test_ray_tests_skip_cleanly_without_ray(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SKIPPED" in proc.stdout and "could not import 'ray'" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_the_adapters_extra_names_the_peers_and_ci_installs_them():
+    assert {re.split(r"[<>=!~ ;\[]", d)[0].lower() for d in extras()["adapters"]} == {"torchcfm", "flow_matching",
+                                                                                        "diffusers"}
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -q --no-deps 'torchcfm>=1.0.7' 'flow_matching>=1.0.10'" in ci  # diffusers: the peers extra

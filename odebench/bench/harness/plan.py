@@ -149,16 +149,18 @@ def model_chain(cell: Cell, precision: str = "fp32") -> list[tuple[int, str, Met
     return chain
 
 
-def skip_reason(cell: Cell) -> str | None:
-    """The reason a cell will be skipped, if it is known without a trained model."""
+def skip_reason(cell: Cell, method: Method | None = None) -> str | None:
+    """The reason a cell will be skipped, if it is known without a trained model (``method``: the cell's
+    registered method by default, or a given model's adapter)."""
     solver = SOLVERS.get(cell.solver)
     if not solver.adaptive:
         try:
             solver.steps_for(cell.nfe)
         except BudgetTooSmall as exc:
             return str(exc)
-    method = get_method(**cell.method)
-    offered, who = method.offers(), f"method {method.name!r}"  # declared: no network is built
+    if method is None:
+        method = get_method(**cell.method)
+    offered, who = method.offers(), f"method {cell.method['name']!r}"  # declared: no network is built
     if cell.source != GAUSSIAN_SOURCE and offered & GAUSSIAN_SOURCE_ONLY:
         offered, who = offered - GAUSSIAN_SOURCE_ONLY, f"{who} from source {cell.source!r} (not N(0, I))"
     reason = solver.unmet(offered, who)
@@ -167,24 +169,43 @@ def skip_reason(cell: Cell) -> str | None:
     return reason
 
 
-def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore, precision: str = "fp32") -> Plan:
-    """Split ``cells`` into done / skipped / to evaluate, and list the trainings the latter need."""
+@dataclass(frozen=True)
+class GivenModel:
+    """A model evaluated as it is (``odebench eval``): no training; one "training" job loads it.
+
+    ``key`` is its identity (odebench.bench.harness.given: the weights' SHA-256 with the factory and the
+    adapter's settings), which every cell of it records as ``model_key``; ``method`` is its adapter, whose
+    ``dynamics(model)`` sample it; ``model`` the networks (``nn.ModuleDict``); ``label`` names it in messages.
+    """
+
+    key: str
+    method: Method
+    model: torch.nn.Module
+    label: str
+
+
+def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore | None, precision: str = "fp32",
+              given: GivenModel | None = None) -> Plan:
+    """Split ``cells`` into done / skipped / to evaluate, and list the trainings the latter need (with
+    ``given``, the one job that loads the given model instead)."""
     done, skips, todo, cell_model = [], {}, [], {}
     jobs: OrderedDict[str, TrainingJob] = OrderedDict()
     for c in cells:
         if finished(c.id):
             done.append(c)
             continue
-        reason = skip_reason(c)
+        reason = skip_reason(c, given.method if given is not None else None)
         if reason is not None:
             skips[c.id] = reason
             continue
         todo.append(c)
         parent = None
-        for depth, key, method in model_chain(c, precision):
+        chain = [(0, given.key, given.method)] if given is not None else model_chain(c, precision)
+        for depth, key, method in chain:
             if key not in jobs:
-                label = f"{method_label_of(method)} on {dataset_label(c)} seed {c.seed}"
-                jobs[key] = TrainingJob(key, c, depth, parent, label, artifacts.has(key))
+                name = given.label if given is not None else method_label_of(method)
+                cached = given is not None or artifacts.has(key)
+                jobs[key] = TrainingJob(key, c, depth, parent, f"{name} on {dataset_label(c)} seed {c.seed}", cached)
             parent = key
         cell_model[c.id] = parent
     # parents come first: a job is inserted only after its whole chain above it

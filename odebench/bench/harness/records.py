@@ -184,6 +184,8 @@ def method_label(method: dict[str, Any]) -> str:
     from odebench.methods import METHODS
 
     name = method["name"]
+    if "given_model" in method:  # a model given to odebench eval: its name and the start of its weights' hash
+        return f"{name}@{str(method['given_model'])[:8]}"
     try:
         params = inspect.signature(METHODS.get(name).__init__).parameters
         defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}

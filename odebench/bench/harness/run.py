@@ -32,9 +32,11 @@ from odebench.bench.core import budgets, seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
 from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.errors import RunRefused
 from odebench.bench.harness.lock import acquire
 from odebench.bench.harness.model_size import check_model_sizes
 from odebench.bench.harness.plan import (
+    GivenModel,
     JobContext,
     TrainingJob,
     TrainOutcome,
@@ -195,7 +197,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
     default ``samples_dir``).
     """
     runtime = runtime or Runtime(device)
-    method, problem = get_method(**cell.method), problem_of(cell)
+    method = trained.method if trained.method is not None else get_method(**cell.method)
+    problem = problem_of(cell)
     dyn = method.dynamics(trained.model)
     record = {**base_record(cell, runtime.device), "model_key": trained.key, "runtime": runtime.record(),
               "training": trained.evidence_record()}
@@ -319,6 +322,20 @@ def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedM
     return _remember(trained, ctx)
 
 
+def given_job(given: GivenModel):
+    """The job that stands in for the training of a given model (``odebench eval``): it puts the model on the
+    run's device as it is and keeps it in this process for the cells (the local executor runs every job here)."""
+
+    def load(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = None) -> TrainOutcome:
+        ctx.enter()
+        start = time.perf_counter()
+        model = given.model.to(ctx.device).eval()
+        _remember(TrainedModel(model, given.key, 0.0, True, method=given.method), ctx)
+        return TrainOutcome(job.key, True, seconds=time.perf_counter() - start)
+
+    return load
+
+
 def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, Any]:
     """Evaluate one cell on its trained model; returns its record (failed records carry the reason)."""
     ctx.enter()
@@ -380,7 +397,8 @@ class _Sink:
 
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
               progress: bool = True, executor: str = "local", address: str | None = None,
-              precision: str | None = None, compile: bool | None = None, jobs: int = 1) -> SweepSummary:
+              precision: str | None = None, compile: bool | None = None, jobs: int = 1,
+              given: GivenModel | None = None) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec``; returns the summary.
 
     Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
@@ -390,6 +408,9 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     a grid of their samples under ``<out_root>/<spec.name>/samples``. ``jobs`` > 1 runs the local executor's
     jobs in that many worker processes, each with this process's torch thread count (records are
     bit-identical to ``jobs=1``).
+
+    ``given`` (``odebench eval``): the spec's cells all evaluate this model, as it is, instead of training
+    one; its job and cells run in this process (the local executor, one job at a time).
     """
     from tqdm.auto import tqdm
 
@@ -403,11 +424,13 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     progress = progress and distributed.is_main()
     out_root = Path(out_root)
     out_dir = sweep_dir(out_root, spec.name)  # a name that would leave out_root is refused here
+    if given is not None and (executor != "local" or jobs > 1):
+        raise RunRefused("a given model is evaluated in this process: use the local executor with one job")
     runner = get_executor(executor, address, jobs)  # fails early, before any work, if Ray is missing
     # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
     lock = acquire(out_root) if distributed.is_main() else None
     try:
-        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs)
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs, given)
     finally:
         if lock is not None:
             lock.release()
@@ -427,7 +450,8 @@ def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[s
     return existing, notes
 
 
-def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs) -> SweepSummary:
+def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs,
+                given=None) -> SweepSummary:
     device = runtime.device
     store = RecordStore(out_dir, root=out_root)
     artifacts = ArtifactStore(out_root / ".cache" / "models", out_root=out_root)
@@ -440,8 +464,10 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     earlier = earlier_note(out_dir, earlier_configs(out_dir, set(existing)), [c.config() for c in spec.cells])
     if distributed.is_main():
         write_manifest(out_dir, spec.name, existing, root=out_root)  # the report shows these cells only
-    plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision)
-    check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
+    plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision,
+                     given)
+    if given is None:
+        check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
                            already_done=len(plan.done), n_trainings=len(plan.trainings), executor=executor,
                            notes=notes, jobs=jobs if executor == "local" else 1,
@@ -459,7 +485,7 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
     try:
-        runner.run(plan, ctx, train_job, cell_job, sink)
+        runner.run(plan, ctx, train_job if given is None else given_job(given), cell_job, sink)
         sink.close()
     finally:  # on Ctrl-C too: the bar ends its line before the interruption is reported
         bar.close()

@@ -132,16 +132,21 @@ def read_spec_text(name_or_path: str) -> tuple[str, str]:
     return text, f"built-in {lim.show(name_or_path)}"
 
 
-def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
-    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys."""
+def read_spec(name_or_path: str) -> tuple[dict[str, Any], str]:
+    """(the parsed TOML table, where it came from) of a built-in spec name or a TOML path; not validated."""
     text, where = read_spec_text(name_or_path)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), where
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(where, [f"TOML syntax: {exc}"]) from exc
     except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
         raise SpecError(where, [f"TOML nesting: values nested too deep to read; a spec needs at most "
                                 f"{lim.MAX_DEPTH} levels"]) from None
+
+
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
+    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys."""
+    raw, where = read_spec(name_or_path)
     raw.update(overrides or {})
     return parse_spec(raw, where)
 
@@ -420,3 +425,62 @@ def _runtime_problem(key: str, raw: dict[str, Any]) -> list[str]:
     if key == "compile" and not isinstance(raw.get(key, False), bool):
         return [f"compile: must be true or false, got {lim.show(raw[key])}"]
     return []
+
+
+# ------------------------------------------------------------------------------------- specs of odebench eval
+#: top-level keys only ``odebench run`` reads (what to train, on which datasets): ``odebench eval`` accepts a
+#: sweep spec that holds them and leaves them alone, since the model and the dataset come from its options
+RUN_ONLY_KEYS = frozenset({"train", "net", "methods", "datasets", "compile"})
+
+
+def parse_eval_spec(raw: dict[str, Any], where: str, method: dict[str, Any], target: Any,
+                    source: Any = GAUSSIAN_SOURCE, name: str | None = None) -> Spec:
+    """The cells of ``odebench eval``: one given model (``method``, its identity) on ``target`` (and
+    ``source``), swept over the spec's ``[[solvers]]`` and seeds and measured as its ``[eval]`` says. The same
+    checks as :func:`parse_spec` for those keys; ``name`` (the results folder) replaces the spec's ``name``.
+    Cells have empty ``train`` and ``net``: nothing is trained."""
+    if not isinstance(raw, dict):
+        raise SpecError(where, [f"spec: must be a table of keys, got {lim.kind_of(raw)}"])
+    shape = lim.shape_problems(raw)
+    if shape:
+        raise SpecError(where, shape)
+    problems: list[str] = []
+    limits = lim.check_limits(raw.get("limits", {}), problems)
+    with lim.policy(limits):
+        return _parse_eval(raw, where, problems, method, target, source, name)
+
+
+def _parse_eval(raw, where, problems, method, target, source, name) -> Spec:
+    for k in sorted(set(raw) - TOP_KEYS):
+        problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
+    name = raw.get("name") if name is None else name
+    if (problem := name_problem(name)) is not None:
+        problems.append(f"name: {problem}")
+        name = "unnamed"
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append(f"description: must be a string; got {lim.kind_of(description)} {lim.show(description)}")
+    seeds = sc.check_seeds(raw.get("seeds", [0]), problems)
+    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX)
+    device = sc.check_device(raw.get("device", "cpu"), problems)
+    budgets = sc.check_budgets(raw.get("budgets", {}), problems)
+    ev = sc.check_eval(raw.get("eval", {}), "eval", problems)
+    if not isinstance(target, str) or target not in DATASETS:
+        problems.append(f"dataset: unknown dataset {lim.show(target)}; known: {', '.join(DATASETS.names())}")
+    else:
+        sc.check_metric_kinds([("eval.metrics", target, dataset_kind(target), ev)], problems)
+    if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
+        problems.append(f"source: unknown dataset {lim.show(source)}; known: {GAUSSIAN_SOURCE} (the model's "
+                        f"N(0, I), the default), {', '.join(DATASETS.names())}")
+    solver_cells = _solvers(raw, problems)
+    problems += _runtime_problem("precision", raw)
+    n_cells = len(seeds) * len(solver_cells)
+    if n_cells > lim.bound("cells"):
+        problems.append(f"spec: {n_cells} cells (solver budgets x seeds). {lim.raise_hint('cells')}")
+    if problems:
+        raise SpecError(where, problems)
+    cells = [Cell(sweep=name, method=dict(method), target=target, source=source, solver=sv, nfe=n, tol=tol,
+                  seed=seed, data_seed=data_seed, train={}, net={}, eval=ev, grid=g)
+             for (sv, g, n, tol), seed in itertools.product(solver_cells, seeds)]
+    return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
+                precision=raw.get("precision", "fp32"), compile=False, budgets=budgets)

@@ -69,6 +69,9 @@ class TrainedModel:
     #: cost, held-out loss curve and convergence verdict (odebench.bench.harness.training_evidence); empty for
     #: models cached before these were recorded
     evidence: dict[str, Any] = field(default_factory=dict)
+    #: the method whose dynamics sample this model when it is not the cell's registered method: the adapter of
+    #: a given model (``odebench eval``); None: ``get_method(**cell.method)``
+    method: Method | None = None
 
     def total_train_seconds(self) -> float:
         return self.seconds + (self.parent.total_train_seconds() if self.parent else 0.0)

@@ -252,12 +252,13 @@ def problem_notes(sweep: Sweep) -> list[str]:
 
 
 def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
-                 headline_order: Iterable[str] | None = None) -> Report:
+                 headline_order: Iterable[str] | None = None, given: dict | None = None) -> Report:
     """Tables (and figures, written under ``<sweep_dir>/figures``) of every dataset of a sweep.
 
     ``cache_dir`` is the trained-model cache the model figures load from; default
     ``<sweep_dir>/../.cache/models``, where ``odebench run`` puts it. The headline metric of a dataset is
-    the first of ``headline_order`` its records hold.
+    the first of ``headline_order`` its records hold. ``given`` maps the keys of models evaluated as given
+    (``odebench eval``) to (adapter, networks), which the figures sample instead of the cache.
     """
     from odebench.bench.report.model_figures import ModelCache
 
@@ -281,8 +282,8 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report
     cache_root = Path(cache_dir) if cache_dir else sweep.dir.parent / ".cache" / "models"
-    cache = ModelCache(cache_root) if figures else None
-    if figures and not cache_root.is_dir():
+    cache = ModelCache(cache_root, given) if figures else None
+    if figures and not cache_root.is_dir() and not given:
         report.notes.append(f"no model cache at {cache_root}: trajectory and sample figures skipped "
                             f"(give --cache DIR, or re-run the sweep)")
         cache = None
@@ -370,13 +371,15 @@ def remove_figures(sweep_dir: Path) -> list[Path]:
 
 
 def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
-                 headline_order: Iterable[str] | None = None) -> Report:
-    """Build the report of a sweep folder and write every file (see the module docstring)."""
+                 headline_order: Iterable[str] | None = None, given: dict | None = None) -> Report:
+    """Build the report of a sweep folder and write every file (see the module docstring); ``given``: as in
+    :func:`build_report`."""
     from odebench.bench.harness.artifacts import atomic_write_bytes
     from odebench.bench.report.html import to_html
 
     remove_figures(Path(sweep_dir))  # an earlier report's figures, which this one may not redraw
-    report = build_report(sweep_dir, figures=figures, cache_dir=cache_dir, headline_order=headline_order)
+    report = build_report(sweep_dir, figures=figures, cache_dir=cache_dir, headline_order=headline_order,
+                          given=given)
     d = report.dir
     texts = {"leaderboard.md": to_markdown(report), "leaderboard.tex": to_latex(report),
              "leaderboard.html": to_html(report, with_figures=False),

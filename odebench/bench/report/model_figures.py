@@ -5,7 +5,9 @@ Records hold numbers, not samples, so each figure re-loads a method's model from
 (``<results root>/.cache/models``, keyed by the record's ``model_key``) and samples again. The source draws
 and the SDE noise are those of the record's cell (same seed tags as :func:`odebench.bench.harness.run.evaluate_cell`),
 so a panel shows the first samples the cell's metrics were computed on. A model missing from the cache, or
-one whose files cannot be read, is skipped with a note, never a crash; the cache is only read. Samples that are
+one whose files cannot be read, is skipped with a note, never a crash; the cache is only read. A model given to
+``odebench eval`` is not in the cache: that command hands it to the report (``given``), and a later
+``odebench report`` of the folder says so in its note. Samples that are
 NaN/inf (a diverged model) are counted in the panel title and left out of the axis limits.
 """
 
@@ -47,11 +49,13 @@ class LoadedModel:
 
 
 class ModelCache:
-    """Loads (once each) the models that records name, from ``root`` (an :class:`ArtifactStore` folder)."""
+    """Loads (once each) the models that records name, from ``root`` (an :class:`ArtifactStore` folder), or from
+    ``given``: model key -> (adapter, networks) of models evaluated as given (``odebench eval``)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, given: dict[str, tuple[Any, torch.nn.Module]] | None = None):
         self.root = Path(root)
         self.store = ArtifactStore(self.root, read_only=True)  # the report never writes into the cache
+        self.given = dict(given or {})
         self._models: dict[str, LoadedModel] = {}
 
     def load(self, record: dict[str, Any]) -> LoadedModel:
@@ -63,7 +67,16 @@ class ModelCache:
         key = record.get("model_key")
         if key is None:
             raise MissingModel(f"record {record['cell_id']} names no model (status {record['status']})")
+        if key not in self._models and key in self.given:
+            from odebench.bench.harness.run import problem_of
+
+            cell = cell_of(record)
+            method, model = self.given[key]
+            self._models[key] = LoadedModel(cell, method, problem_of(cell), model.eval())
         if key not in self._models:
+            if "given_model" in record["config"]["method"]:
+                raise MissingModel(f"model {record['config']['method']['name']} was given to odebench eval, not "
+                                   f"trained here: its figures are drawn by odebench eval (re-run it)")
             if not self.store.has(key):
                 raise MissingModel(f"model {key} is not in the cache {self.root} "
                                    f"(re-run the sweep to train it)")

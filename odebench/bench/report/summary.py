@@ -65,14 +65,16 @@ def _where(summary) -> str:
     return (f"local, {jobs} process{'es' if jobs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}")
 
 
-def summary_text(spec: Spec, summary, store: RecordStore) -> str:
-    """The closing note of a run: the table, trainings vs cells, wall time, and what failed."""
+def summary_text(spec: Spec, summary, store: RecordStore, given: str | None = None) -> str:
+    """The closing note of a run: the table, trainings vs cells, wall time, and what failed; ``given`` names
+    the model of an ``odebench eval`` run (nothing trained)."""
     counts = Counter({k: v for k, v in summary.status_counts.items() if v})
     this_run = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
     lines = [summary_table(spec, store).reset_index().to_markdown(index=False), "",
              f"sweep {spec.name!r} ({_where(summary)}): {summary.n_cells} cells, {summary.already_done} "
              f"already done; this run: {this_run}",
              f"models: {summary.n_trainings} needed, {summary.trained} trained, {summary.loaded} loaded from "
-             f"cache; {summary.seconds:.1f} s wall time"]
+             f"cache; {summary.seconds:.1f} s wall time" if given is None else
+             f"model: {given}, evaluated as given (nothing trained); {summary.seconds:.1f} s wall time"]
     lines += [f"note: {n}" for n in summary.notes]
     return "\n".join(lines)
