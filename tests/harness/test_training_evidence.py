@@ -103,3 +103,21 @@ def test_a_model_still_improving_is_flagged_and_records_its_cost(problem, tmp_pa
     assert cost2["total_flops"] == cost2["flops"] + rf2.parent.evidence_record()["cost"]["total_flops"]
     reloaded = train_model(get_method("fm_ot"), problem, TrainConfig(steps=40, batch_size=64, lr=3e-4), 0, store)
     assert reloaded.cached and reloaded.evidence_record() == record  # kept with the model
+
+
+def test_converged_at_is_the_first_step_from_which_the_rule_stays_satisfied():
+    """An exponential fall with time constant 1000 steps, evaluated every 500 steps to 10000: the rule on the
+    curve up to step s compares the mean of its last quarter with the quarter before; by hand, the first prefix
+    whose fall over its last quarter is at most 2 % of its whole fall ends at 6000 (1.6 %), the next one at
+    6500 is above again (2.4 %), and from 7000 on every prefix stays below (1.4 %, 0.9 %, ...)."""
+    curve = [(s, math.exp(-s / 1000)) for s in range(0, 10001, 500)]
+    verdict = ev.judge_convergence(curve)
+    assert verdict["converged"] is True
+    at = verdict["converged_at_step"]
+    assert at == 7000
+    settled = {curve[n - 1][0]: (d := ev.relative_drop(curve[:n])[0]) is not None and d <= ev.TOLERANCE
+               for n in range(3, len(curve) + 1)}  # the rule's own verdict on each prefix
+    assert all(ok for step, ok in settled.items() if step >= at) and not settled[at - 500] and settled[6000]
+    still = [(s, 1.0 - s / 10000) for s in range(0, 10001, 500)]  # a straight fall never settles
+    verdict = ev.judge_convergence(still)
+    assert verdict["converged"] is False and verdict["converged_at_step"] is None

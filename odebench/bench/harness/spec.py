@@ -86,6 +86,8 @@ class Cell:
             cfg.pop("data_options")  # cells without options keep the ids they always had
         if cfg["grid"] == "uniform":
             cfg.pop("grid")  # likewise cells on the uniform time grid
+        if not cfg["train"].get("forward_equivalents", 1):
+            cfg["train"] = {k: v for k, v in cfg["train"].items() if k != "forward_equivalents"}  # and by steps
         return config_hash(cfg)
 
     def training_key(self) -> str:

@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -33,7 +33,14 @@ class DivergenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (part of every model's cache key)."""
+    """Optimisation settings (part of every model's cache key).
+
+    ``forward_equivalents`` > 0 budgets a training by compute instead of steps: the model's own optimisation
+    runs round(forward_equivalents / forward-equivalents per step) steps (at least 1), the per-step cost
+    measured before training (``training_evidence.step_cost``), so a method with an encoder or a second pass
+    gets fewer steps for the same compute; ``steps`` then does not act. Parents and reflow pairs are not
+    deducted: they are reported in the record's total. 0 (the default) budgets by ``steps``.
+    """
 
     steps: int = 2000
     batch_size: int = 256
@@ -41,6 +48,26 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     weight_decay: float = 0.0
+    forward_equivalents: int = 0
+
+
+def budgeted_steps(cfg: TrainConfig, forward_equivalents_per_step: float | None) -> int:
+    """The steps a training runs: ``cfg.steps``, or its compute budget divided by the per-step cost."""
+    if not cfg.forward_equivalents:
+        return cfg.steps
+    if not forward_equivalents_per_step:
+        raise ValueError("train.forward_equivalents needs the per-step cost, and torch's FLOP counter saw no "
+                         "FLOPs in this network's forward pass; budget this training by train.steps")
+    return max(1, round(cfg.forward_equivalents / forward_equivalents_per_step))
+
+
+def train_key_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The training settings that key a model: every field, less ``forward_equivalents`` when it is off (so
+    models budgeted by steps keep the keys they always had)."""
+    out = asdict(cfg)
+    if not out["forward_equivalents"]:
+        del out["forward_equivalents"]
+    return out
 
 
 @dataclass
@@ -109,7 +136,7 @@ def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, par
               precision: str = "fp32") -> str:
     return config_hash({
         "method": method.training_config(), "target": problem.target.name, "source": problem.source_name(),
-        "data_seed": problem.data_seed, "net": problem.net, "train": asdict(cfg), "seed": seed,
+        "data_seed": problem.data_seed, "net": problem.net, "train": train_key_fields(cfg), "seed": seed,
         "parent": parent_key,
         # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
         **({"precision": precision} if precision != "fp32" else {}),
@@ -181,15 +208,18 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
         cost = ev.step_cost(method, model, build_net(problem.net, problem.target.shape).to(device),
                             *data.coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
                             seeding.derive(seed, key, "cost-loss", device=device))
+    run_cfg = replace(cfg, steps=budgeted_steps(cfg, cost["forward_equivalents_per_step"]))
     curve: list[tuple[int, float]] = []
     # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
     tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
-    ema, losses = fit(method, model, data.coupling, cfg, seeding.derive(seed, key, *tags, device=device), progress,
-                      label=f"train {method.name}", runtime=runtime,
+    ema, losses = fit(method, model, data.coupling, run_cfg, seeding.derive(seed, key, *tags, device=device),
+                      progress, label=f"train {method.name}", runtime=runtime,
                       heldout=ev.heldout_evaluator(method, *data.heldout, seed, key), heldout_curve=curve)
     seconds = time.perf_counter() - start
-    evidence = {"cost": {**cost, "steps": cfg.steps, "pair_flops": data.pair_flops,
-                         "flops": cost["flops_per_step"] * cfg.steps + data.pair_flops, "seconds": seconds},
+    budget = ({"by": "forward_equivalents", "forward_equivalents": cfg.forward_equivalents}
+              if cfg.forward_equivalents else {"by": "steps"})
+    evidence = {"cost": {**cost, "steps": run_cfg.steps, "budget": budget, "pair_flops": data.pair_flops,
+                         "flops": cost["flops_per_step"] * run_cfg.steps + data.pair_flops, "seconds": seconds},
                 "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
                 "convergence": ev.judge_convergence(curve)}
     if distributed.is_main():

@@ -48,19 +48,35 @@ def eval_steps(steps: int) -> list[int]:
 
 def judge_convergence(curve: list[tuple[int, float]], tolerance: float = TOLERANCE,
                       window: float = WINDOW) -> dict[str, Any]:
-    """Converged or still improving, by the rule of the module docstring; ``curve`` is [(step, loss)]."""
+    """Converged or still improving, by the rule of the module docstring; ``curve`` is [(step, loss)].
+
+    ``converged_at_step`` is the first evaluated step from which on the rule, applied to the curve up to that
+    step, says converged and keeps saying so to the end: the budget that would have sufficed (None: never).
+    """
+    drop, reason = relative_drop(curve, window)
+    if drop is None:
+        return {"converged": None, "relative_drop": None, "rule": _rule(tolerance, window), "reason": reason}
+    first = None
+    for n in range(3, len(curve) + 1):
+        d, _ = relative_drop(curve[:n], window)
+        settled = d is not None and d <= tolerance
+        first = (curve[n - 1][0] if first is None else first) if settled else None
+    return {"converged": drop <= tolerance, "relative_drop": drop, "rule": _rule(tolerance, window),
+            "converged_at_step": first}
+
+
+def relative_drop(curve: list[tuple[int, float]], window: float = WINDOW) -> tuple[float | None, str | None]:
+    """(fall of the held-out loss over the last window as a fraction of its whole fall, None) or (None, why the
+    curve cannot be judged)."""
     losses = [loss for _, loss in curve]
     k = max(1, int(round(window * len(losses))))
     if len(losses) < 2 * k + 1 or not all(math.isfinite(v) for v in losses):
-        return {"converged": None, "relative_drop": None, "rule": _rule(tolerance, window),
-                "reason": "too few finite held-out evaluations to judge"}
+        return None, "too few finite held-out evaluations to judge"
     last, before = sum(losses[-k:]) / k, sum(losses[-2 * k:-k]) / k
     whole = losses[0] - last
     if not whole > 0:
-        return {"converged": None, "relative_drop": None, "rule": _rule(tolerance, window),
-                "reason": "the held-out loss never fell below its value at the start"}
-    drop = (before - last) / whole
-    return {"converged": drop <= tolerance, "relative_drop": drop, "rule": _rule(tolerance, window)}
+        return None, "the held-out loss never fell below its value at the start"
+    return (before - last) / whole, None
 
 
 def _rule(tolerance: float, window: float) -> str:

@@ -35,6 +35,7 @@ def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
                      "params": cost.get("params_total"), "total_flops": cost.get("total_flops"),
                      "total_seconds": cost.get("total_seconds"), "converged": verdict.get("converged"),
                      "relative_drop": verdict.get("relative_drop"), "rule": verdict.get("rule"),
+                     "converged_at": verdict.get("converged_at_step"),
                      "heldout_steps": held.get("steps", []), "heldout_loss": held.get("loss", [])})
     return pd.DataFrame(rows)
 
@@ -66,8 +67,18 @@ def training_table(models: pd.DataFrame, dataset: str) -> pd.DataFrame:
                     "params": f"{int(g['params'].iloc[0]):,}",
                     "total TFLOP": f"{g['total_flops'].mean() / 1e12:.3g}",
                     "train s": f"{g['total_seconds'].mean():.0f}",
-                    "held-out loss": _verdict(g["converged"])})
+                    "held-out loss": _verdict(g["converged"]),
+                    "converged at step": _settled(g["converged_at"] if "converged_at" in g else None)})
     return pd.DataFrame(out)
+
+
+def _settled(values: pd.Series | None) -> str:
+    """The seeds' converged-at steps: '3000' when they agree, '3000-4000' as a range, '-' when none settled
+    (or the records predate the field)."""
+    steps = sorted(int(v) for v in values.dropna()) if values is not None else []
+    if not steps:
+        return "-"
+    return str(steps[0]) if steps[0] == steps[-1] else f"{steps[0]}-{steps[-1]}"
 
 
 def heldout_figure(models: pd.DataFrame, dataset: str, sweep_dir) -> FigureFile | None:
