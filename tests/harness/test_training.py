@@ -102,9 +102,11 @@ def test_every_net_setting_changes_the_model_key(name):
 
 #: a base config per method where the default hides hparams by design (round 1 of rf ignores its pair
 #: settings, an interpolant without latent noise its t_eps)
-BASE_HPARAMS = {"rf": {"k": 2}, "interpolant": {"gamma": 1.0}}  # gamma = 0 drops t_eps
+BASE_HPARAMS = {"rf": {"k": 2}, "interpolant": {"gamma": 1.0},  # gamma = 0 drops t_eps
+                "score_ve": {"sigma_max": 12.0}}  # a number, as the harness resolves "data" to
 #: a valid other value for string hparams
-OTHER_STRING = {"path": "trig", "pair_solver": "heun", "pairing": "permutation", "init": "scratch"}
+OTHER_STRING = {"path": "trig", "pair_solver": "heun", "pairing": "permutation", "init": "scratch",
+                "predictor": "euler_maruyama", "sigma_max": 20.0}
 
 
 def test_every_training_hparam_of_every_method_changes_the_model_key():
@@ -129,7 +131,8 @@ def test_sampling_only_hparams_leave_the_model_key_alone():
         cls = METHODS.get(name)
         for hp in cls.sampling_hparams:
             value = get_method(name).hparams[hp]
-            assert _key(method=get_method(name, **{hp: _changed(value)})) == _key(method=get_method(name))
+            other = OTHER_STRING.get(hp) or _changed(value)
+            assert _key(method=get_method(name, **{hp: other})) == _key(method=get_method(name))
 
 
 def test_data_seed_target_source_parent_and_precision_change_the_model_key():

@@ -45,6 +45,10 @@ def solvers_for(dyn) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize("name,hp", CASES, ids=[n + "".join(f"-{v}" for v in h.values()) for n, h in CASES])
 def test_method_contract(name, hp, problem, tmp_path):
+    # hparams a method computes from the data (score_ve's sigma_max = "data") are resolved as the harness does
+    cls = METHODS.get(name)
+    hp = {**hp, **{k: cls.resolve_data_hparam(k, problem.target.train) for k in cls.data_hparams
+                   if get_method(name, **hp).hparams.get(k) == "data"}}
     method = get_method(name, **hp)
     store = ArtifactStore(tmp_path / "a")
     trained = train_model(method, problem, CFG, seed=3, store=store)
