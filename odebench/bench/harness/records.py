@@ -168,12 +168,18 @@ class RecordStore:
 
 
 def migrate(record: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older record up to SCHEMA_VERSION (version 1 is the first; key renames within it are mapped)."""
+    """Bring an older record up to SCHEMA_VERSION (version 1 is the first; key renames within it are mapped:
+    ``sample_grid`` -> ``sample_sheet``, and ``transport_cost.excess`` of a record without
+    ``transport_cost.reference`` -> ``transport_cost.excess_ot``, the meaning it had)."""
     version = record.get("schema_version", 1)
     if version > SCHEMA_VERSION:
         raise ValueError(f"record schema {version} is newer than this odebench ({SCHEMA_VERSION}); upgrade")
     if "sample_grid" in record and "sample_sheet" not in record:  # the image's old name
         record["sample_sheet"] = record.pop("sample_grid")
+    metrics = record.get("metrics") or {}
+    if "transport_cost.excess" in metrics and "transport_cost.reference" not in metrics:
+        # before the transport reference, .excess was the cost above the exact OT of the cell's own sets
+        metrics["transport_cost.excess_ot"] = metrics.pop("transport_cost.excess")
     return record
 
 

@@ -349,8 +349,9 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better
 
 
 def _is_bound(column: str) -> bool:
-    """A reference value beside a metric (the exact-OT cost), not a score to rank."""
-    return column.endswith((".ot", ".ot_bound", ".bound"))
+    """A reference value beside a metric (the exact-OT cost, the dataset's transport reference), not a score to
+    rank."""
+    return column.endswith((".ot", ".ot_bound", ".bound", ".reference"))
 
 
 def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
