@@ -121,8 +121,21 @@ def reading_of(columns) -> str:
     return " ".join(out)
 
 
+def floor_legend(floors: dict, columns: list[str]) -> str:
+    """The legend line of the floor row and of the NEAR mark, for the columns that have a floor ('' if none)."""
+    shown = [floors[c] for c in columns if c in floors]
+    if not shown:
+        return ""
+    f = shown[0]
+    return (f"Floor row: the metric between an independent draw of the data law and the same held-out data "
+            f"(n = {f.n}; {f.draw}), mean ± std over {len(f.values)} draws: what a perfect model would score. "
+            f"≈ marks a value whose difference to its column's best (or, after a solver's name, to another "
+            f"solver at that budget) is smaller than the floor's std: not told apart at this sample size.")
+
+
 def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table]:
-    """The tables of one dataset (see the module docstring); the best value of each column is marked."""
+    """The tables of one dataset (see the module docstring); the best value of each column is marked, and
+    sample-quality tables carry the metric's two-sample floor (odebench.bench.report.floors)."""
     f = sweep.frame[sweep.frame["dataset"] == dataset]
     models = training.model_rows(sweep.records, f)
     unfinished = training.still_improving(models, dataset)
@@ -130,24 +143,29 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
         f = f.assign(method=[m + training.STILL_IMPROVING if m in unfinished else m for m in f["method"]])
     lower_of = sweep.lower_is_better
     best = "best value of each column in bold"
+    floors = sweep.floors.get(dataset, {})
     tables = []
     if metric is not None:
         lower = lower_of(metric)
         direction = "lower" if lower else "higher"
+        legend = floor_legend(floors, [metric])
         tables += [
-            Table(f"{metric}: best solver per NFE", best_solver_table(f, metric, lower),
+            Table(f"{metric}: best solver per NFE", best_solver_table(f, metric, lower, floors.get(metric)),
                   f"{metric} ({direction} is better), mean ± std over seeds, of the best solver at each "
-                  f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used; {best}."),
-            Table(f"{metric} per solver", per_solver_table(f, metric, lower),
-                  f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds; {best}.",
-                  reading_of([metric])),
+                  f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used; {best}."
+                  + (f" {legend}" if legend else "")),
+            Table(f"{metric} per solver", per_solver_table(f, metric, lower, floors.get(metric)),
+                  f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds; {best}."
+                  + (f" {legend}" if legend else ""), reading_of([metric])),
         ]
     used = set(family_columns(sweep, dataset, family_of("path") + family_of("likelihood")))
     quality = [c for c in sweep.metric_columns(dataset) if c not in used]
     if quality:
-        tables.append(Table("All sample-quality metrics", metric_family_table(f, quality, lower_of),
+        legend = floor_legend(floors, quality)
+        tables.append(Table("All sample-quality metrics", metric_family_table(f, quality, lower_of, floors),
                             f"Every sample-quality metric the records hold, mean ± std over seeds; NFE is the "
-                            f"number of network evaluations actually used; {best}.", reading_of(quality), long=True))
+                            f"number of network evaluations actually used; {best}." + (f" {legend}" if legend else ""),
+                            reading_of(quality), long=True))
     paths = family_columns(sweep, dataset, family_of("path"))
     if paths:
         tables.append(Table("Straightness, curvature and transport cost", metric_family_table(f, paths, lower_of),
@@ -210,8 +228,10 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tu
              ("held-out loss", lambda: training.heldout_figure(training.model_rows(sweep.records, f), dataset,
                                                                sweep.dir))]
     if metric is not None:
+        floor = sweep.floors.get(dataset, {}).get(metric)
         draws.insert(0, ("quality vs NFE", lambda: plots.quality_vs_nfe(f, dataset, metric,
-                                                                        sweep.lower_is_better(metric), sweep.dir)))
+                                                                        sweep.lower_is_better(metric), sweep.dir,
+                                                                        floor)))
     figs, notes = [], []
     for title, draw in draws:
         try:
@@ -259,14 +279,18 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     ``<sweep_dir>/../.cache/models``, where ``odebench run`` puts it. The headline metric of a dataset is
     the first of ``headline_order`` its records hold.
     """
+    from odebench.bench.report.floors import sweep_floors
     from odebench.bench.report.model_figures import ModelCache
 
     sweep = load_sweep(sweep_dir)
+    floor_notes: list[str] = []
+    if not sweep.frame.empty:
+        sweep.floors, floor_notes = sweep_floors(sweep)
     counts = sweep.frame["status"].value_counts().to_dict() if not sweep.frame.empty else {}
     if sweep.corrupt:
         counts["corrupt"] = len(sweep.corrupt)
     report = Report(sweep.name, sweep.dir, [], {k: int(v) for k, v in counts.items()},
-                    summary=summary_frame(sweep), notes=problem_notes(sweep))
+                    summary=summary_frame(sweep), notes=problem_notes(sweep) + floor_notes)
     if sweep.earlier:
         current = [r["config"] for r in sweep.records]
         n = len(sweep.earlier)
@@ -340,7 +364,7 @@ def to_markdown(report: Report) -> str:
 def _tex_text(text: str) -> str:
     """Plain text (captions) escaped for LaTeX; our captions use only these specials."""
     for a, b in (("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("±", r"$\pm$"), ("^2", r"$^2$"),
-                 ("|", r"$|$")):
+                 ("|", r"$|$"), ("≈", r"$\approx$")):
         text = text.replace(a, b)
     return text
 
@@ -351,7 +375,7 @@ def to_latex(report: Report) -> str:
     for s in report.sections:
         for t in s.tables:
             body = t.frame.astype(str).to_latex(index=False, escape=True)
-            body = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", body).replace("±", r"$\pm$")
+            body = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", body).replace("±", r"$\pm$").replace("≈", r"$\approx$")
             caption, title = _tex_text(f"{t.caption} {t.reading}".strip()), _tex_text(f"{s.dataset}: {t.title}")
             parts += [r"\begin{table}[ht]", r"\centering", r"\scriptsize", body.rstrip(),
                       rf"\caption{{{title}. {caption}}}", r"\end{table}", ""]

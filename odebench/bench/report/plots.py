@@ -128,18 +128,27 @@ def _plot_lines(ax, stats: pd.DataFrame, label_of, color_of=None) -> None:
 
 
 def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_better: bool,
-                   sweep_dir: Path) -> FigureFile | None:
-    """One panel per method, a line per solver: ``metric`` against the NFE used (log2 axis)."""
+                   sweep_dir: Path, floor=None) -> FigureFile | None:
+    """One panel per method, a line per solver: ``metric`` against the NFE used (log2 axis); with the metric's
+    two-sample ``floor`` (odebench.bench.report.floors.Floor), a grey band at its mean ± std in every panel."""
     stats = seed_stats(frame, metric, ["method", "solver", "budget"])
     if stats.empty:
         return None
     methods = sorted(stats["method"].unique())
     solvers = sorted(stats["solver"].unique())
     fig, axes = grid_of(len(methods), sharey=True)
+    band = None
+    if floor is not None and math.isfinite(floor.mean):
+        spread = floor.std if math.isfinite(floor.std) else 0.0
+        band = (floor.mean - spread, floor.mean + spread)
     scale = y_scale(axes[0], pd.concat([stats["mean"], stats["mean"] - stats["std"].fillna(0),
-                                        stats["mean"] + stats["std"].fillna(0)]))
+                                        stats["mean"] + stats["std"].fillna(0),
+                                        pd.Series(band if band else [], dtype=float)]))
     for ax, method in zip(axes, methods, strict=True):
         s = stats[stats["method"] == method].assign(series=lambda d: d["solver"])
+        if band is not None:
+            ax.axhspan(*band, color="0.6", alpha=0.3, lw=0, label="two-sample floor ± std")
+            ax.axhline(floor.mean, color="0.4", lw=0.8)
         _plot_lines(ax, s, str, lambda sv: f"C{solvers.index(sv) % 10}")
         log2_axis(ax, stats["nfe"])
         ax.set_title(method)
@@ -151,7 +160,10 @@ def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_bett
     several = stats["std"].notna().any()
     cap = (f"{metric} of samples against the NFE actually used, "
            f"{'mean ± std over seeds' if several else 'one seed'}; one line per solver, hollow markers for "
-           f"adaptive solvers; one {'log ' if scale == 'log' else ''}y-scale for every method.")
+           f"adaptive solvers; one {'log ' if scale == 'log' else ''}y-scale for every method."
+           + (f" Grey band: the two-sample floor, {metric} between an independent draw of the data and the same "
+              f"held-out data (n = {floor.n}), mean ± std over {len(floor.values)} draws; differences inside it "
+              f"are noise." if band is not None else ""))
     return save(fig, sweep_dir, f"quality_vs_nfe_{slug(dataset)}", f"{dataset}: {metric} vs NFE", cap)
 
 
