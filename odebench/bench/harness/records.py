@@ -132,7 +132,14 @@ class RecordStore:
         return is_finished(self.read(cell_id))
 
     def records(self) -> list[dict[str, Any]]:
-        """Every sound record of the folder; the others are listed in ``corrupt``."""
+        """Every sound record of the folder; the others are listed in ``corrupt``. A folder without ``cells/``
+        that holds a pack (``records.jsonl.gz``, odebench.bench.harness.packed) is read from the pack."""
+        from odebench.bench.harness.packed import PACKED, read_packed
+
+        if not self.cells.is_dir() and (self.dir / PACKED).is_file():
+            packed, corrupt = read_packed(self.dir / PACKED)
+            self.corrupt.update(corrupt)
+            return [migrate(r) for r in packed]
         out = []
         for p in sorted(self.cells.glob("*.json")):
             if (record := self._load(p)) is not None:

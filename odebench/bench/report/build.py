@@ -108,6 +108,9 @@ class Report:
     earlier: Table | None = None
     #: one sentence on them for the top of the page (None: there are none)
     earlier_note: str | None = None
+    #: the claims checked on the sweep (odebench.bench.report.claims.Claims) and their index.html section
+    claims: object | None = None
+    claims_html: str = ""
 
 
 def reading_of(columns) -> str:
@@ -304,6 +307,13 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     if sweep.frame.empty:
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report
+    from odebench.bench.report.claims import evaluate, to_html_section
+
+    try:
+        report.claims = evaluate(sweep)
+        report.claims_html = to_html_section(report.claims)
+    except Exception as exc:  # a record shape the claims did not foresee: say so, write the rest
+        report.notes.append(f"claims not checked: {type(exc).__name__}: {str(exc)[:200]}")
     cache_root = Path(cache_dir) if cache_dir else sweep.dir.parent / ".cache" / "models"
     cache = ModelCache(cache_root) if figures else None
     if figures and not cache_root.is_dir():
@@ -350,7 +360,8 @@ def to_markdown(report: Report) -> str:
         for t in s.first_tables:
             lines += _md_table(t)
         for fig in s.figures:
-            lines += [f"![{fig.title}]({fig.png})", "", f"{fig.caption} ([PDF]({fig.pdf}))", ""]
+            pdf = f" ([PDF]({fig.pdf}))" if fig.pdf else ""
+            lines += [f"![{fig.title}]({fig.png})", "", f"{fig.caption}{pdf}", ""]
         for t in s.long_tables:
             lines += _md_table(t)
     if report.earlier is not None:
@@ -406,12 +417,17 @@ def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
              "leaderboard.html": to_html(report, with_figures=False),
              "index.html": to_html(report, with_figures=True)}
     texts["leaderboard.csv"] = report.summary.to_csv(index=False)
+    if report.claims is not None:
+        from odebench.bench.report.claims import to_markdown as claims_md
+
+        texts["claims.md"] = claims_md(report.claims)
+        texts["claims.csv"] = report.claims.frame().to_csv(index=False)
     for name, text in texts.items():
         atomic_write_bytes(d / name, text.encode(), root=d)
         report.files.append(d / name)
     for s in report.sections:
         for fig in s.figures:
-            report.files += [d / fig.png, d / fig.pdf]
+            report.files += [d / fig.png] + ([d / fig.pdf] if fig.pdf else [])
     return report
 
 

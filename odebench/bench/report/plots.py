@@ -31,11 +31,12 @@ MARKERS = "osD^vP*X<>"
 
 @dataclass(frozen=True)
 class FigureFile:
-    """A saved figure: PNG and PDF paths relative to the sweep folder, with a caption."""
+    """A saved figure: PNG and PDF paths relative to the sweep folder (no PDF in a packed results folder), with
+    a caption."""
 
     title: str
     png: str
-    pdf: str
+    pdf: str | None
     caption: str = ""
 
 
@@ -46,13 +47,17 @@ def slug(text: str) -> str:
 
 def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "") -> FigureFile:
     """Write ``figures/<stem>.png`` (150 dpi) and ``.pdf`` under the sweep folder, each atomically, and close
-    the figure."""
+    the figure. A packed results folder (``records.jsonl.gz``, committed to the repository) gets the PNG only."""
+    from odebench.bench.harness.packed import PACKED
+
+    pdf = not (Path(sweep_dir) / PACKED).is_file()
     try:
         write_figure(fig, sweep_dir / "figures" / f"{stem}.png", sweep_dir, dpi=150)
-        write_figure(fig, sweep_dir / "figures" / f"{stem}.pdf", sweep_dir)
+        if pdf:
+            write_figure(fig, sweep_dir / "figures" / f"{stem}.pdf", sweep_dir)
     finally:
         plt.close(fig)
-    return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf", caption)
+    return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf" if pdf else None, caption)
 
 
 def log2_axis(ax, nfe=None) -> None:
