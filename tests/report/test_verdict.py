@@ -81,3 +81,15 @@ def test_missing_cells_are_not_measured_and_named():
     ten = evaluate(sweep).frame().query("claim == 10")
     assert set(ten["verdict"]) == {"not measured"} and ten["note"].str.contains("skipped").all()
     assert isinstance(ten, pd.DataFrame)
+
+
+def test_the_most_accurate_solve_is_never_an_sde_path():
+    from odebench.bench.report.claims import per_seed
+
+    sweep = load_sweep(FIXTURE)
+    moons = sweep.frame[sweep.frame["dataset"] == "moons"]
+    (rows,) = side_groups(moons, ct.Side("interpolant")).values()
+    rows = rows[rows["solver"] != "dopri5"]  # without dopri5, the largest budget is Euler-Maruyama's NFE 64 (tied)
+    values, why = per_seed(rows, ct.Side("interpolant"), "transport_cost")
+    expected = rows[rows["solver"].eq("euler") & rows["nfe_requested"].eq(64)].set_index("seed")["transport_cost"]
+    assert not why and values.sort_index().tolist() == expected.sort_index().tolist()

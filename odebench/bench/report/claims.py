@@ -84,7 +84,16 @@ def _select(rows: pd.DataFrame, side: ct.Side, tol: float | None = None) -> pd.D
         return sel[sel["tol"] == sel["tol"].min()] if len(sel) else sel
     if side.budget is not None:
         return sel[sel["nfe_requested"] == side.budget]
+    if side.solver is None:  # the most accurate solve of the model's ODE: never an SDE sampler's path
+        sel = sel[[not _is_sde(s) for s in sel["solver"]]]
     return sel
+
+
+def _is_sde(solver_label: str) -> bool:
+    from odebench.bench.core.solvers import SOLVERS
+
+    name = solver_label.split("/")[0]
+    return name in SOLVERS and SOLVERS.get(name).kind == "sde"
 
 
 def _why_missing(sel: pd.DataFrame, what: str, column: str) -> str:
