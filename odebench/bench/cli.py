@@ -9,6 +9,8 @@ odebench.bench.report.build.
                   [--adapter auto|plain|torchcfm|flow_matching|diffusers] [--state-key KEY] [--device cpu|cuda]
                   [--data-dir DIR] [--threads N] [--no-figures]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
+    odebench claims RESULTS_DIR [--no-write]
+    odebench pack SWEEP_DIR DEST
     odebench list [KIND] [-v]
     odebench show NAME
     odebench --version
@@ -300,13 +302,14 @@ def _write_report(sweep_dir: Path, cache: Path | None = None, figures: bool = Tr
 
 def _cmd_report(args: argparse.Namespace) -> int:
     root = args.results_dir
-    if (root / "cells").is_dir():
+    if _holds_records(root):
         sweeps = [root]
-    else:  # a results root: report every sweep folder in it
-        sweeps = sorted(p for p in root.glob("*") if (p / "cells").is_dir()) if root.is_dir() else []
+    else:  # a results root: report every sweep folder (or packed results folder) in it
+        sweeps = sorted(p for p in root.glob("*") if _holds_records(p)) if root.is_dir() else []
     if not sweeps:
-        raise UsageError(f"{root} holds no sweep records (expected {root}/cells/*.json, or sweep folders such "
-                         f"as {root}/quick/cells); run `odebench run --out DIR` first")
+        raise UsageError(f"{root} holds no sweep records (expected {root}/cells/*.json, a packed "
+                         f"{root}/records.jsonl.gz, or sweep folders such as {root}/quick/cells); run "
+                         f"`odebench run --out DIR` first")
     for sweep_dir in sweeps:
         try:
             report = _write_report(sweep_dir, args.cache, not args.no_figures)
@@ -317,6 +320,55 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for f in report.files:
             print(f"  {f}")
     return 0
+
+
+def _cmd_claims(args: argparse.Namespace) -> int:
+    from odebench.bench.report.claims import claims_of, display_frame, write_claims
+
+    sweep_dir = args.results_dir
+    if not _holds_records(sweep_dir):
+        raise UsageError(f"{sweep_dir} holds no sweep records (expected {sweep_dir}/cells/*.json or a packed "
+                         f"{sweep_dir}/records.jsonl.gz); give one sweep folder, e.g. results/quick")
+    claims, notes = claims_of(sweep_dir, write_floors=not args.no_write)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    frame = display_frame(claims)
+    if frame.empty:
+        raise UsageError(f"{sweep_dir}: no finished cell to check a claim on; run the sweep first")
+    print(frame.drop(columns=["statement"]).to_string(index=False))
+    if not args.no_write:
+        try:
+            files = write_claims(sweep_dir, claims)
+        except PermissionError as exc:
+            raise UsageError(f"cannot write in {sweep_dir} ({exc.strerror}); use --no-write, or copy the folder "
+                             f"somewhere you can write") from exc
+        print("\n".join(f"wrote {f}" for f in files))
+    return 0
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from odebench.bench.report.pack import PackRefused, pack_sweep
+
+    if not (args.sweep_dir / "cells").is_dir():
+        raise UsageError(f"{args.sweep_dir} is not a sweep folder (no cells/); give the folder a run wrote, e.g. "
+                         f"runs/study-toy")
+    _check_out(args.dest, create=True)
+    try:
+        report = pack_sweep(args.sweep_dir, args.dest, args.cache, not args.no_figures)
+    except PackRefused as exc:
+        raise UsageError(str(exc)) from exc
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    size = sum(f.stat().st_size for f in args.dest.rglob("*") if f.is_file())
+    print(f"packed {args.sweep_dir} into {args.dest} ({size / 1e6:.1f} MB): {args.dest / 'index.html'}")
+    return 0
+
+
+def _holds_records(folder: Path) -> bool:
+    """A sweep folder: records in cells/, or packed into records.jsonl.gz."""
+    from odebench.bench.harness.packed import PACKED
+
+    return (folder / "cells").is_dir() or (folder / PACKED).is_file()
 
 
 RUN_DESCRIPTION = """\
@@ -432,6 +484,25 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: <results root>/.cache/models)")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.set_defaults(func=_cmd_report)
+    cl = sub.add_parser("claims", help="check the papers' claims on a sweep's records (claims.md, .csv)",
+                        description="Check claims 1-11 of the reference study (docs/claims.md) on one sweep folder "
+                                    "(or a packed results folder): one row per claim and dataset, with means and "
+                                    "95 % intervals over seeds and a verdict; writes claims.md, claims.csv and "
+                                    "the claims section of index.html.")
+    cl.add_argument("results_dir", type=Path, help="a sweep folder, e.g. results/quick or results/study-toy")
+    cl.add_argument("--no-write", action="store_true", help="print only; write nothing (floors not cached)")
+    cl.set_defaults(func=_cmd_claims)
+    pk = sub.add_parser("pack", help="a sweep's records and report in the compact form committed to results/",
+                        description="Pack a sweep folder's current records into DEST/records.jsonl.gz "
+                                    "(deterministic bytes) and write there the report from the pack: leaderboard "
+                                    "and claims tables, PNG figures and index.html. `odebench report DEST` and "
+                                    "`odebench claims DEST` rebuild every table from it.")
+    pk.add_argument("sweep_dir", type=Path, help="the sweep folder a run wrote, e.g. runs/study-toy")
+    pk.add_argument("dest", type=Path, help="where the pack goes, e.g. results/study-toy (created)")
+    pk.add_argument("--cache", type=Path, default=None,
+                    help="model cache for trajectory and sample figures (default: <sweep>/../.cache/models)")
+    pk.add_argument("--no-figures", action="store_true", help="tables only")
+    pk.set_defaults(func=_cmd_pack)
     from odebench.bench.harness.catalog import CATEGORIES
 
     ls = sub.add_parser("list", help="registered methods, solvers, datasets, metrics and specs, one line each")

@@ -48,6 +48,10 @@ class EvalContext:
         options: per-metric options from the spec (e.g. {"sliced_w": {"n_projections": 256}}).
         cache: scratch space shared by the metrics of one cell (e.g. the reference trajectory that both
             ``straightness`` and ``curvature`` read), so that it is computed once.
+        source_sample: ``(n, gen) -> [n, *shape]`` draws of the source law (t = 0), for references that
+            compare the source law with the data law (the transport reference); None where not given.
+        law_key: names the pair (source law, data law) -- source, target, data seed and options -- so that a
+            reference computed from the laws is keyed and seeded by it; '' where not given.
     """
 
     samples: Tensor
@@ -63,6 +67,8 @@ class EvalContext:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     train_reference: Tensor | None = None
+    source_sample: Callable[[int, torch.Generator], Tensor] | None = None
+    law_key: str = ""
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))

@@ -27,9 +27,12 @@ def test_records_hold_path_and_likelihood_metrics_with_settings(tmp_path):
     m, info = rec["metrics"], rec["metric_info"]
     assert rec["status"] == "ok"
     for key in ("nll", "nll.bpd", "straightness", "straightness.solver_path", "curvature",
-                "transport_cost", "transport_cost.excess", "precision"):
+                "transport_cost", "transport_cost.excess", "transport_cost.excess_ot",
+                "transport_cost.reference", "precision"):
         assert key in m, key
-    assert m["transport_cost.excess"] >= -1e-9
+    assert m["transport_cost.excess_ot"] >= -1e-9
+    assert m["transport_cost.excess"] == pytest.approx(m["transport_cost"] - m["transport_cost.reference"])
+    assert info["transport_cost"]["settings"]["reference"]["laws"] == "N(0, 1^2 I)->moons/data_seed=0"
     assert m["curvature"] == pytest.approx(m["straightness"] / 2)
     assert info["nll"]["settings"]["divergence"] == "hutchinson" and info["nll"]["settings"]["n_probes"] == 2
     assert info["nll"]["settings"]["n_points"] == 16 and info["nll"]["settings"]["nfe"] == 8

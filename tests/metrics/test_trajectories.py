@@ -103,7 +103,8 @@ def test_registered_metrics_on_a_context():
     vals, settings = split_output("transport_cost", METRICS.get("transport_cost").fn(ctx))
     # a rotation by pi/2 moves every point by sqrt(2) |z|: cost 2 E|z|^2
     assert vals["transport_cost"] == pytest.approx(2 * x0.double().pow(2).sum(1).mean().item(), rel=1e-4)
-    assert vals["transport_cost.excess"] >= 0 and settings["p"] == 2.0
+    assert vals["transport_cost.excess_ot"] >= 0 and settings["p"] == 2.0
+    assert "transport_cost.reference" not in vals  # no source law in this context: no reference
     with pytest.raises(ValueError, match="unknown option"):
         METRICS.get("straightness").fn(EvalContext(samples=x0, reference=x0, x0=x0, dynamics=dyn,
                                                    options={"straightness": {"steps": 3}}))

@@ -16,7 +16,7 @@ from odebench.bench.harness.records import SCHEMA_VERSION, RecordStore
 from odebench.bench.harness.spec import parse_spec
 from odebench.bench.report.build import write_report
 from odebench.bench.report.format import fmt_sig, unmark
-from odebench.bench.report.tables import fmt_stat, load_sweep
+from odebench.bench.report.tables import FLOOR_LABEL, NEAR, fmt_stat, load_sweep
 
 RAW_SPEC = {
     "name": "fixture", "seeds": [0, 1],
@@ -120,7 +120,8 @@ def test_every_method_and_table_present(fixture_report):
     md = (sweep_dir / "leaderboard.md").read_text()
     html = (sweep_dir / "index.html").read_text()
     tex = (sweep_dir / "leaderboard.tex").read_text()
-    assert set(section.tables[0].frame["method"]) == {"fm_ot", "rf", "rf(k=2)"}
+    assert set(section.tables[0].frame["method"]) == {"fm_ot", "rf", "rf(k=2)", FLOOR_LABEL}
+    assert section.tables[0].frame["method"].iloc[-1] == FLOOR_LABEL  # the floor row comes last
     for method in ("fm_ot", "rf", "rf(k=2)"):
         assert re.search(rf"^\|\s*{re.escape(method)}\s*\|", md, re.M), method
         assert f'<td class="label">{method}</td>' in html and method.replace("_", r"\_") in tex
@@ -145,7 +146,8 @@ def test_numbers_match_records(fixture_report):
     # fm_ot at NFE 4: heun (base - 0.05) beats euler; two seeds -> mean ± std
     heun = _values(records, "fm_ot", 1, "heun", 4)
     assert len(heun) == 2
-    row = best.frame.set_index("method").loc["fm_ot"].map(lambda v: unmark(v)[0])
+    row = best.frame.set_index("method").loc["fm_ot"].map(
+        lambda v: unmark(v)[0].removesuffix(NEAR).replace(NEAR.strip(), ""))  # floor marks aside
     assert row["NFE 4"] == f"{fmt_stat(heun)} [heun]"
     assert fmt_stat(heun) == f"{fmt_sig(np.mean(heun))} ± {fmt_sig(np.std(heun, ddof=1), 2)}"
     # the adaptive column names the NFE actually used (mean of 26 and 27 over the seeds)
@@ -189,7 +191,7 @@ def test_failed_and_skipped_cells_marked(fixture_report):
     ps = per_solver.set_index(["method", "solver"])
     assert ps.loc[("fm_ot", "heun"), "NFE 1"] == "skipped"
     one_ok = _values(fixture_report[1], "rf", 2, "euler", 4)
-    assert ps.loc[("rf(k=2)", "euler"), "NFE 4"] == f"{fmt_stat(one_ok)} (1 failed)"
+    assert ps.loc[("rf(k=2)", "euler"), "NFE 4"].removesuffix(NEAR) == f"{fmt_stat(one_ok)} (1 failed)"
     q = quality.set_index(["method", "solver", "budget"])
     assert q.loc[("rf", "heun", "NFE 1"), "w2"] == "skipped"  # a config with no ok seed is still listed
     p = paths.set_index(["method", "solver", "budget"])

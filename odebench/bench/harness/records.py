@@ -132,7 +132,14 @@ class RecordStore:
         return is_finished(self.read(cell_id))
 
     def records(self) -> list[dict[str, Any]]:
-        """Every sound record of the folder; the others are listed in ``corrupt``."""
+        """Every sound record of the folder; the others are listed in ``corrupt``. A folder without ``cells/``
+        that holds a pack (``records.jsonl.gz``, odebench.bench.harness.packed) is read from the pack."""
+        from odebench.bench.harness.packed import PACKED, read_packed
+
+        if not self.cells.is_dir() and (self.dir / PACKED).is_file():
+            packed, corrupt = read_packed(self.dir / PACKED)
+            self.corrupt.update(corrupt)
+            return [migrate(r) for r in packed]
         out = []
         for p in sorted(self.cells.glob("*.json")):
             if (record := self._load(p)) is not None:
@@ -168,12 +175,18 @@ class RecordStore:
 
 
 def migrate(record: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older record up to SCHEMA_VERSION (version 1 is the first; key renames within it are mapped)."""
+    """Bring an older record up to SCHEMA_VERSION (version 1 is the first; key renames within it are mapped:
+    ``sample_grid`` -> ``sample_sheet``, and ``transport_cost.excess`` of a record without
+    ``transport_cost.reference`` -> ``transport_cost.excess_ot``, the meaning it had)."""
     version = record.get("schema_version", 1)
     if version > SCHEMA_VERSION:
         raise ValueError(f"record schema {version} is newer than this odebench ({SCHEMA_VERSION}); upgrade")
     if "sample_grid" in record and "sample_sheet" not in record:  # the image's old name
         record["sample_sheet"] = record.pop("sample_grid")
+    metrics = record.get("metrics") or {}
+    if "transport_cost.excess" in metrics and "transport_cost.reference" not in metrics:
+        # before the transport reference, .excess was the cost above the exact OT of the cell's own sets
+        metrics["transport_cost.excess_ot"] = metrics.pop("transport_cost.excess")
     return record
 
 

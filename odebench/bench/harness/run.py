@@ -223,7 +223,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       log_prob_source=None if problem.source is not None else prior.log_prob,
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
                       gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"],
-                      train_reference=problem.target.train)
+                      train_reference=problem.target.train, source_sample=source_sampler(method, problem, "cpu"),
+                      law_key=law_key(cell, prior, problem))
     start = time.perf_counter()
     values, info, failures = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
@@ -238,6 +239,19 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
             reason = "metrics: " + "; ".join(f"{m}: {why}" for m, why in failures.items())
     return {**record, "status": status, "reason": reason, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
+
+
+def law_key(cell: Cell, prior, problem: Problem) -> str:
+    """Names the pair (source law, data law) of a cell: 'N(0, 1^2 I)->moons/data_seed=0' or
+    '8gaussians->moons/data_seed=0', with the target's loader options when it has any. Methods with the same
+    source law share it (and so the transport reference keyed by it)."""
+    if problem.source is not None:
+        source = problem.source.name
+    else:
+        scale = getattr(prior, "scale", None)
+        source = f"N(0, {scale:g}^2 I)" if scale is not None else type(prior).__name__
+    options = json.dumps(cell.data_options, sort_keys=True) if cell.data_options else ""
+    return f"{source}->{problem.target.name}/data_seed={cell.data_seed}{'/' + options if options else ''}"
 
 
 #: outputs of per-model metrics (NLL) this process computed, by (model key, metric, options, device)

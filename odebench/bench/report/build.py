@@ -108,6 +108,9 @@ class Report:
     earlier: Table | None = None
     #: one sentence on them for the top of the page (None: there are none)
     earlier_note: str | None = None
+    #: the claims checked on the sweep (odebench.bench.report.claims.Claims) and their index.html section
+    claims: object | None = None
+    claims_html: str = ""
 
 
 def reading_of(columns) -> str:
@@ -121,8 +124,21 @@ def reading_of(columns) -> str:
     return " ".join(out)
 
 
+def floor_legend(floors: dict, columns: list[str]) -> str:
+    """The legend line of the floor row and of the NEAR mark, for the columns that have a floor ('' if none)."""
+    shown = [floors[c] for c in columns if c in floors]
+    if not shown:
+        return ""
+    f = shown[0]
+    return (f"Floor row: the metric between an independent draw of the data law and the same held-out data "
+            f"(n = {f.n}; {f.draw}), mean ± std over {len(f.values)} draws: what a perfect model would score. "
+            f"≈ marks a value whose difference to its column's best (or, after a solver's name, to another "
+            f"solver at that budget) is smaller than the floor's std: not told apart at this sample size.")
+
+
 def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table]:
-    """The tables of one dataset (see the module docstring); the best value of each column is marked."""
+    """The tables of one dataset (see the module docstring); the best value of each column is marked, and
+    sample-quality tables carry the metric's two-sample floor (odebench.bench.report.floors)."""
     f = sweep.frame[sweep.frame["dataset"] == dataset]
     models = training.model_rows(sweep.records, f)
     unfinished = training.still_improving(models, dataset)
@@ -130,24 +146,29 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
         f = f.assign(method=[m + training.STILL_IMPROVING if m in unfinished else m for m in f["method"]])
     lower_of = sweep.lower_is_better
     best = "best value of each column in bold"
+    floors = sweep.floors.get(dataset, {})
     tables = []
     if metric is not None:
         lower = lower_of(metric)
         direction = "lower" if lower else "higher"
+        legend = floor_legend(floors, [metric])
         tables += [
-            Table(f"{metric}: best solver per NFE", best_solver_table(f, metric, lower),
+            Table(f"{metric}: best solver per NFE", best_solver_table(f, metric, lower, floors.get(metric)),
                   f"{metric} ({direction} is better), mean ± std over seeds, of the best solver at each "
-                  f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used; {best}."),
-            Table(f"{metric} per solver", per_solver_table(f, metric, lower),
-                  f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds; {best}.",
-                  reading_of([metric])),
+                  f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used; {best}."
+                  + (f" {legend}" if legend else "")),
+            Table(f"{metric} per solver", per_solver_table(f, metric, lower, floors.get(metric)),
+                  f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds; {best}."
+                  + (f" {legend}" if legend else ""), reading_of([metric])),
         ]
     used = set(family_columns(sweep, dataset, family_of("path") + family_of("likelihood")))
     quality = [c for c in sweep.metric_columns(dataset) if c not in used]
     if quality:
-        tables.append(Table("All sample-quality metrics", metric_family_table(f, quality, lower_of),
+        legend = floor_legend(floors, quality)
+        tables.append(Table("All sample-quality metrics", metric_family_table(f, quality, lower_of, floors),
                             f"Every sample-quality metric the records hold, mean ± std over seeds; NFE is the "
-                            f"number of network evaluations actually used; {best}.", reading_of(quality), long=True))
+                            f"number of network evaluations actually used; {best}." + (f" {legend}" if legend else ""),
+                            reading_of(quality), long=True))
     paths = family_columns(sweep, dataset, family_of("path"))
     if paths:
         tables.append(Table("Straightness, curvature and transport cost", metric_family_table(f, paths, lower_of),
@@ -210,8 +231,10 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tu
              ("held-out loss", lambda: training.heldout_figure(training.model_rows(sweep.records, f), dataset,
                                                                sweep.dir))]
     if metric is not None:
+        floor = sweep.floors.get(dataset, {}).get(metric)
         draws.insert(0, ("quality vs NFE", lambda: plots.quality_vs_nfe(f, dataset, metric,
-                                                                        sweep.lower_is_better(metric), sweep.dir)))
+                                                                        sweep.lower_is_better(metric), sweep.dir,
+                                                                        floor)))
     figs, notes = [], []
     for title, draw in draws:
         try:
@@ -260,14 +283,18 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     the first of ``headline_order`` its records hold. ``given`` maps the keys of models evaluated as given
     (``odebench eval``) to (adapter, networks), which the figures sample instead of the cache.
     """
+    from odebench.bench.report.floors import sweep_floors
     from odebench.bench.report.model_figures import ModelCache
 
     sweep = load_sweep(sweep_dir)
+    floor_notes: list[str] = []
+    if not sweep.frame.empty:
+        sweep.floors, floor_notes = sweep_floors(sweep)
     counts = sweep.frame["status"].value_counts().to_dict() if not sweep.frame.empty else {}
     if sweep.corrupt:
         counts["corrupt"] = len(sweep.corrupt)
     report = Report(sweep.name, sweep.dir, [], {k: int(v) for k, v in counts.items()},
-                    summary=summary_frame(sweep), notes=problem_notes(sweep))
+                    summary=summary_frame(sweep), notes=problem_notes(sweep) + floor_notes)
     if sweep.earlier:
         current = [r["config"] for r in sweep.records]
         n = len(sweep.earlier)
@@ -281,6 +308,13 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     if sweep.frame.empty:
         report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
         return report
+    from odebench.bench.report.claims import evaluate, to_html_section
+
+    try:
+        report.claims = evaluate(sweep)
+        report.claims_html = to_html_section(report.claims)
+    except Exception as exc:  # a record shape the claims did not foresee: say so, write the rest
+        report.notes.append(f"claims not checked: {type(exc).__name__}: {str(exc)[:200]}")
     cache_root = Path(cache_dir) if cache_dir else sweep.dir.parent / ".cache" / "models"
     cache = ModelCache(cache_root, given) if figures else None
     if figures and not cache_root.is_dir() and not given:
@@ -327,7 +361,8 @@ def to_markdown(report: Report) -> str:
         for t in s.first_tables:
             lines += _md_table(t)
         for fig in s.figures:
-            lines += [f"![{fig.title}]({fig.png})", "", f"{fig.caption} ([PDF]({fig.pdf}))", ""]
+            pdf = f" ([PDF]({fig.pdf}))" if fig.pdf else ""
+            lines += [f"![{fig.title}]({fig.png})", "", f"{fig.caption}{pdf}", ""]
         for t in s.long_tables:
             lines += _md_table(t)
     if report.earlier is not None:
@@ -341,7 +376,7 @@ def to_markdown(report: Report) -> str:
 def _tex_text(text: str) -> str:
     """Plain text (captions) escaped for LaTeX; our captions use only these specials."""
     for a, b in (("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("±", r"$\pm$"), ("^2", r"$^2$"),
-                 ("|", r"$|$")):
+                 ("|", r"$|$"), ("≈", r"$\approx$")):
         text = text.replace(a, b)
     return text
 
@@ -352,7 +387,7 @@ def to_latex(report: Report) -> str:
     for s in report.sections:
         for t in s.tables:
             body = t.frame.astype(str).to_latex(index=False, escape=True)
-            body = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", body).replace("±", r"$\pm$")
+            body = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", body).replace("±", r"$\pm$").replace("≈", r"$\approx$")
             caption, title = _tex_text(f"{t.caption} {t.reading}".strip()), _tex_text(f"{s.dataset}: {t.title}")
             parts += [r"\begin{table}[ht]", r"\centering", r"\scriptsize", body.rstrip(),
                       rf"\caption{{{title}. {caption}}}", r"\end{table}", ""]
@@ -385,12 +420,17 @@ def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
              "leaderboard.html": to_html(report, with_figures=False),
              "index.html": to_html(report, with_figures=True)}
     texts["leaderboard.csv"] = report.summary.to_csv(index=False)
+    if report.claims is not None:
+        from odebench.bench.report.claims import to_markdown as claims_md
+
+        texts["claims.md"] = claims_md(report.claims)
+        texts["claims.csv"] = report.claims.frame().to_csv(index=False)
     for name, text in texts.items():
         atomic_write_bytes(d / name, text.encode(), root=d)
         report.files.append(d / name)
     for s in report.sections:
         for fig in s.figures:
-            report.files += [d / fig.png, d / fig.pdf]
+            report.files += [d / fig.png] + ([d / fig.pdf] if fig.pdf else [])
     return report
 
 

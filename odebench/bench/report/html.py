@@ -89,6 +89,8 @@ def to_html(report, with_figures: bool = True) -> str:
     if report.sections:
         out.append("<nav>" + "".join(f'<a href="#{_anchor(s.dataset)}">{esc(s.dataset)}</a>'
                                      for s in report.sections) + "</nav>")
+    if with_figures and getattr(report, "claims_html", ""):
+        out.append(report.claims_html)  # odebench.bench.report.claims.to_html_section
     for s in report.sections:
         out.append(f'<section id="{_anchor(s.dataset)}">')
         out.append(f"<h2>{esc(s.dataset)}</h2>")
@@ -96,10 +98,11 @@ def to_html(report, with_figures: bool = True) -> str:
             out += _table_block(t)
         if with_figures:
             for fig in s.figures:
+                link = fig.pdf or fig.png
+                pdf = f' (<a href="{esc(fig.pdf)}">PDF</a>)' if fig.pdf else ""
                 out += ["<figure>", f'<h3>{esc(fig.title)}</h3>',
-                        f'<a href="{esc(fig.pdf)}"><img src="{esc(fig.png)}" alt="{esc(fig.title)}"></a>',
-                        f"<figcaption>{esc(fig.caption)} (<a href=\"{esc(fig.pdf)}\">PDF</a>)</figcaption>",
-                        "</figure>"]
+                        f'<a href="{esc(link)}"><img src="{esc(fig.png)}" alt="{esc(fig.title)}"></a>',
+                        f"<figcaption>{esc(fig.caption)}{pdf}</figcaption>", "</figure>"]
         for t in s.long_tables:  # after the figures, collapsed: open them to read every configuration
             out += _table_block(t, collapsed=True)
         out.append("</section>")

@@ -31,11 +31,12 @@ MARKERS = "osD^vP*X<>"
 
 @dataclass(frozen=True)
 class FigureFile:
-    """A saved figure: PNG and PDF paths relative to the sweep folder, with a caption."""
+    """A saved figure: PNG and PDF paths relative to the sweep folder (no PDF in a packed results folder), with
+    a caption."""
 
     title: str
     png: str
-    pdf: str
+    pdf: str | None
     caption: str = ""
 
 
@@ -46,13 +47,17 @@ def slug(text: str) -> str:
 
 def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "") -> FigureFile:
     """Write ``figures/<stem>.png`` (150 dpi) and ``.pdf`` under the sweep folder, each atomically, and close
-    the figure."""
+    the figure. A packed results folder (``records.jsonl.gz``, committed to the repository) gets the PNG only."""
+    from odebench.bench.harness.packed import PACKED
+
+    pdf = not (Path(sweep_dir) / PACKED).is_file()
     try:
         write_figure(fig, sweep_dir / "figures" / f"{stem}.png", sweep_dir, dpi=150)
-        write_figure(fig, sweep_dir / "figures" / f"{stem}.pdf", sweep_dir)
+        if pdf:
+            write_figure(fig, sweep_dir / "figures" / f"{stem}.pdf", sweep_dir)
     finally:
         plt.close(fig)
-    return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf", caption)
+    return FigureFile(title, f"figures/{stem}.png", f"figures/{stem}.pdf" if pdf else None, caption)
 
 
 def log2_axis(ax, nfe=None) -> None:
@@ -128,18 +133,27 @@ def _plot_lines(ax, stats: pd.DataFrame, label_of, color_of=None) -> None:
 
 
 def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_better: bool,
-                   sweep_dir: Path) -> FigureFile | None:
-    """One panel per method, a line per solver: ``metric`` against the NFE used (log2 axis)."""
+                   sweep_dir: Path, floor=None) -> FigureFile | None:
+    """One panel per method, a line per solver: ``metric`` against the NFE used (log2 axis); with the metric's
+    two-sample ``floor`` (odebench.bench.report.floors.Floor), a grey band at its mean ± std in every panel."""
     stats = seed_stats(frame, metric, ["method", "solver", "budget"])
     if stats.empty:
         return None
     methods = sorted(stats["method"].unique())
     solvers = sorted(stats["solver"].unique())
     fig, axes = grid_of(len(methods), sharey=True)
+    band = None
+    if floor is not None and math.isfinite(floor.mean):
+        spread = floor.std if math.isfinite(floor.std) else 0.0
+        band = (floor.mean - spread, floor.mean + spread)
     scale = y_scale(axes[0], pd.concat([stats["mean"], stats["mean"] - stats["std"].fillna(0),
-                                        stats["mean"] + stats["std"].fillna(0)]))
+                                        stats["mean"] + stats["std"].fillna(0),
+                                        pd.Series(band if band else [], dtype=float)]))
     for ax, method in zip(axes, methods, strict=True):
         s = stats[stats["method"] == method].assign(series=lambda d: d["solver"])
+        if band is not None:
+            ax.axhspan(*band, color="0.6", alpha=0.3, lw=0, label="two-sample floor ± std")
+            ax.axhline(floor.mean, color="0.4", lw=0.8)
         _plot_lines(ax, s, str, lambda sv: f"C{solvers.index(sv) % 10}")
         log2_axis(ax, stats["nfe"])
         ax.set_title(method)
@@ -151,7 +165,10 @@ def quality_vs_nfe(frame: pd.DataFrame, dataset: str, metric: str, lower_is_bett
     several = stats["std"].notna().any()
     cap = (f"{metric} of samples against the NFE actually used, "
            f"{'mean ± std over seeds' if several else 'one seed'}; one line per solver, hollow markers for "
-           f"adaptive solvers; one {'log ' if scale == 'log' else ''}y-scale for every method.")
+           f"adaptive solvers; one {'log ' if scale == 'log' else ''}y-scale for every method."
+           + (f" Grey band: the two-sample floor, {metric} between an independent draw of the data and the same "
+              f"held-out data (n = {floor.n}), mean ± std over {len(floor.values)} draws; differences inside it "
+              f"are noise." if band is not None else ""))
     return save(fig, sweep_dir, f"quality_vs_nfe_{slug(dataset)}", f"{dataset}: {metric} vs NFE", cap)
 
 
@@ -202,7 +219,7 @@ def _ot_bound(rows: pd.DataFrame, cost: str | None) -> pd.Series | None:
     bound = [c for c in cols if ("ot" in c.split(".", 1)[1] or "bound" in c) and "excess" not in c]
     if bound:
         return rows[bound[0]]
-    excess = [c for c in cols if "excess" in c]
+    excess = [c for c in cols if c.endswith(("excess_ot", "excess")) and c != "transport_cost.excess"]
     if excess and cost:
         return rows[cost] - rows[excess[0]]
     return None
@@ -232,7 +249,10 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path) -> Figure
             bound = _ot_bound(rows, cost)
             if bound is not None:
                 bt = bound.groupby(rows["hp.k"]).mean()
-                ax.plot(bt.index, bt.values, "k--", lw=1.2, label="exact OT (lower bound)")
+                ax.plot(bt.index, bt.values, "k--", lw=1.2, label="exact OT of the same samples")
+            if "transport_cost.reference" in rows and rows["transport_cost.reference"].notna().any():
+                ref = rows["transport_cost.reference"].groupby(rows["hp.k"]).mean()
+                ax.plot(ref.index, ref.values, "k:", lw=1.2, label="W2^2(source law, data law)")
         ax.set_xticks(sorted(rows["hp.k"].unique()))
         ax.set_xlabel("reflow round k (rf)")
         ax.set_ylabel("straightness / curvature" if panel == "straight" else "transport cost E|Z1 - Z0|^2")
@@ -242,4 +262,5 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path) -> Figure
     return save(fig, sweep_dir, f"paths_vs_round_{slug(dataset)}", f"{dataset}: paths vs reflow round",
                 "Path metrics of k-rectified flow against the round k, each round at its most accurate solve "
                 "in the sweep (the most NFE), mean ± std over seeds where there are several; dashed: the exact-OT "
-                "cost of the same samples, which no coupling can beat.")
+                "cost of the same samples, which no coupling of them can beat; dotted: the dataset's transport "
+                "reference W2^2(source law, data law), the same for every method.")

@@ -59,6 +59,8 @@ class Sweep:
     metric_failures: list[tuple[str, str, str]] = field(default_factory=list)
     #: records of the folder that the latest run's spec no longer produces (left out of ``frame``)
     earlier: list[dict[str, Any]] = field(default_factory=list)
+    #: two-sample floors, dataset -> metric column -> odebench.bench.report.floors.Floor (set by the report)
+    floors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def is_per_model(self, column: str) -> bool:
         """Whether a metric column (``nll.bpd`` follows ``nll``) holds one value per trained model."""
@@ -206,6 +208,36 @@ def mark_best(frame: pd.DataFrame, means: dict[str, list[float]], lower_is_bette
     return out
 
 
+#: label of the floor row in the sample-quality tables
+FLOOR_LABEL = "two-sample floor (data vs data)"
+#: appended to a value whose difference to its column's best is smaller than the floor's spread
+NEAR = " ≈"
+
+
+def near_positions(means: list[float], spread: float, lower_is_better: bool) -> set[int]:
+    """Indices of the finite means that are not the best of ``means`` but differ from it by less than
+    ``spread`` (the floor's standard deviation): differences a perfect model's own draws would show."""
+    values = [(i, v) for i, v in enumerate(means) if v is not None and math.isfinite(v)]
+    if len(values) < 2 or spread is None or not math.isfinite(spread):
+        return set()
+    best = (min if lower_is_better else max)(v for _, v in values)
+    return {i for i, v in values if v != best and abs(v - best) < spread}
+
+
+def mark_near(frame: pd.DataFrame, means: dict[str, list[float]], spreads: dict[str, float],
+              lower_is_better) -> pd.DataFrame:
+    """Append NEAR to every value within its column's floor spread (``spreads``: column -> std) of the best."""
+    out = frame.copy()
+    for col, values in means.items():
+        if col not in spreads:
+            continue
+        lower = lower_is_better(col) if callable(lower_is_better) else lower_is_better
+        for i in near_positions(values, spreads[col], lower):
+            j = out.columns.get_loc(col)
+            out.iat[i, j] = f"{out.iat[i, j]}{NEAR}"
+    return out
+
+
 def status_text(statuses: Iterable[str]) -> str:
     """'failed', 'skipped' or 'failed/skipped' for cells without an ok seed."""
     return "/".join(sorted(set(statuses) - {"ok"})) or "n/a"
@@ -254,11 +286,15 @@ def _methods(frame: pd.DataFrame) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- the tables
-def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True) -> pd.DataFrame:
+def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True,
+                      floor=None) -> pd.DataFrame:
     """Rows: methods; columns: budgets; cell: the best solver's mean ± std at that budget, solver named.
 
     For each (method, budget) the solver with the best mean over its ok seeds wins; a budget no solver
-    finished reads the statuses of its cells. Adaptive budgets also give the NFE actually used.
+    finished reads the statuses of its cells. Adaptive budgets also give the NFE actually used. With the
+    metric's two-sample ``floor`` (odebench.bench.report.floors.Floor) the table ends with a floor row, a value
+    within the floor's spread of its column's best is marked NEAR, and so is a solver pick ("[heun≈]") that
+    another solver at that budget comes within the floor's spread of.
     """
     budgets = _ordered_budgets(frame)
     rows = []
@@ -281,17 +317,32 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
             solver = pick(means, key=means.get)
             best[budget][-1] = means[solver]
             gs = gb[gb["solver"] == solver]
-            text = f"{cell_text(gs, metric)} [{solver}"
+            tied = floor is not None and any(abs(v - means[solver]) < floor.std for s, v in means.items()
+                                             if s != solver)
+            text = f"{cell_text(gs, metric)} [{solver}{NEAR.strip() if tied else ''}"
             if gs["is_adaptive"].all():
                 text += f", NFE {nfe_text(gs)}"
             row[budget] = text + "]"
         rows.append(row)
-    return mark_best(pd.DataFrame(rows, columns=["method", *budgets]), best, lower_is_better)
+    out = mark_best(pd.DataFrame(rows, columns=["method", *budgets]), best, lower_is_better)
+    return _with_floor(out, best, floor, lower_is_better, {"method": FLOOR_LABEL}, budgets)
 
 
-def per_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True) -> pd.DataFrame:
+def _with_floor(table: pd.DataFrame, means: dict[str, list[float]], floor, lower_is_better,
+                label: dict[str, str], columns: list[str]) -> pd.DataFrame:
+    """``table`` with NEAR marks against ``floor``'s spread and the floor row at the end (unchanged without)."""
+    if floor is None or table.empty:
+        return table
+    table = mark_near(table, means, {c: floor.std for c in columns}, lower_is_better)
+    row = {**{c: "" for c in table.columns}, **label, **{c: floor.text() for c in columns}}
+    return pd.concat([table, pd.DataFrame([row], columns=table.columns)], ignore_index=True)
+
+
+def per_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = True,
+                     floor=None) -> pd.DataFrame:
     """Rows: (method, solver); columns: budgets; cell: mean ± std over seeds, or the statuses; the best value
-    of each budget marked.
+    of each budget marked (and, with the metric's ``floor``, the values within its spread of the best, and a
+    floor row at the end).
 
     A budget the spec did not sweep for that solver stays empty; adaptive cells add the NFE used.
     """
@@ -311,7 +362,8 @@ def per_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = T
                 row[budget] = text
                 best[budget].append(ok_mean(gb, metric))
             rows.append(row)
-    return mark_best(pd.DataFrame(rows, columns=["method", "solver", *budgets]), best, lower_is_better)
+    out = mark_best(pd.DataFrame(rows, columns=["method", "solver", *budgets]), best, lower_is_better)
+    return _with_floor(out, best, floor, lower_is_better, {"method": FLOOR_LABEL, "solver": ""}, budgets)
 
 
 def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[str]:
@@ -323,9 +375,11 @@ def family_columns(sweep: Sweep, dataset: str, families: Iterable[str]) -> list[
     return out
 
 
-def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better=True) -> pd.DataFrame:
+def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better=True,
+                        floors: dict | None = None) -> pd.DataFrame:
     """Rows: (method, solver, budget) configurations; columns: the given metric columns (mean ± std), the
-    best value of each column marked (``lower_is_better``: a bool, or column -> bool).
+    best value of each column marked (``lower_is_better``: a bool, or column -> bool). ``floors`` (column ->
+    Floor) adds a floor row and marks values within a column's floor spread of its best with NEAR.
 
     A configuration appears if any of its seeds holds one of the columns or if none of its seeds is ok
     (so that failed and skipped cells show here too); the NFE column is the mean NFE actually used.
@@ -345,12 +399,21 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better
     out = pd.DataFrame(rows).sort_values(["method", "solver", "_rank"], kind="stable").reset_index(drop=True)
     means = {c: list(out[f"_mean {c}"]) for c in columns if not _is_bound(c)}
     out = out.drop(columns=["_rank", *(f"_mean {c}" for c in columns)])
-    return mark_best(out, means, lower_is_better)
+    out = mark_best(out, means, lower_is_better)
+    floors = {c: f for c, f in (floors or {}).items() if c in columns}
+    if not floors:
+        return out
+    out = mark_near(out, means, {c: f.std for c, f in floors.items()}, lower_is_better)
+    n = sorted({f.n for f in floors.values()})
+    row = {**{c: "" for c in out.columns}, "method": FLOOR_LABEL, "budget": f"n = {', '.join(map(str, n))}",
+           **{c: f.text() for c, f in floors.items()}}
+    return pd.concat([out, pd.DataFrame([row], columns=out.columns)], ignore_index=True)
 
 
 def _is_bound(column: str) -> bool:
-    """A reference value beside a metric (the exact-OT cost), not a score to rank."""
-    return column.endswith((".ot", ".ot_bound", ".bound"))
+    """A reference value beside a metric (the exact-OT cost, the dataset's transport reference), not a score to
+    rank."""
+    return column.endswith((".ot", ".ot_bound", ".bound", ".reference"))
 
 
 def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -1,0 +1,47 @@
+"""``odebench pack SWEEP_DIR DEST``: a sweep's results in the compact form committed under ``results/<tier>/``.
+
+DEST receives the sweep's current records packed into one deterministic ``records.jsonl.gz``
+(odebench.bench.harness.packed), its two-sample floors (``floors.json``, computed if the sweep has none yet),
+and the report built from the pack: ``leaderboard.md`` / ``.csv`` / ``.tex`` / ``.html``, ``claims.md`` /
+``.csv``, PNG figures (no PDFs) and ``index.html``. Trajectory and sample figures are drawn from the sweep's
+model cache (``<SWEEP_DIR>/../.cache/models``, or ``cache``) while packing; ``odebench report DEST`` and
+``odebench claims DEST`` later rebuild every table from the pack alone. Nothing is written outside DEST.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.packed import write_packed
+from odebench.bench.harness.safe_paths import inside
+
+
+class PackRefused(ValueError):
+    """DEST cannot receive a pack (it is the sweep folder, lies inside it, or holds unpacked records)."""
+
+
+def pack_sweep(sweep_dir: str | Path, dest: str | Path, cache_dir: str | Path | None = None,
+               figures: bool = True):
+    """Pack ``sweep_dir`` into ``dest`` (see the module docstring); returns the Report written there."""
+    from odebench.bench.report.build import write_report
+    from odebench.bench.report.floors import FLOOR_FILE
+    from odebench.bench.report.tables import load_sweep
+
+    src, dest = Path(sweep_dir).resolve(), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    dest = dest.resolve()
+    if dest == src or dest.is_relative_to(src):
+        raise PackRefused(f"pack into another folder than the sweep itself, e.g. results/{src.name}")
+    if (dest / "cells").exists():
+        raise PackRefused(f"{dest} holds a cells/ folder (a sweep's records): give an empty folder or an "
+                          f"earlier pack")
+    sweep = load_sweep(src)
+    if not sweep.records:
+        raise PackRefused(f"{src} holds no records to pack")
+    write_packed(sweep.records, dest, root=dest)
+    floors = src / FLOOR_FILE
+    if floors.is_file():
+        atomic_write_bytes(inside(dest, FLOOR_FILE), floors.read_bytes(), root=dest)
+    cache = Path(cache_dir) if cache_dir else src.parent / ".cache" / "models"
+    return write_report(dest, figures=figures, cache_dir=cache)
