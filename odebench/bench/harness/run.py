@@ -161,7 +161,9 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
 
     A metric that raises (MetricUndefined when it cannot be estimated here, e.g. MMD from one sample, or any
     other error) or returns NaN/inf *fails alone*: no value, ``metric_info[name]`` holds ``status = "failed"``
-    with the reason, ``failures`` maps it to the reason, and the cell's other metrics are kept.
+    with the reason, ``failures`` maps it to the reason, and the cell's other metrics are kept. A metric the
+    model's dynamics cannot answer (``Unsupported``: e.g. a path metric of a one-step map) is recorded as
+    ``status = "not applicable"`` with the reason and is no failure: the cell is finished without it.
     """
     values, info, failures = {}, {}, {}
     for name in metric_names:
@@ -173,6 +175,11 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
             metric_values, settings = split_output(name, out)
         except budgets.BudgetExceeded:
             raise  # the cell's wall-clock budget ends the cell, not one metric
+        except Unsupported as exc:
+            # the model's dynamics cannot answer what the metric asks (a distilled flow is a one-step map, no
+            # path to measure): a property of the method, not a failure, so re-running would not change it
+            info[name] = {**meta, "status": "not applicable", "reason": str(exc)}
+            continue
         except Exception as exc:
             reason = str(exc) if isinstance(exc, MetricUndefined) else f"{type(exc).__name__}: {exc}"
             info[name], failures[name] = {**meta, "status": "failed", "reason": reason}, reason

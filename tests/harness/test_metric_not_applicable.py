@@ -1,0 +1,23 @@
+"""A metric the model's dynamics cannot answer is 'not applicable', not a failure: the cell is finished."""
+
+import json
+
+from harness_tiny import EVAL, tiny_spec
+
+from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.spec import parse_spec
+
+
+def test_a_path_metric_of_a_distilled_flow_is_not_applicable_and_the_cell_is_done(tmp_path):
+    raw = tiny_spec(methods=[{"name": "rf", "distill": True, "n_pairs": 64}],
+                    solvers=[{"name": "euler", "nfe": [1]}],
+                    eval={**EVAL, "metrics": ["w2", "straightness"]})
+    first = run_sweep(parse_spec(raw), tmp_path, progress=False)
+    [path] = (first.out_dir / "cells").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok" and "w2" in record["metrics"]
+    assert record["metric_info"]["straightness"]["status"] == "not applicable"
+    assert "one-step map" in record["metric_info"]["straightness"]["reason"]
+    assert not record.get("metric_failures")
+    again = run_sweep(parse_spec(raw), tmp_path, progress=False)
+    assert again.already_done == again.n_cells == 1 and not sum(again.status_counts.values())
