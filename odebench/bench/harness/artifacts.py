@@ -85,8 +85,10 @@ class ArtifactStore:
     """
 
     def __init__(self, root: str | Path, *, out_root: str | Path | None = None, read_only: bool = False):
-        self.root = Path(root)
-        self.out_root = Path(out_root) if out_root is not None else self.root
+        # absolute from the start: ``inside(out_root, path)`` takes a relative path under out_root, so a
+        # relative root ("results") would put every file one level too deep ("results/results/...")
+        self.root = Path(root).absolute()
+        self.out_root = Path(out_root).absolute() if out_root is not None else self.root
         self.read_only = read_only
 
     def meta_path(self, key: str) -> Path:

@@ -26,6 +26,9 @@ def resolve_spec(spec: Spec) -> tuple[Spec, list[str]]:
     notes: list[str] = []
     cells: list[Cell] = []
     for cell in spec.cells:
+        if cell.method.get("name") not in METHODS:  # a given model (odebench eval) names no registered method
+            cells.append(cell)
+            continue
         cls = METHODS.get(cell.method["name"])
         wanted = [k for k in cls.data_hparams if cell.method.get(k) == FROM_DATA]
         if not wanted:

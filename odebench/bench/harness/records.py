@@ -95,9 +95,9 @@ class RecordStore:
     """
 
     def __init__(self, sweep_dir: str | Path, root: str | Path | None = None):
-        self.dir = Path(sweep_dir)
+        self.dir = Path(sweep_dir).absolute()  # absolute, for the same reason as ArtifactStore's root
         self.cells = self.dir / "cells"
-        self.root = Path(root) if root is not None else self.dir
+        self.root = Path(root).absolute() if root is not None else self.dir
         self.corrupt: dict[Path, str] = {}
 
     def path(self, cell_id: str) -> Path:

@@ -443,7 +443,7 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
                       spec.compile if compile is None else compile)
     device = runtime.device
     progress = progress and distributed.is_main()
-    out_root = Path(out_root)
+    out_root = Path(out_root).absolute()  # every path below is built from it; a relative one would nest twice
     out_dir = sweep_dir(out_root, spec.name)  # a name that would leave out_root is refused here
     if given is not None and (executor != "local" or jobs > 1):
         raise RunRefused("a given model is evaluated in this process: use the local executor with one job")
