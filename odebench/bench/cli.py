@@ -11,6 +11,7 @@ odebench.bench.report.build.
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench list [KIND] [-v]
     odebench show NAME
+    odebench schema
     odebench --version
 
 Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
@@ -53,6 +54,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"{args.name} ({category[:-1]}): {catalog.describe(category, args.name)}")
         for line in catalog.details(category, args.name):
             print(line)
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from odebench.bench.harness.spec_schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=1))
     return 0
 
 
@@ -443,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="one method, solver, dataset, metric, network or spec in full")
     sh.add_argument("name", help="a registered name, e.g. rf, dopri5, moons, w2, quick")
     sh.set_defaults(func=_cmd_show)
+    sc = sub.add_parser("schema", help="print the JSON Schema of sweep specs (for an editor's TOML support)",
+                        description="Print the JSON Schema (draft 2020-12) of sweep specs, generated from the "
+                                    "validator's rules and the registered names: odebench schema > "
+                                    "odebench-spec.json, then point your editor's TOML support at it (README).")
+    sc.set_defaults(func=_cmd_schema)
     return p
 
 
