@@ -1,9 +1,10 @@
 """``odebench`` command line: thin parsing on top of odebench.bench.harness.spec, odebench.bench.harness.run and
 odebench.bench.report.build.
 
-    odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
-                 [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
-                 [--jobs N] [--threads N]
+    odebench run [--spec NAME|PATH] [--set KEY=VALUE ...] [--track tensorboard|mlflow|wandb ...] [--out DIR]
+                 [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--data-dir DIR]
+                 [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR] [--jobs N]
+                 [--threads N]
     odebench eval --model PKG.MODULE:FACTORY [--checkpoint FILE] [--kind velocity|eps|x1|score|v] --dataset NAME
                   [--source NAME] [--spec NAME|PATH] [--out DIR] [--name NAME] [--path NAME]
                   [--adapter auto|plain|torchcfm|flow_matching|diffusers] [--state-key KEY] [--device cpu|cuda]
@@ -91,11 +92,11 @@ class UsageError(Exception):
     """A mistake in what the user asked for: ``main`` prints it as one ``error:`` line and exits with 2."""
 
 
-def _load_spec(name_or_path: str):
+def _load_spec(name_or_path: str, sets: list[str] | None = None):
     from odebench.bench.harness.spec import SpecError, load_spec
 
     try:
-        return load_spec(name_or_path)
+        return load_spec(name_or_path, sets=tuple(sets or ()))
     except (SpecError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -214,10 +215,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.harness.run import PrecisionMismatch, run_sweep
     from odebench.bench.report.summary import summary_text
 
-    spec = _load_spec(args.spec)
+    spec = _load_spec(args.spec, args.set)
     _check_option_values(args)
     _check_out(args.out, create=False)
     if args.dry_run:
+        if spec.overrides:
+            print(f"spec: {spec.origin} (a run writes it to {args.out / spec.name / 'effective_spec.toml'})")
         _apply_locations(args)
         try:
             spec = _resolve_data_hparams(spec)
@@ -376,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')",
                        description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one value of the spec (repeatable), validated like the spec: train.steps=500, "
+                        "\"methods[rf].k=[1, 2]\" (an entry of [[methods]]/[[solvers]] by name, [[datasets]] by "
+                        "target, or by position), eval.metric_options.w2.max_points=500; the value is TOML. "
+                        "The run writes the spec it ran to OUT/<name>/effective_spec.toml")
     r.add_argument("--out", default="results", type=Path,
                    help="results root (default: results): records and report in OUT/<spec name>/, trained "
                         "models in OUT/.cache/models")

@@ -52,6 +52,7 @@ from odebench.bench.harness.safe_paths import sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of
+from odebench.bench.harness.spec_toml import write_effective_spec
 from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest
@@ -464,6 +465,8 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     earlier = earlier_note(out_dir, earlier_configs(out_dir, set(existing)), [c.config() for c in spec.cells])
     if distributed.is_main():
         write_manifest(out_dir, spec.name, existing, root=out_root)  # the report shows these cells only
+        if given is None:  # what ran, --set overrides applied: `odebench run --spec` on it runs it again
+            write_effective_spec(out_dir, spec.raw, spec.origin, root=out_root)
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision,
                      given)
     if given is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,8 @@ class Spec:
     track: dict[str, Any] = field(default_factory=dict)
     #: the ``--set`` overrides applied to the spec file, as given (odebench.bench.harness.overrides)
     overrides: tuple[str, ...] = ()
+    #: where the spec came from ("built-in 'quick'", a file path, with its --set), for messages and files
+    origin: str = ""
 
 
 def builtin_spec_names() -> list[str]:
@@ -149,11 +151,20 @@ def read_spec(name_or_path: str) -> tuple[dict[str, Any], str]:
                                 f"{lim.MAX_DEPTH} levels"]) from None
 
 
-def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
-    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys."""
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()) -> Spec:
+    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys, then
+    ``sets`` (``--set KEY=VALUE``, odebench.bench.harness.overrides) change single values, before validation."""
+    from odebench.bench.harness.overrides import OverrideError, apply_overrides
+
     raw, where = read_spec(name_or_path)
     raw.update(overrides or {})
-    return parse_spec(raw, where)
+    if sets:
+        try:
+            raw = apply_overrides(raw, sets)
+        except OverrideError as exc:
+            raise SpecError(where, [str(exc)]) from exc
+        where = f"{where} with --set {' --set '.join(sets)}"
+    return replace(parse_spec(raw, where), overrides=tuple(sets))
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -399,7 +410,7 @@ def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
              for (_, m), (_, d), (sv, g, n, tol), seed in product if d.methods is None or m["name"] in d.methods]
     return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
                 precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)), budgets=budgets,
-                track=track)
+                track=track, origin=where)
 
 
 def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: list[str]) -> dict[str, Any]:
