@@ -87,6 +87,8 @@ class TrainOutcome:
     traceback: str | None = None
     #: the model's training evidence as its cells record it (TrainedModel.evidence_record)
     evidence: dict = field(default_factory=dict)
+    #: its training-loss curve (train.fit: one mean per chunk of steps), for the tracking sinks
+    losses: list = field(default_factory=list)
 
 
 @dataclass
