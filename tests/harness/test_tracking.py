@@ -225,3 +225,24 @@ def test_a_dry_run_names_the_sinks_and_writes_nothing(tmp_path, capsys):
     assert "tracking: tensorboard (under" in capsys.readouterr().out
     assert main(["run", "--spec", str(spec), "--out", str(tmp_path / "out"), "--dry-run", "--track", "none"]) == 0
     assert "tracking:" not in capsys.readouterr().out and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(_missing("tensorboard"), reason="tensorboard is not installed")
+def test_an_image_cell_sends_its_sample_sheet(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    raw = tiny_spec("img", targets=("digits",), solvers=[{"name": "euler", "nfe": [2]}],
+                    net={"name": "unet", "ch": 8, "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": []},
+                    eval={"n_samples": 16, "metrics": ["fd"]})
+    raw["train"]["steps"] = 4
+    tracker_out = tmp_path / "out"
+    path = tmp_path / "img.toml"
+    path.write_text(to_toml(raw))
+    assert main(["run", "--spec", str(path), "--out", str(tracker_out), "--jobs", "1", "--no-progress",
+                 "--track", "tensorboard"]) == 0
+    acc = EventAccumulator(str(tracker_out / "img" / "tracking" / "tensorboard" / "images"),
+                           size_guidance={"images": 0}).Reload()
+    [sheet] = [t for t in acc.Tags()["images"] if t.startswith("samples/")]
+    assert sheet == "samples/digits/fm_ot/euler@2/seed0"
+    image = acc.Images(sheet)[0]
+    assert image.width >= 32 and image.height >= 32 and image.step == 2
