@@ -53,7 +53,7 @@ def kind(dst):
     if "/cells/" in d and d.endswith(".json"):
         return "record"
     if "/models/" in d:
-        return "weights" if d.endswith(".pt") else "meta" if d.endswith(".json") else None
+        return "weights" if d.endswith((".safetensors", ".pt")) else "meta" if d.endswith(".json") else None
     return "figure" if "/figures/" in d else None
 
 def replace(src, dst):
@@ -120,7 +120,7 @@ def inspect(out: Path) -> dict:
             corrupt.append(f"model {meta.name}: meta or weights do not match")
         else:
             published[meta.stem] = w.name
-    for w in sorted(store.root.glob("*.pt")):
+    for w in sorted(store.root.glob("*.safetensors")):
         key = w.name.split(".")[0]
         if key in published:
             continue

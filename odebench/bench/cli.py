@@ -1,9 +1,10 @@
 """``odebench`` command line: thin parsing on top of odebench.bench.harness.spec, odebench.bench.harness.run and
 odebench.bench.report.build.
 
-    odebench run [--spec NAME|PATH] [--out DIR] [--device cpu|cuda] [--precision fp32|bf16] [--compile]
-                 [--data-dir DIR] [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR]
-                 [--jobs N] [--threads N]
+    odebench run [--spec NAME|PATH] [--set KEY=VALUE ...] [--track tensorboard|mlflow|wandb ...] [--out DIR]
+                 [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--data-dir DIR]
+                 [--inception-weights PATH] [--dry-run] [--executor local|ray] [--address ADDR] [--jobs N]
+                 [--threads N]
     odebench eval --model PKG.MODULE:FACTORY [--checkpoint FILE] [--kind velocity|eps|x1|score|v] --dataset NAME
                   [--source NAME] [--spec NAME|PATH] [--out DIR] [--name NAME] [--path NAME]
                   [--adapter auto|plain|torchcfm|flow_matching|diffusers] [--state-key KEY] [--device cpu|cuda]
@@ -13,6 +14,7 @@ odebench.bench.report.build.
     odebench pack SWEEP_DIR DEST
     odebench list [KIND] [-v]
     odebench show NAME
+    odebench schema
     odebench --version
 
 Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
@@ -58,6 +60,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from odebench.bench.harness.spec_schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=1))
+    return 0
+
+
 def _print_plan(spec, out: Path) -> None:
     from odebench.bench.harness.artifacts import ArtifactStore
     from odebench.bench.harness.plan import make_plan
@@ -83,11 +94,11 @@ class UsageError(Exception):
     """A mistake in what the user asked for: ``main`` prints it as one ``error:`` line and exits with 2."""
 
 
-def _load_spec(name_or_path: str):
+def _load_spec(name_or_path: str, sets: list[str] | None = None):
     from odebench.bench.harness.spec import SpecError, load_spec
 
     try:
-        return load_spec(name_or_path)
+        return load_spec(name_or_path, sets=tuple(sets or ()))
     except (SpecError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -184,6 +195,44 @@ def _resolve_data_hparams(spec):
     return spec
 
 
+def _track_sinks(args: argparse.Namespace, spec) -> list[str]:
+    """The tracking sinks of a run: ``--track`` (``none``: no tracking) if given, else the spec's ``[track]``;
+    each sink's library is imported now, so a missing one stops the run before any work, naming its extra."""
+    from odebench.bench.harness.tracking import TrackingUnavailable, check_available
+
+    sinks = list(dict.fromkeys(args.track)) if args.track else list(spec.track.get("sinks", []))
+    if "none" in sinks:
+        if len(sinks) > 1:
+            raise UsageError(f"--track none turns tracking off; it does not combine with --track "
+                             f"{' --track '.join(s for s in sinks if s != 'none')}: drop one")
+        return []
+    try:
+        check_available(sinks)
+    except TrackingUnavailable as exc:
+        raise UsageError(str(exc)) from exc
+    return sinks
+
+
+def _open_tracker(sinks: list[str], spec, out: Path):
+    """The run's Tracker (None without sinks); says where each sink writes."""
+    if not sinks:
+        return None
+    from odebench.bench.harness.tracking import open_tracker
+
+    where = out / spec.name / "tracking"
+    for sink in sinks:
+        tb, mlruns = where / "tensorboard", where / "mlruns"
+        place = {"tensorboard": f"event files in {tb} (tensorboard --logdir {tb})",
+                 "mlflow": spec.track.get("mlflow_uri") or f"a local MLflow store in {mlruns} (MLFLOW_ALLOW_FILE_"
+                                                            f"STORE=true mlflow ui --backend-store-uri {mlruns})",
+                 "wandb": f"W&B {spec.track.get('wandb_mode', 'offline')} files in {where / 'wandb'}"}[sink]
+        print(f"tracking: {sink} -> {place}")
+    try:
+        return open_tracker(sinks, out / spec.name, out, spec.track, spec.raw, spec.name)
+    except Exception as exc:  # an unsafe folder (a symlink out of --out), a library that fails to import
+        raise UsageError(f"tracking: {exc}") from exc
+
+
 def _waits_for_rank_zero(spec) -> bool:
     """Under torchrun rank 0 alone evaluates and writes; the other ranks wait here until its last record is
     written, then leave without touching the folder (no report or summary from a rank that has no records)."""
@@ -206,10 +255,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.harness.run import PrecisionMismatch, run_sweep
     from odebench.bench.report.summary import summary_text
 
-    spec = _load_spec(args.spec)
+    spec = _load_spec(args.spec, args.set)
     _check_option_values(args)
     _check_out(args.out, create=False)
+    sinks = _track_sinks(args, spec)
     if args.dry_run:
+        if spec.overrides:
+            print(f"spec: {spec.origin} (a run writes it to {args.out / spec.name / 'effective_spec.toml'})")
+        if sinks:
+            print(f"tracking: {', '.join(sinks)} (under {args.out / spec.name / 'tracking'})")
         _apply_locations(args)
         try:
             spec = _resolve_data_hparams(spec)
@@ -226,17 +280,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     earlier = _earlier(spec, args.out)
     if earlier:  # said before any work, and again in the closing summary
         print(f"note: {earlier}", file=sys.stderr)
+    from odebench.bench.harness import distributed
+
+    tracker = _open_tracker(sinks, spec, args.out) if distributed.is_main() else None
     try:
-        summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
-                            executor=args.executor, address=args.address, precision=args.precision,
-                            compile=args.compile or None, jobs=args.jobs)
-    except (DataDirError, PrecisionMismatch, RunRefused) as exc:  # raised before anything is trained or written
-        raise UsageError(str(exc)) from exc
-    if _waits_for_rank_zero(spec):
-        return 0
-    print(summary_text(spec, summary, RecordStore(summary.out_dir)))
-    report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
-    print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
+        try:
+            summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
+                                executor=args.executor, address=args.address, precision=args.precision,
+                                compile=args.compile or None, jobs=args.jobs, tracker=tracker)
+        except (DataDirError, PrecisionMismatch, RunRefused) as exc:  # before anything is trained or written
+            raise UsageError(str(exc)) from exc
+        if _waits_for_rank_zero(spec):
+            return 0
+        print(summary_text(spec, summary, RecordStore(summary.out_dir)))
+        report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
+        print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
+        if tracker is not None:
+            tracker.files("figures", [f for f in report.files if f.parent.name == "figures"])
+    finally:
+        if tracker is not None:
+            tracker.close()
+            for note in tracker.notes:
+                print(f"note: {note}", file=sys.stderr)
     for f in summary.failures:
         print(f"failed: {f}", file=sys.stderr)
     return 1 if summary.failures else 0
@@ -418,6 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a sweep (default: the built-in CPU sweep 'quick')",
                        description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--spec", default="quick", help="built-in spec name or path to a TOML spec")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one value of the spec (repeatable), validated like the spec: train.steps=500, "
+                        "\"methods[rf].k=[1, 2]\" (an entry of [[methods]]/[[solvers]] by name, [[datasets]] by "
+                        "target, or by position), eval.metric_options.w2.max_points=500; the value is TOML. "
+                        "The run writes the spec it ran to OUT/<name>/effective_spec.toml")
+    r.add_argument("--track", action="append", default=[], choices=["tensorboard", "mlflow", "wandb", "none"],
+                   help="also log training curves, metrics and images to TensorBoard, MLflow or W&B (repeatable; "
+                        "offline, under OUT/<name>/tracking; needs the extra of that name, e.g. pip install "
+                        "'odebench[tensorboard]'); default: the spec's [track] sinks; none: no tracking")
     r.add_argument("--out", default="results", type=Path,
                    help="results root (default: results): records and report in OUT/<spec name>/, trained "
                         "models in OUT/.cache/models")
@@ -514,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="one method, solver, dataset, metric, network or spec in full")
     sh.add_argument("name", help="a registered name, e.g. rf, dopri5, moons, w2, quick")
     sh.set_defaults(func=_cmd_show)
+    sc = sub.add_parser("schema", help="print the JSON Schema of sweep specs (for an editor's TOML support)",
+                        description="Print the JSON Schema (draft 2020-12) of sweep specs, generated from the "
+                                    "validator's rules and the registered names: odebench schema > "
+                                    "odebench-spec.json, then point your editor's TOML support at it (README).")
+    sc.set_defaults(func=_cmd_schema)
     return p
 
 

@@ -37,7 +37,13 @@ def test_readme_fresh_machine_installs_the_cpu_build_of_torch_first():
 def test_ci_installs_as_the_readme_says_plus_the_extras_its_tests_use():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "--index-url https://download.pytorch.org/whl/cpu" in ci
-    assert "pip install -q -e '.[dev,ray,peers]'" in ci
+    assert "pip install -q -e '.[dev,ray,peers,tensorboard]'" in ci  # tensorboard: the tracking tests' reader
+
+
+def test_each_tracking_sink_is_an_extra_and_track_is_all_of_them():
+    names = {extra: {re.split(r"[<>=!~ ;\[]", d)[0].lower() for d in deps} for extra, deps in extras().items()}
+    assert names["tensorboard"] == {"tensorboard"} and names["mlflow"] == {"mlflow-skinny"}
+    assert names["wandb"] == {"wandb"} and names["track"] == names["tensorboard"] | names["mlflow"] | names["wandb"]
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def test_each_model_is_trained_once_and_reused(first_run, count_fits):
     # fm_ot, rf round 1, rf round 2 (whose parent is round 1): three trainings for 9 cells
     assert (summary.n_trainings, summary.trained, summary.loaded) == (3, 3, 0)
     assert summary.status_counts == {"ok": 6, "skipped": 3}
-    assert len(list((out / ".cache" / "models").glob("*.pt"))) == 3
+    assert len(list((out / ".cache" / "models").glob("*.safetensors"))) == 3
     assert all(s == "skipped" and "needs at least 2 NFE" in RecordStore(out / "tiny").read(cid)["reason"]
                for cid, (s, nfe, _) in records.items() if nfe is None)
 

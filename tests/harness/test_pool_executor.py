@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from harness_tiny import tiny_spec, train_or_die
 from threads import torch_threads
 
 import odebench.bench.harness.run
 from odebench.bench.cli import main
-from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.artifacts import ArtifactStore, read_safetensors
 from odebench.bench.harness.plan import JobContext, make_plan
 from odebench.bench.harness.pool_executor import PoolExecutor
 from odebench.bench.harness.records import RecordStore
@@ -40,9 +39,8 @@ def records(out: Path, name: str = "tiny") -> dict[str, tuple]:
 def model_hashes(out: Path) -> dict[str, str]:
     """Per model key, a hash of its weights (the files also embed the meta, whose wall times differ by run)."""
     hashes = {}
-    for p in (out / ".cache" / "models").glob("*.pt"):
-        payload = torch.load(p, weights_only=True)
-        state = payload["state_dict"] if isinstance(payload, dict) and "state_dict" in payload else payload
+    for p in (out / ".cache" / "models").glob("*.safetensors"):
+        state = read_safetensors(p)["state_dict"]
         blob = b"".join(k.encode() + v.numpy().tobytes() for k, v in sorted(state.items()))
         hashes[p.name.split(".")[0]] = hashlib.sha256(blob).hexdigest()
     return hashes

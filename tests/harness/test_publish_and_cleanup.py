@@ -69,7 +69,7 @@ def test_a_kill_between_weights_and_meta_never_forces_a_retrain(tmp_path, monkey
     with pytest.raises(Killed):
         run_sweep(parse_spec(SPEC), out, progress=False)
     models = out / ".cache" / "models"
-    [orphan] = list(models.glob("*.pt"))
+    [orphan] = list(models.glob("*.safetensors"))
     assert not list(models.glob("*.json")) and count_fits == ["fm_ot"]
     monkeypatch.setattr(odebench.bench.harness.artifacts, "atomic_write_bytes", real_write)
 

@@ -37,7 +37,7 @@ def test_reflow_rounds_reuse_cached_parents(problem, tmp_path):
     assert not distilled.cached
     assert distilled.parent.cached and distilled.parent.key == rf2.key
     assert distilled.parent.parent.cached and distilled.parent.parent.key == rf1.key
-    assert len(list(tmp_path.glob("*.pt"))) == 3
+    assert len(list(tmp_path.glob("*.safetensors"))) == 3
     meta = json.loads((tmp_path / f"{rf2.key}.json").read_text())
     assert meta["parent"] == rf1.key and meta["method"]["n_pairs"] == 256
     assert meta["method"]["pair_solver"] == "euler"

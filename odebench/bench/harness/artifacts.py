@@ -1,10 +1,12 @@
 """Content-addressed store of trained models: a state dict plus a JSON meta holding its SHA-256.
 
 A model's key is the hash of everything that determines it (method config, dataset, source, net, training
-config, seed, parent key). Loading checks the file's hash before ``torch.load(weights_only=True)``, so a
-truncated or tampered checkpoint is reported, never unpickled; a file that still fails to load or to fit
-the network is reported the same way (CorruptArtifact), never as a traceback. Weights are published before
-the meta that points to them, so a kill between the two never forces a retrain (see ArtifactStore).
+config, seed, parent key). Weights are written as safetensors (tensors and a string header, no code at all);
+caches written before hold torch pickles (``.pt``), which still load, through ``torch.load(weights_only=True)``.
+Loading checks the file's hash first, so a truncated or tampered file is reported, never parsed; a file that
+still fails to load or to fit the network is reported the same way (CorruptArtifact), never as a traceback.
+Weights are published before the meta that points to them, so a kill between the two never forces a retrain
+(see ArtifactStore).
 """
 
 from __future__ import annotations
@@ -72,13 +74,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, root: str | Path) -> Path:
 
 
 class ArtifactStore:
-    """Models under ``root``: ``<key>.<sha16>.pt`` (weights, named by the first 16 hex digits of their SHA-256)
-    and ``<key>.json`` (meta: the weights' file name and full SHA-256, training losses and seconds).
+    """Models under ``root``: ``<key>.<sha16>.safetensors`` (weights, named by the first 16 hex digits of their
+    SHA-256) and ``<key>.json`` (meta: the weights' file name and full SHA-256, training losses and seconds).
 
     Publishing order: the weights first, then the meta that points to them. A kill between the two renames
     leaves weights without meta; since the weights file also embeds the meta, an orphan whose content matches
     the hash in its name is the finished model (``has`` says so, ``load`` restores the meta file), so it is
-    never trained again. Caches written before this layout hold ``<key>.pt`` and load unchanged.
+    never trained again. Caches written before safetensors hold ``<key>.<sha16>.pt`` or, older still, ``<key>.pt``
+    (torch pickles); they load unchanged, and orphans among them are recovered the same way.
 
     ``out_root`` is the folder every write must stay in (default ``root``); ``read_only`` stores (the
     report's) never write, not even to restore a meta.
@@ -115,7 +118,7 @@ class ArtifactStore:
 
     def orphan(self, key: str) -> Path | None:
         """A hash-named weights file of ``key`` whose content matches its name, published without its meta."""
-        for path in sorted(self.root.glob(f"{key}.*.pt")):
+        for path in sorted(p for p in self.root.glob(f"{key}.*") if p.suffix in WEIGHTS_SUFFIXES):
             m = _WEIGHTS_RE.fullmatch(path.name)
             if m and m.group(1) == key and sha256_file(path)[:16] == m.group(2):
                 return path
@@ -128,25 +131,29 @@ class ArtifactStore:
         return self.meta_path(key).exists() is False and self.orphan(key) is not None
 
     def save(self, key: str, model: nn.Module, meta: dict[str, Any]) -> None:
-        import io
+        from safetensors.torch import save
 
         if self.read_only:
             raise RuntimeError(f"model store {self.root} is read-only")
-        buf = io.BytesIO()
         embedded = json.dumps({**meta, "key": key}, sort_keys=True, default=str)
-        torch.save({"state_dict": model.state_dict(), "meta": embedded}, buf)
-        data = buf.getvalue()
+        # a copy of each tensor: safetensors refuses tensors that share memory, and the values are what count
+        state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+        data = save(state, metadata={META_FIELD: embedded})
         sha = hashlib.sha256(data).hexdigest()
-        weights = self.root / f"{key}.{sha[:16]}.pt"
+        weights = self.root / f"{key}.{sha[:16]}{WEIGHTS_SUFFIX}"
         atomic_write_bytes(weights, data, root=self.out_root)  # first the weights, under their hash name
         full = {**meta, "key": key, "sha256": sha, "weights": weights.name}
         atomic_write_bytes(self.meta_path(key), json.dumps(full, indent=2, sort_keys=True, default=str).encode(),
                            root=self.out_root)  # then the meta that points to them
 
     def _payload(self, weights: Path, device) -> Any:
+        """A safetensors file as {"state_dict", "meta"} (the layout of the pickles before it); a ``.pt`` as
+        ``torch.load(weights_only=True)`` gives it."""
         try:
+            if weights.suffix == WEIGHTS_SUFFIX:
+                return read_safetensors(weights, device)
             return torch.load(weights, map_location=device, weights_only=True)
-        except Exception as exc:  # a refused pickle, a truncated zip, ...: never a traceback
+        except Exception as exc:  # a refused pickle, a truncated zip, a bad header, ...: never a traceback
             raise CorruptArtifact(f"cannot load model file {weights}: {type(exc).__name__}: {exc}. Delete it "
                                   f"and re-run to retrain.") from exc
 
@@ -214,5 +221,19 @@ class ArtifactStore:
         return f"cached model {key} failed its SHA-256 check; moved it to {weights.name}.corrupt, training again"
 
 
-#: hash-named weights: ``<key>.<first 16 hex digits of the file's SHA-256>.pt``
-_WEIGHTS_RE = re.compile(r"([0-9a-f]{16})\.([0-9a-f]{16})\.pt")
+def read_safetensors(path: Path, device="cpu") -> dict[str, Any]:
+    """{"state_dict": tensors, "meta": the embedded meta (JSON text, or None)} of a safetensors weights file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device=str(device)) as fh:
+        meta = (fh.metadata() or {}).get(META_FIELD)
+        return {"state_dict": {k: fh.get_tensor(k) for k in fh.keys()}, "meta": meta}
+
+
+#: the weights format written now; ``.pt`` (torch pickles, read with weights_only=True) is still read
+WEIGHTS_SUFFIX = ".safetensors"
+WEIGHTS_SUFFIXES = (WEIGHTS_SUFFIX, ".pt")
+#: the safetensors header field holding the model's meta (JSON), from which an orphan's meta is restored
+META_FIELD = "odebench_meta"
+#: hash-named weights: ``<key>.<first 16 hex digits of the file's SHA-256>.safetensors`` (or ``.pt``)
+_WEIGHTS_RE = re.compile(r"([0-9a-f]{16})\.([0-9a-f]{16})\.(?:safetensors|pt)")

@@ -8,7 +8,7 @@ take only the picklable objects defined here, so the in-process executor calls t
 executor ships them as tasks.
 
 A cached model whose file no longer matches its recorded SHA-256 is a cache miss: ``quarantine_corrupt``
-moves the files aside (``<weights>.pt.corrupt``, kept for inspection) and the model is trained again. Only a file
+moves the files aside (``<weights file>.corrupt``, kept for inspection) and the model is trained again. Only a file
 corrupted between its training and an evaluation fails that cell, with the message of CorruptArtifact.
 """
 
@@ -87,6 +87,8 @@ class TrainOutcome:
     traceback: str | None = None
     #: the model's training evidence as its cells record it (TrainedModel.evidence_record)
     evidence: dict = field(default_factory=dict)
+    #: its training-loss curve (train.fit: one mean per chunk of steps), for the tracking sinks
+    losses: list = field(default_factory=list)
 
 
 @dataclass

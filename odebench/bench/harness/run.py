@@ -52,6 +52,7 @@ from odebench.bench.harness.safe_paths import sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of
+from odebench.bench.harness.spec_toml import write_effective_spec
 from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest
@@ -327,7 +328,8 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
         node = node.parent
     _remember(trained, ctx)
     return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
-                        trained.total_train_seconds(), evidence=trained.evidence_record())
+                        trained.total_train_seconds(), evidence=trained.evidence_record(),
+                        losses=list(trained.losses))
 
 
 def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedModel:
@@ -384,9 +386,12 @@ def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, An
 class _Sink:
     """Receives finished jobs in the driver: writes records, counts, advances the bar."""
 
-    def __init__(self, store: RecordStore, summary: SweepSummary, bar):
+    def __init__(self, store: RecordStore, summary: SweepSummary, bar, tracker=None):
         self.store, self.summary, self.bar = store, summary, bar
         self.metric_failures: dict[str, list] = {}  # metric -> [cells, first reason]
+        #: odebench.bench.harness.tracking.Tracker, or None (no tracking: nothing below calls it); it sees each
+        #: record after it is written and never raises
+        self.tracker = tracker
 
     def close(self) -> None:
         """Add a note per metric that failed in some cells (the report lists each cell)."""
@@ -401,12 +406,16 @@ class _Sink:
             s.failures.append(f"training {job.label}: {outcome.reason}")
         elif outcome.reason:
             s.notes.append(outcome.reason)
+        if self.tracker is not None:
+            self.tracker.model(job, outcome)
 
     def cell_done(self, cell: Cell, record: dict[str, Any] | None) -> None:
         if record is None or not distributed.is_main():  # under torchrun, rank 0 alone writes
             self.bar.update(1)
             return
         self.store.write(record)
+        if self.tracker is not None:  # after the write: the record is safe whatever a sink does
+            self.tracker.cell(record)
         self.summary.status_counts[record["status"]] += 1
         for name, reason in (record.get("metric_failures") or {}).items():
             self.metric_failures.setdefault(name, [0, reason])[0] += 1
@@ -419,7 +428,7 @@ class _Sink:
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
               progress: bool = True, executor: str = "local", address: str | None = None,
               precision: str | None = None, compile: bool | None = None, jobs: int = 1,
-              given: GivenModel | None = None) -> SweepSummary:
+              given: GivenModel | None = None, tracker=None) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec``; returns the summary.
 
     Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
@@ -432,6 +441,10 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
 
     ``given`` (``odebench eval``): the spec's cells all evaluate this model, as it is, instead of training
     one; its job and cells run in this process (the local executor, one job at a time).
+
+    ``tracker`` (odebench.bench.harness.tracking.Tracker, opened by the caller, who also closes it) mirrors each
+    training's curves and each record, after it is written, to TensorBoard, MLflow or W&B; its notes (a sink
+    that failed) join the summary's. None: no tracking, and nothing in the run differs.
     """
     from tqdm.auto import tqdm
 
@@ -451,7 +464,8 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
     lock = acquire(out_root) if distributed.is_main() else None
     try:
-        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs, given)
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs, given,
+                           tracker)
     finally:
         if lock is not None:
             lock.release()
@@ -472,7 +486,7 @@ def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[s
 
 
 def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs,
-                given=None) -> SweepSummary:
+                given=None, tracker=None) -> SweepSummary:
     device = runtime.device
     store = RecordStore(out_dir, root=out_root)
     artifacts = ArtifactStore(out_root / ".cache" / "models", out_root=out_root)
@@ -485,6 +499,8 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     earlier = earlier_note(out_dir, earlier_configs(out_dir, set(existing)), [c.config() for c in spec.cells])
     if distributed.is_main():
         write_manifest(out_dir, spec.name, existing, root=out_root)  # the report shows these cells only
+        if given is None:  # what ran, --set overrides applied: `odebench run --spec` on it runs it again
+            write_effective_spec(out_dir, spec.raw, spec.origin, root=out_root)
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision,
                      given)
     if given is None:
@@ -501,7 +517,7 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     start = time.perf_counter()
     bar = tqdm(total=len(plan.todo) + len(plan.skips), desc=f"{spec.name} cells", disable=not progress,
                mininterval=0.5)
-    sink = _Sink(store, summary, bar)
+    sink = _Sink(store, summary, bar, tracker)
     for cell in spec.cells:
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
@@ -510,5 +526,8 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
         sink.close()
     finally:  # on Ctrl-C too: the bar ends its line before the interruption is reported
         bar.close()
+    if tracker is not None:
+        summary.notes += tracker.notes
+        tracker.notes.clear()
     summary.seconds = time.perf_counter() - start
     return summary

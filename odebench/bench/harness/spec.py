@@ -9,11 +9,10 @@ in another exception; the types, ranges and policy bounds live in odebench.bench
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
-            "datasets", "solvers", "precision", "compile", "budgets", "limits"}
+            "datasets", "solvers", "precision", "compile", "budgets", "limits", "track"}
 DATASET_KEYS = ("target", "source", "options", "methods", "train", "net", "eval")
 SOLVER_KEYS = ("name", "nfe", "tolerances", "grid")
 DEFAULT_METRICS = sc.DEFAULT_METRICS
@@ -107,6 +106,12 @@ class Spec:
     compile: bool = False
     #: what a run may spend (spec_limits.RULES_BUDGETS): max_nfe, train_seconds, cell_seconds; not in cell ids
     budgets: dict[str, Any] = field(default_factory=lambda: dict(lim.DEFAULT_BUDGETS))
+    #: the validated ``[track]`` table (sinks, experiment, ...): where curves and metrics are also logged
+    track: dict[str, Any] = field(default_factory=dict)
+    #: the ``--set`` overrides applied to the spec file, as given (odebench.bench.harness.overrides)
+    overrides: tuple[str, ...] = ()
+    #: where the spec came from ("built-in 'quick'", a file path, with its --set), for messages and files
+    origin: str = ""
 
 
 def builtin_spec_names() -> list[str]:
@@ -146,11 +151,20 @@ def read_spec(name_or_path: str) -> tuple[dict[str, Any], str]:
                                 f"{lim.MAX_DEPTH} levels"]) from None
 
 
-def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None) -> Spec:
-    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys."""
+def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()) -> Spec:
+    """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys, then
+    ``sets`` (``--set KEY=VALUE``, odebench.bench.harness.overrides) change single values, before validation."""
+    from odebench.bench.harness.overrides import OverrideError, apply_overrides
+
     raw, where = read_spec(name_or_path)
     raw.update(overrides or {})
-    return parse_spec(raw, where)
+    if sets:
+        try:
+            raw = apply_overrides(raw, sets)
+        except OverrideError as exc:
+            raise SpecError(where, [str(exc)]) from exc
+        where = f"{where} with --set {' --set '.join(sets)}"
+    return replace(parse_spec(raw, where), overrides=tuple(sets))
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -165,8 +179,7 @@ def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> 
     if not isinstance(name, str) or name not in METHODS:
         problems.append(f"{where}.name: unknown method {lim.show(name)}; known: {', '.join(METHODS.names())}")
         return []
-    params = inspect.signature(METHODS.get(name).__init__).parameters
-    accepted = {k: p.default for k, p in params.items() if k not in ("self", "args", "kwargs")}
+    accepted = sc.method_hparams(name)
     rules = lim.method_rules(name)
     hp = {k: v for k, v in entry.items() if k != "name"}
     n_before = len(problems)
@@ -372,6 +385,7 @@ def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
     data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX)
     device = sc.check_device(raw.get("device", "cpu"), problems)
     budgets = sc.check_budgets(raw.get("budgets", {}), problems)
+    track = sc.check_track(raw.get("track", {}), problems)
     base = (sc.check_train(raw.get("train", {}), "train", problems),
             sc.check_net(raw.get("net", {"name": "mlp"}), "net", problems),
             sc.check_eval(raw.get("eval", {}), "eval", problems))
@@ -395,7 +409,8 @@ def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
                   data_options=d.options, grid=g)
              for (_, m), (_, d), (sv, g, n, tol), seed in product if d.methods is None or m["name"] in d.methods]
     return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
-                precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)), budgets=budgets)
+                precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)), budgets=budgets,
+                track=track, origin=where)
 
 
 def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: list[str]) -> dict[str, Any]:
@@ -405,9 +420,7 @@ def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: l
         problems.append(f"{where}.options: must be a table of loader options, got {lim.show(options)}")
         return {}
     if options and isinstance(target, str) and target in DATASETS:
-        params = inspect.signature(DATASETS.get(target)).parameters
-        accepted = {k: p.default for k, p in params.items() if k != "data_seed"
-                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        accepted = sc.loader_options(target)
         rules = lim.RULES_DATASETS.get(target, {})
         for k in sorted(options):
             if k not in accepted:

@@ -115,6 +115,33 @@ def check_train(value: Any, path: str, problems: Problems, base: Cfg | None = No
     return out
 
 
+# ---------------------------------------------------- the keys a registered name accepts (validator and schema)
+def method_hparams(name: str) -> dict[str, Any]:
+    """{hparam: default} of a registered method: the keyword arguments of its ``__init__``."""
+    from odebench.methods import METHODS
+
+    params = inspect.signature(METHODS.get(name).__init__).parameters
+    return {k: p.default for k, p in params.items() if k not in ("self", "args", "kwargs")}
+
+
+def net_options(name: str) -> dict[str, Any]:
+    """{option: default} of a registered network (its keyword arguments less the shape the harness passes)."""
+    from odebench.bench.nets import NETS
+
+    params = inspect.signature(NETS.get(name).__init__).parameters
+    return {k: p.default for k, p in params.items() if k not in ("self", "shape", "out_mult")
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def loader_options(name: str) -> dict[str, Any]:
+    """{option: default} of a registered dataset loader (less ``data_seed``, which the spec sets once)."""
+    from odebench.bench.data import DATASETS
+
+    params = inspect.signature(DATASETS.get(name)).parameters
+    return {k: p.default for k, p in params.items() if k != "data_seed"
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None) -> Cfg:
     """Network config: a registered ``name`` plus keyword arguments that network accepts."""
     from odebench.bench.nets import NETS
@@ -128,9 +155,7 @@ def check_net(value: Any, path: str, problems: Problems, base: Cfg | None = None
     if not isinstance(name, str) or name not in NETS:
         problems.append(f"{path}.name: unknown network {lim.show(name)}; known: {', '.join(NETS.names())}")
         return out
-    params = inspect.signature(NETS.get(name).__init__).parameters
-    accepted = {k: p.default for k, p in params.items() if k not in ("self", "shape", "out_mult")
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    accepted = net_options(name)
     rules = lim.RULES_NETS.get(name, {})
     for k, v in entry.items():
         if k == "name":
@@ -244,4 +269,15 @@ def check_budgets(value: Any, problems: Problems) -> Cfg:
     for k, v in entry.items():
         if k in lim.RULES_BUDGETS and check_value(v, lim.RULES_BUDGETS[k], f"budgets.{k}", problems):
             out[k] = float(v) if k.endswith("seconds") else v
+    return out
+
+
+def check_track(value: Any, problems: Problems) -> Cfg:
+    """The spec's ``[track]`` table (spec_limits.RULES_TRACK): which tracking sinks, and their few settings."""
+    entry = table(value, "track", problems, "[track] sinks = [\"tensorboard\"]")
+    unknown_keys(entry, lim.RULES_TRACK, "track", problems)
+    out: Cfg = {}
+    for k, v in entry.items():
+        if k in lim.RULES_TRACK and check_value(v, lim.RULES_TRACK[k], f"track.{k}", problems):
+            out[k] = list(dict.fromkeys(v)) if k == "sinks" else v
     return out

@@ -197,8 +197,8 @@ class Rule:
         if self.kind in ("str", "choice"):
             if self.kind == "str" and not isinstance(v, str):
                 return "type"
-            if self.choices and v not in self.choices:
-                return "range"
+            if self.choices and not any(v == c and isinstance(v, bool) == isinstance(c, bool) for c in self.choices):
+                return "range"  # true is not the choice 1
             return None
         if isinstance(v, bool) or not isinstance(v, int if self.kind == "int" else (int, float)):
             return "type"
@@ -282,6 +282,16 @@ RULES_BUDGETS: dict[str, Rule] = {
 #: budgets a spec gets without a [budgets] table: no adaptive solve past 100k NFE (dopri5 at rtol 1e-12 took
 #: 172k on moons), no wall-clock limit
 DEFAULT_BUDGETS: dict[str, Any] = {"max_nfe": 100_000, "train_seconds": None, "cell_seconds": None}
+
+#: the tracking sinks a spec's ``[track]`` table or ``--track`` can name (odebench.bench.harness.tracking)
+TRACK_SINKS = ("tensorboard", "mlflow", "wandb")
+RULES_TRACK: dict[str, Rule] = {
+    "sinks": Rule("str", choices=TRACK_SINKS, items=True, min_len=1, max_len=len(TRACK_SINKS),
+                  what="where to log curves, metrics and images besides the records"),
+    "experiment": Rule("str", what="MLflow experiment and W&B project; default: the spec's name"),
+    "mlflow_uri": Rule("str", what="an MLflow tracking URI; default: a local file store in the sweep folder"),
+    "wandb_mode": choice("offline", "online"),
+}
 
 WIDTH, DEPTH = integer(1, limit="width"), integer(1, limit="depth")
 RULES_NETS: dict[str, dict[str, Rule]] = {

@@ -263,6 +263,17 @@ def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, co
     return step
 
 
+def loss_chunk(steps: int) -> int:
+    """Steps per point of ``fit``'s loss curve: each point is the mean loss over this many steps."""
+    return max(1, min(steps // 100, 50))
+
+
+def loss_steps(steps: int, n: int) -> list[int]:
+    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends."""
+    chunk = loss_chunk(steps)
+    return [min((i + 1) * chunk, steps) for i in range(n)]
+
+
 def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
         progress: bool = False, label: str = "train", runtime: Runtime | None = None,
         heldout: Callable[[nn.Module], float] | None = None,
@@ -281,7 +292,7 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     runtime = runtime or Runtime(str(next(model.parameters()).device))
     ema = copy.deepcopy(model).requires_grad_(False)
     train_step = make_train_step(method, model, ema, coupling, cfg, gen, runtime)
-    chunk = max(1, min(cfg.steps // 100, 50))
+    chunk = loss_chunk(cfg.steps)
     losses: list[float] = []
     running = torch.zeros((), device=next(model.parameters()).device)
     checkpoints = set(ev.eval_steps(cfg.steps)) if heldout is not None else set()
