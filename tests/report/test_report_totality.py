@@ -3,7 +3,6 @@ cache file, gives a complete report with a note per problem; figures are written
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import shutil
@@ -16,7 +15,7 @@ from harness_tiny import tiny_spec
 from threads import torch_threads
 
 import odebench.bench.harness.run
-from odebench.bench.harness.artifacts import ArtifactStore, sha256_file
+from odebench.bench.harness.artifacts import ArtifactStore, read_safetensors, sha256_file
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec import parse_spec
 from odebench.bench.report.build import write_report
@@ -50,17 +49,20 @@ def model_of(out: Path, method: str) -> tuple[ArtifactStore, str]:
     raise LookupError(method)
 
 
-def republish(store: ArtifactStore, key: str, payload) -> None:
-    """Replace a model's weights file with ``payload`` and make its meta's hash match (so only loading can
-    tell)."""
+def republish(store: ArtifactStore, key: str, payload, legacy: bool = False) -> None:
+    """Replace a model's weights file with ``payload`` (tensors: a safetensors file, as the cache writes; bytes:
+    written as they are) and make its meta's hash match, so only loading can tell. ``legacy`` puts the bytes in
+    a ``<key>.pt`` file of the cache's older pickle layout instead, which the meta then names."""
+    from safetensors.torch import save
+
     weights, meta_path = store.paths(key)
-    buf = io.BytesIO()
-    if isinstance(payload, bytes):
-        buf.write(payload)
-    else:
-        torch.save(payload, buf)
-    weights.write_bytes(buf.getvalue())
+    data = payload if isinstance(payload, bytes) else save({k: v.contiguous() for k, v in payload.items()})
     meta = json.loads(meta_path.read_text())
+    if legacy:
+        weights.unlink()
+        weights = weights.with_name(f"{key}.pt")
+        meta["weights"] = weights.name
+    weights.write_bytes(data)
     meta["sha256"] = sha256_file(weights)
     meta_path.write_text(json.dumps(meta))
 
@@ -83,9 +85,8 @@ def edit(path: Path, **change) -> None:
 def test_every_kind_of_problem_at_once_gives_a_complete_report(out):
     by = records_by(out)
     store, fm_key = model_of(out, "fm_ot")
-    state = torch.load(store.paths(fm_key)[0], weights_only=True)["state_dict"]
-    republish(store, fm_key, {"state_dict": {k: torch.full_like(v, float("nan")) for k, v in state.items()},
-                              "meta": "{}"})  # a diverged model: every sample NaN
+    state = read_safetensors(store.paths(fm_key)[0])["state_dict"]
+    republish(store, fm_key, {k: torch.full_like(v, float("nan")) for k, v in state.items()})  # a diverged model
     _, rf_key = model_of(out, "rf")
     for p in store.paths(rf_key):
         p.unlink()  # a model missing from the cache
@@ -114,7 +115,7 @@ def test_every_kind_of_problem_at_once_gives_a_complete_report(out):
 
 def test_refused_and_malformed_cache_files_are_notes(out):
     store, fm_key = model_of(out, "fm_ot")
-    republish(store, fm_key, pickle.dumps(print))  # weights_only refuses to unpickle this
+    republish(store, fm_key, pickle.dumps(print), legacy=True)  # weights_only refuses to unpickle this
     _, ot_key = model_of(out, "otcfm")
     store.meta_path(ot_key).write_text("[]")
     report = write_report(out / "mix")
