@@ -371,20 +371,24 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
         return _parse(raw, where, problems)
 
 
-def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
+def _header(raw: dict[str, Any], problems: list[str], name: Any = None) -> tuple:
+    """The top-level keys every spec shares, checked: (name, description, seeds, data_seed, device, budgets)."""
     for k in sorted(set(raw) - TOP_KEYS):
         problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
-    name = raw.get("name")
+    name = raw.get("name") if name is None else name
     if (problem := name_problem(name)) is not None:
         problems.append(f"name: {problem}")
         name = "unnamed"
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.append(f"description: must be a string; got {lim.kind_of(description)} {lim.show(description)}")
-    seeds = sc.check_seeds(raw.get("seeds", [0]), problems)
-    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX)
-    device = sc.check_device(raw.get("device", "cpu"), problems)
-    budgets = sc.check_budgets(raw.get("budgets", {}), problems)
+    return (name, description, sc.check_seeds(raw.get("seeds", [0]), problems),
+            sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX),
+            sc.check_device(raw.get("device", "cpu"), problems), sc.check_budgets(raw.get("budgets", {}), problems))
+
+
+def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
+    name, description, seeds, data_seed, device, budgets = _header(raw, problems)
     track = sc.check_track(raw.get("track", {}), problems)
     base = (sc.check_train(raw.get("train", {}), "train", problems),
             sc.check_net(raw.get("net", {"name": "mlp"}), "net", problems),
@@ -466,19 +470,7 @@ def parse_eval_spec(raw: dict[str, Any], where: str, method: dict[str, Any], tar
 
 
 def _parse_eval(raw, where, problems, method, target, source, name) -> Spec:
-    for k in sorted(set(raw) - TOP_KEYS):
-        problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
-    name = raw.get("name") if name is None else name
-    if (problem := name_problem(name)) is not None:
-        problems.append(f"name: {problem}")
-        name = "unnamed"
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        problems.append(f"description: must be a string; got {lim.kind_of(description)} {lim.show(description)}")
-    seeds = sc.check_seeds(raw.get("seeds", [0]), problems)
-    data_seed = sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX)
-    device = sc.check_device(raw.get("device", "cpu"), problems)
-    budgets = sc.check_budgets(raw.get("budgets", {}), problems)
+    name, description, seeds, data_seed, device, budgets = _header(raw, problems, name)
     ev = sc.check_eval(raw.get("eval", {}), "eval", problems)
     if not isinstance(target, str) or target not in DATASETS:
         problems.append(f"dataset: unknown dataset {lim.show(target)}; known: {', '.join(DATASETS.names())}")
