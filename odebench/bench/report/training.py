@@ -28,8 +28,8 @@ def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
         if not key or not training or key in seen:
             continue
         seen.add(key)
-        cost, verdict = training.get("cost", {}), training.get("convergence", {})
-        held = training.get("heldout", {})
+        cost, held = training.get("cost", {}), training.get("heldout", {})
+        verdict = current_verdict(training)
         rows.append({"dataset": dataset, "method": method, "seed": seed, "model_key": key,
                      "steps": cost.get("steps"), "fwd_eq_per_step": cost.get("forward_equivalents_per_step"),
                      "params": cost.get("params_total"), "total_flops": cost.get("total_flops"),
@@ -38,6 +38,19 @@ def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
                      "converged_at": verdict.get("converged_at_step"),
                      "heldout_steps": held.get("steps", []), "heldout_loss": held.get("loss", [])})
     return pd.DataFrame(rows)
+
+
+def current_verdict(training: dict[str, Any]) -> dict[str, Any]:
+    """The convergence verdict of a record's training block by today's rule, judged again from its stored
+    held-out curve (records written under an earlier rule get today's verdict); the stored verdict if the
+    record holds no curve."""
+    from odebench.bench.harness.training_evidence import judge_convergence
+
+    held = training.get("heldout") or {}
+    steps, losses = held.get("steps") or [], held.get("loss") or []
+    if steps and len(steps) == len(losses):
+        return judge_convergence(list(zip(steps, losses, strict=True)))
+    return training.get("convergence") or {}
 
 
 def still_improving(models: pd.DataFrame, dataset: str) -> set[str]:
