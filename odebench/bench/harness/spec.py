@@ -23,6 +23,7 @@ from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.artifacts import config_hash
 from odebench.bench.harness.safe_paths import name_problem
+from odebench.bench.harness.train import train_key_fields
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,8 +86,7 @@ class Cell:
             cfg.pop("data_options")  # cells without options keep the ids they always had
         if cfg["grid"] == "uniform":
             cfg.pop("grid")  # likewise cells on the uniform time grid
-        if not cfg["train"].get("forward_equivalents", 1):
-            cfg["train"] = {k: v for k, v in cfg["train"].items() if k != "forward_equivalents"}  # and by steps
+        cfg["train"] = train_key_fields(cfg["train"])  # and cells budgeted by steps
         return config_hash(cfg)
 
     def training_key(self) -> str:

@@ -61,13 +61,11 @@ def budgeted_steps(cfg: TrainConfig, forward_equivalents_per_step: float | None)
     return max(1, round(cfg.forward_equivalents / forward_equivalents_per_step))
 
 
-def train_key_fields(cfg: TrainConfig) -> dict[str, Any]:
-    """The training settings that key a model: every field, less ``forward_equivalents`` when it is off (so
-    models budgeted by steps keep the keys they always had)."""
-    out = asdict(cfg)
-    if not out["forward_equivalents"]:
-        del out["forward_equivalents"]
-    return out
+def train_key_fields(train: dict[str, Any]) -> dict[str, Any]:
+    """The training settings (TrainConfig fields as a dict) that key a model and a cell: all of them, less
+    ``forward_equivalents`` when it is off or absent (so models and cells budgeted by steps keep the keys they
+    always had, records written before the option existed included)."""
+    return {k: v for k, v in train.items() if k != "forward_equivalents" or v}
 
 
 @dataclass
@@ -136,7 +134,7 @@ def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, par
               precision: str = "fp32") -> str:
     return config_hash({
         "method": method.training_config(), "target": problem.target.name, "source": problem.source_name(),
-        "data_seed": problem.data_seed, "net": problem.net, "train": train_key_fields(cfg), "seed": seed,
+        "data_seed": problem.data_seed, "net": problem.net, "train": train_key_fields(asdict(cfg)), "seed": seed,
         "parent": parent_key,
         # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
         **({"precision": precision} if precision != "fp32" else {}),
