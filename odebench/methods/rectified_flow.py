@@ -8,7 +8,10 @@ Euler step samples. Each round's model is the parent artifact of the next and is
 
 The pair settings (``n_pairs``, ``pair_solver``, tolerances / ``pair_nfe``) are hparams, so they key the
 model cache and appear in every record of a round k >= 2 or distilled model; round 1 ignores them and keeps
-them out of its key, so every later round shares one round-1 model.
+them out of its key, so every later round shares one round-1 model. Defaults: ``n_pairs = 10000`` fresh pairs
+per round (half a toy training split, enough that a round is not data-starved at the study's step counts),
+solved by ``dopri5`` at ``pair_rtol = pair_atol = 1e-5``; ``pair_nfe = 100`` is the step count used only when
+``pair_solver`` is a fixed-step solver.
 
 A distilled model is a one-step map x1 = x0 + v(x0, 0): its network was never trained at t > 0, so its
 dynamics refuse any other time (``Unsupported``: a cell with another solver or budget is "skipped" with the

@@ -44,3 +44,11 @@ def test_a_distilled_model_refuses_other_times_and_names_the_way_to_sample_it():
     assert torch.equal(field(x, torch.zeros(4)), rotation(x, torch.zeros(4)))  # t = 0: the one-step map
     with pytest.raises(Unsupported, match=r"one-step map .* sample it with solver 'euler' at nfe = 1"):
         field(x, torch.full((4,), 0.5))
+
+
+def test_pair_defaults_are_the_documented_ones():
+    """The module docstring states the reflow pair defaults; records and cache keys carry them, so a change of
+    default must be deliberate (it re-keys every reflowed model)."""
+    h = get_method("rf", k=2).hparams
+    assert (h["n_pairs"], h["pair_solver"], h["pair_rtol"], h["pair_atol"], h["pair_nfe"]) == (
+        10000, "dopri5", 1e-5, 1e-5, 100)
