@@ -184,7 +184,10 @@ class VPSchedule:
         """The s with log(a(s) / sigma(s)) = lam: T(s) = -log a^2 = log(1 + e^(-2 lam)), solved for s."""
         big_t = torch.nn.functional.softplus(-2 * lam)
         d = self.beta_max - self.beta_min
-        return 2 * big_t / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * d * big_t))
+        s = 2 * big_t / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * d * big_t))
+        # lam = -inf gives T = inf and the quotient inf / inf; s grows without bound there, so the answer is inf
+        # (the callers clamp it to the interval's noisy end)
+        return torch.where(torch.isinf(big_t), torch.full_like(s, float("inf")), s)
 
 
 @PATHS.register("vp")

@@ -90,3 +90,11 @@ def test_path_schedule_without_a_closed_form_bisects_to_the_same_times(inverse):
     for t0, t1 in ((0.0, 1.0), (0.2, 0.9)):
         torch.testing.assert_close(bisected.t_of_log_snr(lam, t0, t1), closed.t_of_log_snr(lam, t0, t1),
                                    rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ddpm", "path-vp", "edm", "score_ve"])
+def test_infinite_log_snr_lands_on_the_ends(name):
+    """lam = -inf (pure noise) is the noisy end t0 and lam = +inf (clean data) the data end t1, not NaN."""
+    schedule, (t0, t1) = SCHEDULES[name]()
+    t = schedule.t_of_log_snr(torch.tensor([float("-inf"), float("inf")], dtype=F64), t0, t1)
+    assert t.tolist() == [t0, t1]
