@@ -14,6 +14,7 @@ NaN/inf (a diverged model) are counted in the panel title and left out of the ax
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -197,15 +198,20 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
     """One panel per method: ``n_paths`` ODE paths from the source (t = 0) to the samples (t = 1)."""
     if not models:
         return None
-    trajs = {}
+    trajs, refused = {}, {}
     for label, lm in models.items():
         cell = replace(lm.cell, solver=TRAJECTORY_SOLVER, nfe=TRAJECTORY_NFE, tol=None)
-        # [T + 1, n, 2] states on the solver's grid
-        trajs[label] = regenerate(lm, cell, n_paths, trajectory=True).trajectory.float().numpy()
+        try:
+            # [T + 1, n, 2] states on the solver's grid
+            trajs[label] = regenerate(lm, cell, n_paths, trajectory=True).trajectory.float().numpy()
+        except (BudgetTooSmall, Unsupported) as exc:  # e.g. a distilled one-step map has no path to draw
+            refused[label] = str(exc)
+    if not trajs:
+        return None
     ref = next(iter(models.values())).problem.target.test[:2000].numpy()
     lims = _limits(np.concatenate([ref, *(t[0] for t in trajs.values()), *(t[-1] for t in trajs.values())]))
     width = 4.4
-    fig, axes = plt.subplots(1, len(models), figsize=(width * len(models), width * _height_ratio(lims) + 0.9),
+    fig, axes = plt.subplots(1, len(trajs), figsize=(width * len(trajs), width * _height_ratio(lims) + 0.9),
                              squeeze=False, layout="constrained")
     for ax, (label, traj) in zip(axes.flat, trajs.items(), strict=True):
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.8", label="target data", rasterized=True)
@@ -219,7 +225,8 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
     fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
     return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
                 f"Paths of the learned ODE from source draws (blue) to its samples (red), integrated with "
-                f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps.")
+                f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps."
+                + "".join(f" Not drawn: {label} ({why})." for label, why in refused.items()))
 
 
 def _image_tile(x: torch.Tensor, ncols: int) -> np.ndarray:
@@ -252,7 +259,14 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 ax.set_visible(False)
                 continue
             title, cell, value = cells[c]
-            x = regenerate(lm, cell, 36 if image else 1000).x
+            try:
+                x = regenerate(lm, cell, 36 if image else 1000).x
+            except (BudgetTooSmall, Unsupported) as exc:  # a sampler this model refuses: say so in its panel
+                ax.set_axis_off()
+                ax.set_title(title, fontsize=8)
+                ax.text(0.5, 0.5, textwrap.fill(f"not drawn: {exc}", 36), ha="center", va="center", fontsize=6,
+                        transform=ax.transAxes)
+                continue
             if image:
                 ax.imshow(_image_tile(x, 6), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 ax.set(xticks=[], yticks=[])
