@@ -46,7 +46,7 @@ def test_sample_panels_a_model_refuses_are_marked_and_the_rest_drawn(tmp_path, m
     monkeypatch.setattr(mf, "regenerate", _fake_regenerate)
     saved = {}
 
-    def keep(fig, sweep_dir, stem, title, caption=""):
+    def keep(fig, sweep_dir, stem, title, caption="", dpi=150):
         saved["fig"] = fig
         return mf.FigureFile(title, f"figures/{stem}.png", None, caption)
 

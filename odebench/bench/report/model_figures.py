@@ -286,7 +286,8 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     kind = "image sheets" if image else "scatters"
     return save(fig, sweep_dir, f"samples_{slug(dataset)}", f"{dataset}: samples",
                 f"Sample {kind} of each method at NFE 1, 2, 8 (best solver there in the sweep, Euler "
-                f"where the sweep has no such cell) and at its best cell by {metric}.")
+                f"where the sweep has no such cell) and at its best cell by {metric}.",
+                dpi=100)  # one row per method: at 150 dpi a tier's sheet is 2-3 MB of committed PNG
 
 
 def model_figures(frame: pd.DataFrame, records: dict[str, dict], dataset: str, metric: str | None,

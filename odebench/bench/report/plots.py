@@ -45,14 +45,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-") or "x"
 
 
-def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "") -> FigureFile:
-    """Write ``figures/<stem>.png`` (150 dpi) and ``.pdf`` under the sweep folder, each atomically, and close
+def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "", dpi: int = 150) -> FigureFile:
+    """Write ``figures/<stem>.png`` (at ``dpi``) and ``.pdf`` under the sweep folder, each atomically, and close
     the figure. A packed results folder (``records.jsonl.gz``, committed to the repository) gets the PNG only."""
     from odebench.bench.harness.packed import PACKED
 
     pdf = not (Path(sweep_dir) / PACKED).is_file()
     try:
-        write_figure(fig, sweep_dir / "figures" / f"{stem}.png", sweep_dir, dpi=150)
+        write_figure(fig, sweep_dir / "figures" / f"{stem}.png", sweep_dir, dpi=dpi)
         if pdf:
             write_figure(fig, sweep_dir / "figures" / f"{stem}.pdf", sweep_dir)
     finally:
