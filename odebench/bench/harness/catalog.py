@@ -77,9 +77,9 @@ def plugin_errors() -> list[str]:
 def describe(category: str, name: str) -> str:
     """The one line ``odebench list`` prints for an entry."""
     if category == "specs":
-        from odebench.bench.harness.spec import read_spec_text, tomllib
+        from odebench.bench.harness.spec import read_spec
 
-        return str(tomllib.loads(read_spec_text(name)[0]).get("description", ""))
+        return str(read_spec(name)[0].get("description", ""))
     obj = _registry(category).get(name)
     if category == "solvers":
         kind = obj.kind + (", adaptive" if obj.adaptive else "")

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from odebench.bench.harness.spec_text import text_problems, tomllib
 
 #: the key that names an entry of each array of tables, for ``methods[rf]``
 ENTRY_KEYS = {"methods": "name", "solvers": "name", "datasets": "target"}
 _SEGMENT = re.compile(r"([A-Za-z0-9_-]+)(?:\[([^\[\]]+)\])?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/+-]*")
+_INDEX = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+#: the longest ``--set``; a longer value belongs in the spec file
+MAX_OVERRIDE = 10_000
 SYNTAX = "--set KEY=VALUE, e.g. --set train.steps=500 or --set \"methods[rf].k=[1, 2]\""
 
 
@@ -42,9 +41,14 @@ class OverrideError(ValueError):
 
 def parse_value(text: str, where: str) -> Any:
     """A TOML value; a plain word that is not TOML is a string."""
+    problems = text_problems(text, "the value")
+    if problems:  # bounded before parsing, as a spec file is (odebench.bench.harness.spec_text)
+        raise OverrideError(f"--set {where if len(where) < 80 else where[:60] + '...'}: {'; '.join(problems)}")
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer past Python's digit limit
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise OverrideError(f"--set {where}: cannot convert the value ({exc})") from None
         if _WORD.fullmatch(text):
             return text
         raise OverrideError(f"--set {where}: cannot read {text!r} as a TOML value ({exc}); give a number, "
@@ -56,6 +60,9 @@ def parse_value(text: str, where: str) -> Any:
 
 def split(override: str) -> tuple[list[tuple[str, str | None]], Any]:
     """``"methods[rf].k=[1, 2]"`` -> ([("methods", "rf"), ("k", None)], [1, 2])."""
+    if len(override) > MAX_OVERRIDE:
+        raise OverrideError(f"--set {override[:40]!r}...: {len(override):,} characters; a --set is at most "
+                            f"{MAX_OVERRIDE:,}: put a long value in the spec file")
     key, eq, text = override.partition("=")
     key = key.strip()
     if not eq or not key:
@@ -75,8 +82,11 @@ def _entry(array: Any, key: str, selector: str, path: str, override: str) -> dic
     if not isinstance(array, list) or not all(isinstance(e, dict) for e in array):
         raise OverrideError(f"--set {override}: {path} is not an array of tables ([[{key}]]), so [{selector}] "
                             f"selects nothing; drop the brackets")
+    if selector.isdigit() and not selector.isascii():
+        raise OverrideError(f"--set {override}: [{selector}] is not a position; positions are written in ASCII "
+                            f"digits, from 0 to {len(array) - 1}, e.g. {path}[0]")
     if selector.isdigit():
-        if int(selector) >= len(array):
+        if not _INDEX.fullmatch(selector) or int(selector) >= len(array):
             raise OverrideError(f"--set {override}: {path}[{selector}] does not exist; the spec has "
                                 f"{len(array)} [[{key}]] entries ({path}[0] to {path}[{len(array) - 1}])")
         return array[int(selector)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -23,12 +22,9 @@ from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.artifacts import config_hash
 from odebench.bench.harness.safe_paths import name_problem
+from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file
+from odebench.bench.harness.spec_text import tomllib  # noqa: F401 - tomllib or tomli, for the callers that read TOML
 from odebench.bench.harness.train import train_key_fields
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
             "datasets", "solvers", "precision", "compile", "budgets", "limits", "track"}
@@ -120,17 +116,18 @@ def builtin_spec_names() -> list[str]:
 
 
 def read_spec_text(name_or_path: str) -> tuple[str, str]:
-    """(text, where) for a built-in spec name or a path to a TOML file."""
+    """(text, where) for a built-in spec name or a path to a TOML file (a regular file of bounded size:
+    odebench.bench.harness.spec_text)."""
     path = Path(name_or_path)
     try:
         is_file = path.suffix == ".toml" or path.exists()
-        if is_file:
-            return path.read_text(encoding="utf-8"), str(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"spec file {path} does not exist") from None
-    except (OSError, ValueError) as exc:  # a folder, no permission, not UTF-8, a NUL in the path
-        raise SpecError(repr(name_or_path), [f"spec: cannot read {lim.show(name_or_path)} as a TOML file: "
-                                             f"{type(exc).__name__}: {exc}"]) from exc
+    except (OSError, ValueError):  # a NUL in the path, a name too long
+        is_file = True
+    if is_file:
+        try:
+            return read_spec_file(path), str(path)
+        except SpecTextError as exc:
+            raise SpecError(repr(name_or_path), [f"spec: {exc}"]) from None
     names = builtin_spec_names()
     if name_or_path not in names:
         raise SpecError(repr(name_or_path), [f"spec: no built-in spec {lim.show(name_or_path)} and no such file; "
@@ -143,12 +140,9 @@ def read_spec(name_or_path: str) -> tuple[dict[str, Any], str]:
     """(the parsed TOML table, where it came from) of a built-in spec name or a TOML path; not validated."""
     text, where = read_spec_text(name_or_path)
     try:
-        return tomllib.loads(text), where
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(where, [f"TOML syntax: {exc}"]) from exc
-    except RecursionError:  # tomllib recurses once per level of nested arrays or inline tables
-        raise SpecError(where, [f"TOML nesting: values nested too deep to read; a spec needs at most "
-                                f"{lim.MAX_DEPTH} levels"]) from None
+        return loads(text, where), where
+    except SpecTextError as exc:
+        raise SpecError(where, [str(exc)]) from None
 
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()) -> Spec:
