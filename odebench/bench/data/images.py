@@ -32,6 +32,10 @@ CIFAR_LAYOUT = (f"<dir>/{CIFAR_DIR}/{{{', '.join(CIFAR_TRAIN)}, {CIFAR_TEST}}}: 
                 f"CIFAR-10 (cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, "
                 f"extracted)")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+#: the walk of an image folder: at most this many files and folders below it, and this many levels deep (a
+#: data_dir of / would otherwise read the whole file system, /proc included)
+MAX_WALK_ENTRIES = 300_000
+MAX_WALK_DEPTH = 32
 
 
 class DataDirError(FileNotFoundError):
@@ -48,8 +52,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, dataset: str, layout: s
         raise DataDirError(f"dataset {dataset!r} reads a local directory and none was given: pass "
                            f"`odebench run --data-dir DIR` (or set {DATA_ENV}=DIR). Expected layout: "
                            f"{layout}")
-    path = Path(raw).expanduser()
-    if not path.is_dir():
+    try:
+        path = Path(raw).expanduser()
+        is_dir = path.is_dir()
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, ~user of no user, a NUL
+        raise DataDirError(f"dataset {dataset!r}: data directory {raw!r} cannot be used ({exc}). Expected "
+                           f"layout: {layout}") from None
+    if not is_dir:
         raise DataDirError(f"dataset {dataset!r}: data directory {path} does not exist. Expected layout: "
                            f"{layout}")
     return path
@@ -131,6 +140,50 @@ def cifar10(data_seed: int = 0, data_dir: str | None = None, hflip: bool = True,
                    hflip=hflip)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:  # removed while the folder was read
+        raise DataDirError(f"imagefolder: cannot read image {path}: {exc.strerror or exc}") from None
+
+
+def image_files(root: Path, dataset: str = "imagefolder", layout: str = "") -> list[Path]:
+    """The image files under ``root``, sorted: a bounded walk that stays in the folder.
+
+    Folders are entered only below ``root`` and never through a symlink (a link can lead anywhere, or back up
+    into a loop); at most MAX_WALK_DEPTH levels and MAX_WALK_ENTRIES entries are looked at, and a folder or file
+    that cannot be read is a DataDirError naming it (a dataset that silently missed some images would be
+    another dataset)."""
+    files: list[Path] = []
+    seen = 0
+    stack: list[tuple[str, int]] = [(str(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_WALK_ENTRIES:
+                        raise DataDirError(f"{dataset}: more than {MAX_WALK_ENTRIES:,} files and folders under "
+                                           f"{root}; name the folder that holds the images, not one above it "
+                                           f"(--data-dir or the data_dir option). Expected layout: {layout}")
+                    if entry.is_dir(follow_symlinks=False):
+                        if depth + 1 > MAX_WALK_DEPTH:
+                            raise DataDirError(f"{dataset}: {entry.path} lies more than {MAX_WALK_DEPTH} folders "
+                                               f"below {root}; name the folder that holds the images. Expected "
+                                               f"layout: {layout}")
+                        stack.append((entry.path, depth + 1))
+                    elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                        files.append(Path(entry.path))  # a regular file (a link to one too): no FIFO, no device
+        except DataDirError:  # an OSError too
+            raise
+        except OSError as exc:
+            raise DataDirError(f"{dataset}: cannot read {exc.filename or folder} under {root} "
+                               f"({exc.strerror or exc}); name a folder of images you can read. Expected layout: "
+                               f"{layout}") from None
+    return sorted(files)
+
+
 def _load_image(path: Path, resolution: int, mode: str) -> np.ndarray:
     """Centre-crop to a square, resize to resolution x resolution (bicubic), -> uint8 [C, R, R]."""
     from PIL import Image
@@ -143,7 +196,7 @@ def _load_image(path: Path, resolution: int, mode: str) -> np.ndarray:
             im = im.crop((left, top, left + side, top + side))
             im = im.resize((resolution, resolution), Image.Resampling.BICUBIC)
             arr = np.asarray(im, dtype=np.uint8)
-    except OSError as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # not an image, truncated, too large
         raise DataDirError(f"imagefolder: cannot read image {path}: {exc}") from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -167,7 +220,7 @@ def imagefolder(data_seed: int = 0, data_dir: str | None = None, resolution: int
     if not 0 < test_fraction < 1:
         raise ValueError(f"imagefolder: test_fraction must lie in (0, 1), got {test_fraction}")
     root = resolve_data_dir(data_dir, "imagefolder", layout)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(root, "imagefolder", layout)
     if len(files) < 2:
         raise DataDirError(f"imagefolder: found {len(files)} image(s) under {root}. Expected layout: "
                            f"{layout}")
@@ -175,7 +228,7 @@ def imagefolder(data_seed: int = 0, data_dir: str | None = None, resolution: int
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(data_seed))
     n_test = min(len(x) - 1, max(1, int(round(test_fraction * len(x)))))
     # the folder's content keys the model cache, so two folders never share a trained model
-    listing = [(str(p.relative_to(root)), p.stat().st_size) for p in files]
+    listing = [(str(p.relative_to(root)), _size(p)) for p in files]
     name = _variant_name("imagefolder", files=hashlib.sha256(repr(listing).encode()).hexdigest(),
                          resolution=resolution, channels=channels, hflip=hflip)
     meta = {"levels": 256, "labels_available": False, "source": str(root), "resolution": resolution}
