@@ -206,12 +206,21 @@ def check_metric_kinds(uses: list[tuple[str, str, str | None, Cfg]], problems: P
     from odebench.metrics import METRICS
 
     misfits: dict[tuple[str, str, str], list[str]] = {}
+    empty: dict[tuple[str, str], list[str]] = {}
     for path, target, kind, ev in uses:
         if kind is None:
             continue
+        if not ev.get("metrics", {}).get(kind):
+            empty.setdefault((path, kind), []).append(target)
+        _feature_misfits(path, target, kind, ev, problems)
         for m in ev.get("metrics", {}).get(kind, []):
             if m in METRICS and kind not in METRICS.get(m).kinds:
                 misfits.setdefault((path, m, kind), []).append(target)
+    for (path, kind), targets in empty.items():
+        fitting = [n for n in METRICS.names() if kind in METRICS.get(n).kinds]
+        problems.append(f"{path}: no metric for {kind} data, so the cells of {', '.join(map(repr, targets))} would "
+                        f"measure nothing; list some, e.g. metrics = {{{kind} = {DEFAULT_METRICS[kind]}}} (metrics "
+                        f"for {kind} data: {', '.join(fitting)})".replace("'", '"'))
     for (path, m, kind), targets in misfits.items():
         kinds = METRICS.get(m).kinds
         fitting = [n for n in METRICS.names() if kind in METRICS.get(n).kinds]
@@ -219,6 +228,22 @@ def check_metric_kinds(uses: list[tuple[str, str, str | None, Cfg]], problems: P
         problems.append(f"{path}: metric {m!r} measures {' or '.join(kinds)} data, but {which} {kind} data; give "
                         f"metrics per kind, e.g. metrics = {{{kind} = [...], {kinds[0]} = [\"{m}\"]}}, or drop "
                         f"it. Metrics for {kind} data: {', '.join(fitting)}")
+
+
+#: metric options that only fit one kind of data: (metric, option, value) -> that kind
+KIND_OPTIONS = {("precision", "features", "digits"): "image", ("recall", "features", "digits"): "image"}
+
+
+def _feature_misfits(path: str, target: str, kind: str, ev: Cfg, problems: Problems) -> None:
+    """A problem for a metric option that cannot apply to the dataset's kind (``features = "digits"``, the 8x8
+    digits classifier's features, on 2-D points) when that metric runs on it."""
+    wanted = set(ev.get("metrics", {}).get(kind, []))
+    for (metric, option, value), fits in KIND_OPTIONS.items():
+        opts = ev.get("metric_options", {}).get(metric)
+        if metric in wanted and isinstance(opts, dict) and opts.get(option) == value and kind != fits:
+            where = path.rsplit(".", 1)[0] + f".metric_options.{metric}.{option}"
+            problems.append(f"{where}: {option} = {value!r} needs {fits} data, but dataset {target!r} is {kind} "
+                            f"data; use {option} = \"raw\" or drop it for this dataset".replace("'", '"'))
 
 
 def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = None) -> Cfg:

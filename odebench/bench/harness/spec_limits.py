@@ -241,7 +241,9 @@ TEXT = Rule("str")
 COUNT = integer(1, limit="n_points")
 SEED = integer(0, SEED_MAX)
 FRACTION = number(0, 1, lo_open=True, hi_open=True)
-TOLERANCE = number(0, 1, lo_open=True, hi_open=True, what="rtol = atol")
+#: rtol = atol of an adaptive solve: below 1e-12 no float32 (or float64) solve can reach it, and the step size
+#: shrinks until the NFE budget runs out (dopri5 at rtol 1e-12 already took 172k NFE on moons)
+TOLERANCE = number(1e-12, 1, hi_open=True, what="rtol = atol")
 POSITIVE = number(0, 1e6, lo_open=True)
 NONNEG = number(0, 1e6)
 
@@ -333,8 +335,15 @@ def method_rules(name: str) -> dict[str, Rule]:
                      "denoise": FLAG},
         "rf": {"k": integer(1, limit="k"), "distill": FLAG, "n_pairs": integer(1, limit="n_pairs"),
                "pair_solver": Rule("str", choices=_ode_solvers()), "pair_rtol": TOLERANCE,
-               "pair_atol": TOLERANCE, "pair_nfe": integer(1, limit="nfe")},
-        "curvature_min": {"beta": NONNEG},
+               "pair_atol": TOLERANCE, "pair_nfe": integer(1, limit="nfe"), "init": choice("parent", "scratch")},
+        "curvature_min": {"beta": NONNEG, "encoder_width": number(0, 1, lo_open=True, what="of the net's width"),
+                          "encoder_depth": number(0, 1, lo_open=True, what="of the net's depth")},
+        "otcfm": {"pairing": choice("sample", "permutation")},
+        # EDM (Karras et al. 2022): sigmas of data in [-1, 1] and their log-normal training law; the churn settings
+        # of its stochastic sampler (which caps each step's gamma = S_churn / N at sqrt(2) - 1)
+        "edm": {"sigma_data": POSITIVE, "p_mean": number(-20, 20), "p_std": number(0, 20, lo_open=True),
+                "sigma_min": POSITIVE, "sigma_max": POSITIVE, "s_churn": number(0, 1000), "s_tmin": NONNEG,
+                "s_tmax": NONNEG, "s_noise": number(0, 10, lo_open=True)},
         "interpolant": {"path": Rule("str", choices=("linear", "trig", "vp_trig", "encdec")), "gamma": number(0, 100),
                         "eps": number(0, 100), "t_eps": number(0, 0.5, lo_open=True, hi_open=True)},
     }
