@@ -71,13 +71,18 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _print_plan(spec, out: Path) -> None:
     from odebench.bench.harness.artifacts import ArtifactStore
+    from odebench.bench.harness.data_shapes import check_data_shapes
+    from odebench.bench.harness.model_size import check_model_sizes
     from odebench.bench.harness.plan import make_plan
     from odebench.bench.harness.records import RecordStore
+    from odebench.bench.harness.spec_limits import limits_of
     from odebench.bench.report.summary import plan_text
 
+    check_data_shapes(spec.cells)  # the checks a run makes before any work: a dry run refuses what it refuses
     store = RecordStore(out / spec.name)  # read only: a dry run writes nothing, not even a moved corrupt record
     plan = make_plan(spec.cells, store.finished, ArtifactStore(out / ".cache" / "models", read_only=True),
                      spec.precision)
+    check_model_sizes(plan, limits_of(spec.raw))
     print(plan_text(spec, plan, _earlier(spec, out)))
 
 
@@ -268,7 +273,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             spec = _resolve_data_hparams(spec)
             _print_plan(spec, args.out)
-        except DataDirError as exc:
+        except (DataDirError, RunRefused) as exc:
             raise UsageError(str(exc)) from exc
         return 0
     _apply_process_options(args, spec)

@@ -32,6 +32,7 @@ from odebench.bench.core import budgets, seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
 from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.data_shapes import check_data_shapes
 from odebench.bench.harness.errors import RunRefused
 from odebench.bench.harness.lock import acquire
 from odebench.bench.harness.model_size import check_model_sizes
@@ -452,6 +453,7 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     from odebench.bench.harness.executors import get_executor
 
     spec, _ = resolve_spec(spec)  # a no-op when the caller resolved it (the CLI does, to print the values)
+    check_data_shapes(spec.cells)  # a source of another shape than its target would fail every training
     runtime = Runtime(resolve_device(device or spec.device), precision or spec.precision,
                       spec.compile if compile is None else compile)
     device = runtime.device
