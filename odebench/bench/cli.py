@@ -343,6 +343,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         given, method = load_given(args.model, args.checkpoint, args.kind, args.path, args.adapter,
                                    args.state_key)
+        if method.get("cast"):
+            print(f"note: --checkpoint {args.checkpoint}: weights cast to the network's dtypes ({method['cast']}); "
+                  f"the records say so", file=sys.stderr)
         spec = parse_eval_spec(raw, where, method, args.dataset, args.source, name)
         _check_out(args.out, create=True)
         result = evaluate_given(given, spec, args.out, device=args.device, progress=not args.no_progress,

@@ -6,7 +6,9 @@ it is what the user asks for (the current folder is searched after the installed
 builds the architecture (and may return an adapter, or ``(unet, scheduler)``: ``odebench.adapters.adapt``).
 The checkpoint only fills it: ``torch.load(weights_only=True)`` (or ``safetensors`` for a ``.safetensors``
 file) reads tensors and plain containers and refuses anything else, so a pickle that would run code on
-loading is an error, not an execution. The state dict must fit the network exactly (every key, every shape).
+loading is an error, not an execution. The state dict must fit the network exactly (every key, every shape,
+every dtype; a floating-point entry of another precision is cast, and the cells' ``method`` config says so in
+``cast``; a sparse or complex entry, or an integer one for a float, is refused).
 
 Identity. The model's identity is the SHA-256 of the checkpoint file (with the key the state dict was taken
 from, if any), or, without a checkpoint, of the network's state dict (:func:`state_dict_sha256`), together with
@@ -161,8 +163,34 @@ def read_checkpoint(path: str | Path, state_key: str | None = None) -> tuple[dic
     return _pick_state(obj, state_key, path)
 
 
-def fill(net: nn.Module, state: dict[str, Tensor], where: str, factory: str) -> None:
-    """Load ``state`` into ``net`` strictly; a key or shape that does not fit is one GivenModelError."""
+def _dtype_problems(state: dict[str, Tensor], own: dict[str, Tensor]) -> tuple[list[str], dict[str, list[str]]]:
+    """(entries that cannot fill the network's, {"float64 -> float32": entries} of floating-point casts).
+
+    A sparse or complex entry, or one whose dtype differs from the network's other than between two
+    floating-point types, is refused: ``load_state_dict`` would cast it silently (a complex tensor loses its
+    imaginary part, an integer one becomes the float it happens to equal) and the model would not be the one
+    saved. A floating-point entry of another precision is cast, and said (the record keeps it, in ``cast``)."""
+    refused, cast = [], {}
+    for k, theirs in state.items():
+        mine = own.get(k)
+        if mine is None:
+            continue
+        if theirs.layout != torch.strided:
+            refused.append(f"{k} is a {str(theirs.layout).removeprefix('torch.')} tensor (save it dense: "
+                           f"tensor.to_dense())")
+        elif theirs.dtype != mine.dtype:
+            if theirs.dtype.is_floating_point and mine.dtype.is_floating_point:
+                cast.setdefault(f"{str(theirs.dtype).removeprefix('torch.')} -> "
+                                f"{str(mine.dtype).removeprefix('torch.')}", []).append(k)
+            else:
+                refused.append(f"{k} is {str(theirs.dtype).removeprefix('torch.')} where the network holds "
+                               f"{str(mine.dtype).removeprefix('torch.')}")
+    return refused, cast
+
+
+def fill(net: nn.Module, state: dict[str, Tensor], where: str, factory: str) -> dict[str, list[str]]:
+    """Load ``state`` into ``net`` strictly; a key, shape or dtype that does not fit is one GivenModelError.
+    Returns the floating-point casts made, {"float64 -> float32": [entries]} (empty when every dtype matches)."""
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -178,7 +206,19 @@ def fill(net: nn.Module, state: dict[str, Tensor], where: str, factory: str) -> 
         raise GivenModelError(f"checkpoint {where} does not fit the network {factory} builds: {'; '.join(parts)}"
                               f"{hint}; make the factory build the architecture the checkpoint was saved from "
                               f"(same layers and sizes)")
-    net.load_state_dict(state, strict=True)
+    refused, cast = _dtype_problems(state, own)
+    if refused:
+        more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+        raise GivenModelError(f"checkpoint {where} holds entries the network {factory} cannot take as they are: "
+                              f"{'; '.join(refused[:3])}{more}; loading would cast them silently (a complex "
+                              f"tensor would lose its imaginary part): save the weights in the network's dtypes, "
+                              f"or make the factory build the network in the checkpoint's")
+    try:
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:  # what the checks above cannot foresee
+        raise GivenModelError(f"checkpoint {where} does not load into the network {factory} builds: "
+                              f"{_first_line(exc)}") from None
+    return cast
 
 
 def state_dict_sha256(net: nn.Module) -> str:
@@ -225,10 +265,12 @@ def load_given(factory: str, checkpoint: str | Path | None = None, kind: str | N
     extra: dict[str, Any] = {}
     if checkpoint is not None:
         state, found_at = read_checkpoint(checkpoint, state_key)
-        fill(wrapped.module(), state, str(checkpoint), factory)
+        cast = fill(wrapped.module(), state, str(checkpoint), factory)
         sha = sha256_file(checkpoint)
         if found_at is not None:
             extra["state_key"] = found_at
+        if cast:  # in the identity, so every record says the weights were cast (and which)
+            extra["cast"] = "; ".join(f"{how}: {len(keys)} entries" for how, keys in sorted(cast.items()))
     else:
         sha = state_dict_sha256(wrapped.module())
     return given_model(wrapped, sha, factory, label or factory.rpartition(":")[2].rpartition(".")[2], extra)
