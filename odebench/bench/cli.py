@@ -130,11 +130,24 @@ def _check_out(out: Path, create: bool) -> None:
                              f"write, e.g. --out ~/odebench-results") from exc
 
 
+def _check_count(option: str, value: int | None) -> None:
+    """``--jobs`` and ``--threads``: at least 1, at most this machine's CPU count (more only makes the processes
+    or threads take turns on the cores, and torch's thread pool crashes long before ``--threads 100000``)."""
+    if value is None:
+        return
+    shown = value if abs(value) < 10**12 else f"{str(value)[:12]}... ({len(str(abs(value)))} digits)"
+    if value < 1:
+        raise UsageError(f"{option} must be at least 1, got {shown}")
+    cores = os.cpu_count() or 1
+    if value > cores:
+        raise UsageError(f"{option} {shown}: at most {cores}, the CPU cores of this machine (os.cpu_count()); "
+                         f"give {option} {cores} or fewer")
+
+
 def _check_option_values(args: argparse.Namespace) -> None:
     """Values a dry run and a run both refuse: the same command line gets the same answer either way."""
     for option, value in (("--threads", args.threads), ("--jobs", args.jobs)):
-        if value is not None and value < 1:
-            raise UsageError(f"{option} must be at least 1, got {value}")
+        _check_count(option, value)
     if args.jobs is not None and args.jobs > 1 and args.executor != "local":
         raise UsageError(f"--jobs applies to the local executor; Ray schedules its own tasks: drop --jobs or "
                          f"--executor {args.executor}")
@@ -256,6 +269,7 @@ def _waits_for_rank_zero(spec) -> bool:
 def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.data.images import DataDirError
     from odebench.bench.harness.errors import RunRefused
+    from odebench.bench.harness.executors import ExecutorUnavailable
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch, run_sweep
     from odebench.bench.report.summary import summary_text
@@ -293,7 +307,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                                 executor=args.executor, address=args.address, precision=args.precision,
                                 compile=args.compile or None, jobs=args.jobs, tracker=tracker)
-        except (DataDirError, PrecisionMismatch, RunRefused) as exc:  # before anything is trained or written
+        except (DataDirError, PrecisionMismatch, RunRefused, ExecutorUnavailable) as exc:  # before any training
             raise UsageError(str(exc)) from exc
         if _waits_for_rank_zero(spec):
             return 0
@@ -323,8 +337,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.harness.spec import SpecError, parse_eval_spec
     from odebench.bench.report.summary import summary_text
 
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    _check_count("--threads", args.threads)
     name = args.name or default_name(args.model.replace(":", "."))  # eval_pkg.module.factory
     try:  # the spec's and the options' mistakes come out before the user's code is imported
         raw, where = read_eval_spec(args.spec)

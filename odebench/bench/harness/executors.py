@@ -73,6 +73,7 @@ class RayExecutor(Executor):
                                f"{RAY_INSTALL}") from exc
         self.ray = ray
         self.address = address
+        check_ray_address(address if address is not None else os.environ.get("RAY_ADDRESS"))
 
     def _connect(self) -> bool:
         """Connect (or start a local Ray); returns whether this executor started it and must shut it down."""
@@ -83,8 +84,12 @@ class RayExecutor(Executor):
 
         root = str(Path(odebench.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        self.ray.init(address=self.address, include_dashboard=False, log_to_driver=True,
-                      runtime_env={"env_vars": {"PYTHONPATH": path}})
+        try:
+            self.ray.init(address=self.address, include_dashboard=False, log_to_driver=True,
+                          runtime_env={"env_vars": {"PYTHONPATH": path}})
+        except ConnectionError as exc:  # a port that answers but is no Ray cluster's
+            raise ExecutorUnavailable(f"--address {self.address}: {exc}; start the cluster (ray start --head) and "
+                                      f"give the address it prints, or drop --address to start a local Ray") from None
         return True
 
     def run(self, plan, ctx, train_fn, cell_fn, sink):
@@ -126,6 +131,35 @@ class RayExecutor(Executor):
                 sink.training_done(item, result)
             else:
                 sink.cell_done(item, result)
+
+
+#: seconds to wait for a Ray cluster's port to answer before the run is refused (ray.init itself retries for
+#: minutes on an address where nothing listens)
+RAY_CONNECT_SECONDS = 3.0
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """Refuse an ``--address`` where no Ray cluster answers: a TCP connection to its host and port (the GCS port,
+    or the client server's for ``ray://``) must open within ``timeout`` seconds. ``None``, ``auto`` and
+    ``local`` are Ray's own to resolve."""
+    if address is None or address.strip() in ("", "auto", "local"):
+        return
+    hint = ("start the cluster (ray start --head) and give the address it prints (host:6379, or ray://host:10001 "
+            "for Ray Client), or drop --address to start a local Ray")
+    rest = address.strip().removeprefix("ray://")
+    host, sep, port_text = rest.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not sep or not host or not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ExecutorUnavailable(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT); {hint}")
+    import socket
+
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout):
+            pass
+    except (OSError, UnicodeError) as exc:  # refused, unreachable, timed out, a host that does not resolve
+        reason = "no answer" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
+        raise ExecutorUnavailable(f"--address {address}: no Ray cluster answers at {host}:{port_text} ({reason}, "
+                                  f"within {timeout:g} s); {hint}") from None
 
 
 def get_executor(name: str, address: str | None = None, jobs: int = 1) -> Executor:

@@ -8,9 +8,9 @@ the records are bit-identical to an in-process run at the same thread count; the
 Scheduling: a training is submitted once its parent (a reflow round's previous round) has finished, a cell
 once its model has; trainings go first, those with children before the others (they are on the longest
 path), and at most ``jobs`` tasks are in the workers at any time, so a newly ready training never waits
-behind a queue of cells. The cells of a model whose metrics include a per-model one (NLL) go to one worker
-together, so the per-model value is computed once. A worker that dies (killed, out of memory) fails the jobs
-it held, with the reason, and the run goes on in a fresh pool.
+behind a queue of cells; no more workers are started than the plan has jobs. The cells of a model whose metrics
+include a per-model one (NLL) go to one worker together, so the per-model value is computed once. A worker that
+dies (killed, out of memory) fails the jobs it held, with the reason, and the run goes on in a fresh pool.
 
 Workers are started with ``forkserver`` where the platform has it (the server imports the harness once,
 ignoring Ctrl-C; each worker forks from it in milliseconds), else ``spawn``. Workers ignore SIGINT: on
@@ -105,7 +105,8 @@ class PoolExecutor:
         self.jobs = jobs
         self._lifelines: list = []  # write ends the workers watch; closed once their pool is done
 
-    def _pool(self, ctx: JobContext) -> ProcessPoolExecutor:
+    def _pool(self, ctx: JobContext, workers: int | None = None) -> ProcessPoolExecutor:
+        workers = workers or self.jobs
         methods = multiprocessing.get_all_start_methods()
         mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if mp.get_start_method() == "forkserver":
@@ -121,11 +122,11 @@ class PoolExecutor:
                 signal.signal(signal.SIGINT, previous)
         reader, writer = mp.Pipe(duplex=False)
         self._lifelines.append(writer)
-        pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp, initializer=_start_worker,
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_start_worker,
                                    initargs=(ctx.threads, dict(os.environ), list(sys.path), os.getcwd(), reader))
         # start every worker now, before any real work: a Ctrl-C that stops the pool while a worker is still
         # being started leaves that worker reading a semaphore the driver has already removed (a traceback)
-        for started in [pool.submit(os.getpid) for _ in range(self.jobs)]:
+        for started in [pool.submit(os.getpid) for _ in range(workers)]:
             started.result()
         return pool
 
@@ -141,11 +142,14 @@ class PoolExecutor:
         outcomes: dict[str, TrainOutcome] = {}
         ready: list[_Work] = [self._training(j, children, index) for j in children.get(None, [])]
         running: dict[Future, _Work] = {}
-        pool = self._pool(ctx)
+        workers = min(self.jobs, len(plan.trainings) + len(plan.todo))  # never more workers than jobs to run
+        if workers == 0:
+            return
+        pool = self._pool(ctx, workers)
         try:
             while ready or running:
                 ready.sort(key=lambda w: w.order)
-                while ready and len(running) < self.jobs:
+                while ready and len(running) < workers:
                     work = ready.pop(0)
                     running[self._submit(pool, work, outcomes, ctx, train_fn, cell_fn)] = work
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -166,7 +170,7 @@ class PoolExecutor:
                         ready += self._report(work, result, plan, children, index, outcomes, sink)
                     running.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = self._pool(ctx)
+                    pool = self._pool(ctx, workers)
         except BaseException:
             _stop(pool)
             self._close_lifelines()
