@@ -532,11 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inception-weights", default=None, type=Path,
                    help="Inception weights file for FID (no download); default $ODEBENCH_INCEPTION")
     r.add_argument("--threads", type=int, default=None,
-                   help="torch threads per process (default on a CPU: 1). Records are bit-identical across "
-                        "--jobs at the same --threads; each record stores its thread count")
+                   help="torch threads per process (default on a CPU: 1; at most the CPU count). Records are "
+                        "bit-identical across --jobs at the same --threads; each record stores its thread count")
     r.add_argument("--jobs", type=int, default=None,
                    help="worker processes running trainings and cells side by side (default on a CPU: one per "
-                        "core; on a GPU: 1). --jobs 1 runs everything in this process")
+                        "core; on a GPU: 1; at most the CPU count). --jobs 1 runs everything in this process")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     ev = sub.add_parser("eval", help="benchmark a model you already trained (TorchCFM, flow_matching, diffusers, "

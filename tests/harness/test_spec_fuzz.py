@@ -5,7 +5,7 @@ cells would measure nothing.
 
 Fast lane: derandomized with a fixed seed, ``ODEBENCH_FUZZ_EXAMPLES`` specs (default 30: about 25 s on two busy
 cores) and ``ODEBENCH_FUZZ_SETS`` overrides (default 40). Slow lane (``-m slow``): 2,000 mutated specs and 500
-``--set`` cases, dry runs only (about a minute and a half on two busy cores). Locally,
+``--set`` cases, dry runs only (about a minute on two busy cores). Locally,
 ``ODEBENCH_FUZZ_EXAMPLES=1000 python3 -m pytest tests/harness/test_spec_fuzz.py`` or ``scripts/fuzz_specs.py``
 (which prints the figures) run more.
 """
@@ -90,7 +90,7 @@ def test_slow_lane_2000_mutated_specs_dry_run_cleanly(shared_sandbox):
         _check(outcome, spec)
 
     fuzz()
-    assert len(outcomes) >= SLOW_SPECS * 0.95, summary_line(outcomes)  # hypothesis may stop a little short
+    assert len(outcomes) >= SLOW_SPECS, summary_line(outcomes)
 
 
 @pytest.mark.slow
@@ -106,4 +106,4 @@ def test_slow_lane_500_set_overrides_dry_run_cleanly(shared_sandbox):
         _check(outcome, argv)
 
     fuzz()
-    assert len(outcomes) >= SLOW_SETS * 0.95, summary_line(outcomes)
+    assert len(outcomes) >= SLOW_SETS, summary_line(outcomes)

@@ -205,7 +205,8 @@ def _load_image(path: Path, resolution: int, mode: str) -> np.ndarray:
 @declare_kind("image")
 def imagefolder(data_seed: int = 0, data_dir: str | None = None, resolution: int = 32, channels: int = 3,
                 test_fraction: float = 0.1, hflip: bool = False) -> Dataset:
-    """Every .png/.jpg/.jpeg file under ``data_dir`` (recursively), centre-cropped and resized, [N, C, R, R].
+    """Every .png/.jpg/.jpeg file under ``data_dir`` (recursively, within the bounds of :func:`image_files`),
+    centre-cropped and resized, [N, C, R, R].
 
     Args:
         data_dir: the image folder; default $ODEBENCH_DATA.

@@ -4,7 +4,8 @@ A spec names methods (with hparams; a list value expands into one method per val
 solvers with NFE budgets (fixed step) or tolerances (adaptive), seeds, metrics and the training budget.
 ``load_spec`` reports every problem at once, each with its key path and the allowed values. Validation is
 total: whatever a TOML file holds (any nesting, any number, any string) ends in a Spec or a SpecError, never
-in another exception; the types, ranges and policy bounds live in odebench.bench.harness.spec_limits.
+in another exception; the types, ranges and policy bounds live in odebench.bench.harness.spec_limits, and the
+bounds on the file and its text before parsing in odebench.bench.harness.spec_text.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.artifacts import config_hash
 from odebench.bench.harness.safe_paths import name_problem
-from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file
-from odebench.bench.harness.spec_text import tomllib  # noqa: F401 - tomllib or tomli, for the callers that read TOML
+from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
 from odebench.bench.harness.train import train_key_fields
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
