@@ -1,5 +1,5 @@
 """Fuzz `odebench run` with generated specs and print the figures: inputs tried, exit codes (0 ok, 1 some
-cell failed, 2 clean refusal), tracebacks, writes outside --out, hangs.
+cell failed, 2 clean refusal), tracebacks, writes or deletes outside --out, hangs, specs accepted but wrong.
 
     OMP_NUM_THREADS=1 python3 scripts/fuzz_specs.py --examples 1000 [--seed 1] [--timeout 60] [--show 5]
 
@@ -51,7 +51,7 @@ def main() -> int:
         outcomes.append(o)
         if not mutated:
             real.append(o)
-        if o.traceback or o.outside or o.hang:
+        if o.traceback or o.outside or o.hang or o.wrong:
             problems.append((spec, o))
         if len(outcomes) % 100 == 0:
             print(f"{len(outcomes)} specs, {time.perf_counter() - start:.0f} s: {summary_line(outcomes)}", flush=True)
@@ -62,7 +62,7 @@ def main() -> int:
           f"{sum(o.code == 1 for o in real)}, 2: {sum(o.code == 2 for o in real)}); dry runs: "
           f"{len(outcomes) - len(real)}; wall time {time.perf_counter() - start:.0f} s")
     for spec, o in problems[:args.show]:
-        print("---", spec, o.outside, "hang" if o.hang else "", o.traceback, sep="\n")
+        print("---", spec, o.outside, o.wrong, "hang" if o.hang else "", o.traceback, sep="\n")
     return 1 if problems else 0
 
 
