@@ -17,10 +17,10 @@ odebench.bench.report.build.
     odebench schema
     odebench --version
 
-Every folder the user names is made absolute once, as it is parsed (``_absolute``). Every mistake in what the
-user asked for ends with one ``error:`` line naming the fix and exit code 2; so does an I/O error the user can
-fix (a full disk, a read-only or immutable folder: one line naming the path and the cause; others exit 1), and
-a path that leads out of the folder named (a symlinked ``index.html`` or ``figures/``). Ctrl-C ends with exit
+Every folder the user names is resolved to an absolute path once, as it is parsed (``_absolute``). Every mistake
+in what the user asked for ends with one ``error:`` line naming the fix and exit code 2; so does an I/O error the
+user can fix (a full disk, a read-only or immutable folder: one line naming the path and the cause; others exit
+1), and a path that leads out of the folder named (a symlinked ``index.html`` or ``figures/``). Ctrl-C ends with exit
 code 130 and the advice to re-run the same command (finished cells are kept).
 """
 
@@ -99,10 +99,11 @@ class UsageError(Exception):
 
 
 def _absolute(text: str) -> Path:
-    """A folder the user names (``--out``, a sweep or report folder, DEST, a cache), made absolute once, as it is
-    parsed: every check, join and message after this uses the one path (``results/quick`` taken under itself
-    once wrote ``results/quick/results/quick``)."""
-    return Path(text).absolute()
+    """A folder the user names (``--out``, a sweep or report folder, DEST, a cache), resolved to one absolute
+    path once, as it is parsed (``..`` and symlinks on the way followed, as the system does): every check, join
+    and message after this uses it (``results/quick`` taken under itself once wrote ``results/quick/results/
+    quick``)."""
+    return Path(text).resolve()
 
 
 def _load_spec(name_or_path: str, sets: list[str] | None = None):

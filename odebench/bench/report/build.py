@@ -264,6 +264,30 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache,
     return [x for x in figs if x is not None], notes
 
 
+#: the figures drawn from the trained models (odebench.bench.report.model_figures): file stem, title
+MODEL_FIGURES = (("trajectories", "trajectories"), ("samples", "samples"))
+KEPT_CAPTION = ("Drawn from the trained models by an earlier report and kept as it was: the model cache is not "
+                "here to draw it again (give --cache DIR to redraw it).")
+
+
+def earlier_model_figures(sweep_dir: Path, dataset: str) -> list:
+    """The trajectory and sample figures of ``dataset`` that an earlier report left in ``<sweep_dir>/figures``
+    (regular files only), as FigureFiles; a report without the model cache keeps them instead of losing them."""
+    from odebench.bench.report.plots import FigureFile, slug
+
+    def regular(p: Path) -> bool:
+        return p.is_file() and not p.is_symlink()
+
+    out = []
+    for stem, title in MODEL_FIGURES:
+        name = f"{stem}_{slug(dataset)}"
+        png, pdf = (Path(sweep_dir) / "figures" / f"{name}{ext}" for ext in (".png", ".pdf"))
+        if regular(png):
+            out.append(FigureFile(f"{dataset}: {title}", f"figures/{png.name}",
+                                  f"figures/{pdf.name}" if regular(pdf) else None, KEPT_CAPTION))
+    return out
+
+
 def problem_notes(sweep: Sweep) -> list[str]:
     """A note per corrupt record file, failed metric and non-finite value of the sweep."""
     labels = {}
@@ -329,9 +353,13 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
         report.notes.append(f"claims not checked: {type(exc).__name__}: {str(exc)[:200]}")
     cache_root = Path(cache_dir) if cache_dir else sweep.dir.parent / ".cache" / "models"
     cache = ModelCache(cache_root, given) if figures else None
+    keep_earlier = False
     if figures and not cache_root.is_dir() and not given:
-        report.notes.append(f"no model cache at {cache_root}: trajectory and sample figures skipped "
-                            f"(give --cache DIR, or re-run the sweep)")
+        keep_earlier = any(earlier_model_figures(sweep.dir, d) for d in sweep.datasets())
+        report.notes.append(f"no model cache at {cache_root}: trajectory and sample figures "
+                            + ("not redrawn; those of the earlier report are kept as they were " if keep_earlier
+                               else "skipped ")
+                            + "(give --cache DIR, or re-run the sweep)")
         cache = None
     for dataset in sweep.datasets():
         metric = headline_metric(sweep, dataset, headline_order)
@@ -348,6 +376,8 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
         if figures:
             section.figures, notes = dataset_figures(sweep, dataset, metric, cache,
                                                      Path(figures_dir) if figures_dir is not None else None)
+            if keep_earlier:  # a pack in a clone has no models: its committed model figures stay
+                section.figures += earlier_model_figures(sweep.dir, dataset)
             report.notes += notes
         report.sections.append(section)
     return report
@@ -446,10 +476,11 @@ def check_report_targets(sweep_dir: Path) -> None:
         inside(sweep_dir, sweep_dir / name)
 
 
-def publish(sweep_dir: Path, staging: Path, names: Iterable[str]) -> None:
+def publish(sweep_dir: Path, staging: Path, names: Iterable[str], keep: Iterable[str] = ()) -> None:
     """Move a whole report from ``staging`` into the sweep folder: the figures first (each an atomic rename over
     the old one of the same name), then the files ``names`` with ``index.html`` last, then the old figures the
-    new report no longer shows are deleted. At every moment the ``index.html`` in place finds all its figures."""
+    new report no longer shows (neither drawn nor named in ``keep``) are deleted. At every moment the
+    ``index.html`` in place finds all its figures."""
     from odebench.bench.harness.safe_paths import inside, make_dirs
 
     drawn = staging / "figures"
@@ -463,7 +494,7 @@ def publish(sweep_dir: Path, staging: Path, names: Iterable[str]) -> None:
     targets = [inside(sweep_dir, sweep_dir / n) for n in ordered]
     for name, target in zip(ordered, targets, strict=True):
         os.replace(staging / name, target)
-    remove_figures(sweep_dir, keep=figures)
+    remove_figures(sweep_dir, keep=[*figures, *keep])
 
 
 def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
@@ -505,7 +536,8 @@ def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
             texts["claims.csv"] = report.claims.frame().to_csv(index=False)
         for name, text in texts.items():  # a full disk stops here, before anything of the old report changes
             atomic_write_bytes(staging / name, text.encode(), root=d)
-        publish(d, staging, list(texts))
+        linked = [Path(p).name for s in report.sections for f in s.figures for p in (f.png, f.pdf) if p]
+        publish(d, staging, list(texts), keep=linked)
     finally:
         remove_staging(d, staging, math.inf)
     report.files += [d / name for name in texts]
