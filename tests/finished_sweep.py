@@ -60,3 +60,23 @@ def linked_figures(sweep: Path) -> list[str]:
 
 def figures_of(sweep: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((sweep / "figures").glob("*")) if p.is_file()}
+
+
+class Patched:
+    """``module`` with some attributes replaced, for one module's view of it (``monkeypatch.setattr(artifacts,
+    "os", Patched(os, replace=...))``): the rest of the process keeps the real one."""
+
+    def __init__(self, module, **replaced):
+        self._module = module
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def one_error_line(err: str) -> str:
+    """The one ``error:`` line of a command's stderr (the last line; notes may come before it), no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
+    return errors[0]

@@ -154,6 +154,7 @@ def remove_file(root: str | Path, path: str | Path) -> bool:
 def make_dirs(root: str | Path, path: str | Path) -> Path:
     """Create the folder ``path`` and its missing parents under ``root``, each level checked as it is reached
     (a symlink at any level that leads out of ``root`` is refused); returns it resolved."""
+    Path(root).mkdir(parents=True, exist_ok=True)  # the folder the user named: the one folder made unchecked
     base = _base(root)
     target = Path(path).absolute()
     if not target.is_relative_to(base) and not target.resolve().is_relative_to(base):

@@ -8,7 +8,7 @@ no other run writes there, so a temp file older than this process is an orphan; 
 writes in flight) are left alone.
 
 Only odebench's own names, in folders odebench owns, are candidates: ``<out>/.cache/models``, and in each sweep
-folder under ``<out>`` (one holding ``cells/``, ``sweep.json`` or ``records.jsonl.gz``) the folder itself,
+folder under ``<out>`` (one holding ``sweep.json``, ``records.jsonl.gz`` or records in ``cells/``) the folder itself,
 ``cells/``, ``figures/``, ``samples/`` and its report staging folders. Temp files named before the
 ``odebench-`` tag (``.<name>.<random>.tmp``) are recognised only there and only for the files odebench writes
 in that folder (a record in ``cells/``, a figure in ``figures/``, ``index.html`` in the sweep folder, ...). A
@@ -41,6 +41,7 @@ SWEEP_FILES = frozenset({"sweep.json", "effective_spec.toml", "floors.json", "re
                          "claims.csv"})
 OWNED_SUFFIXES = {"cells": (".json",), "figures": (".png", ".pdf"), "samples": (".png",)}
 CACHE = (".cache", "models")
+RECORD_RE = re.compile(r"[0-9a-f]{16}\.json")
 
 
 def temp_affixes(name: str) -> tuple[str, str]:
@@ -49,10 +50,17 @@ def temp_affixes(name: str) -> tuple[str, str]:
 
 
 def is_sweep_folder(folder: Path) -> bool:
-    """A folder a run or a pack wrote: it holds ``cells/``, ``sweep.json`` or ``records.jsonl.gz``."""
-    return (not folder.is_symlink() and folder.is_dir()
-            and ((folder / "cells").is_dir() or (folder / "sweep.json").is_file()
-                 or (folder / "records.jsonl.gz").is_file()))
+    """A folder a run or a pack wrote: it holds ``sweep.json``, ``records.jsonl.gz`` or a record
+    ``cells/<16 hex digits>.json`` (a folder from before manifests)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if (folder / "sweep.json").is_file() or (folder / "records.jsonl.gz").is_file():
+        return True
+    cells = folder / "cells"
+    try:
+        return not cells.is_symlink() and any(RECORD_RE.fullmatch(n) for n in os.listdir(cells))
+    except OSError:
+        return False
 
 
 def _is_ours(name: str, kind: str) -> bool:
