@@ -91,8 +91,8 @@ def test_an_error_while_writing_the_report_leaves_the_previous_one_whole(work, m
 def test_an_immutable_sweep_folder(work, monkeypatch, capsys):
     sweep = work / "results" / SWEEP
     before = snapshot(sweep)
-    mkdtemp = failing(errno.EPERM)
-    monkeypatch.setattr("odebench.bench.report.build.tempfile", Patched(tempfile, mkdtemp=mkdtemp))
+    monkeypatch.setattr(tempfile, "mkdtemp", failing(errno.EPERM))  # nothing can be created in it
+    monkeypatch.setattr(tempfile, "mkstemp", failing(errno.EPERM))
     assert main(["report", f"results/{SWEEP}"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert str(sweep) in line and CAUSES[errno.EPERM] in line and snapshot(sweep) == before
