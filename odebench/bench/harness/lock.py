@@ -12,6 +12,10 @@ dies, however it dies (SIGKILL included), so a crash never leaves a stale lock, 
 one. The file keeps the holder's details for the message; it is left in place when released. Where
 ``fcntl`` is missing, the lock is the file's existence (``O_EXCL``), and a lock whose holder was on this host
 and is gone is stale: it is replaced, with a note.
+
+An I/O error while creating or writing the lock file (a full disk, a read-only or immutable folder) is raised as
+the same kind of OSError naming the lock file, with the lock given back; the command line prints it as one
+``error:`` line.
 """
 
 from __future__ import annotations

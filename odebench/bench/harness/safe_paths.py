@@ -73,13 +73,13 @@ def _base(root: str | Path) -> Path:
 
 def _escape_note(path: Path) -> str:
     """Which symlink on ``path`` leads elsewhere (for messages), '' if none is found."""
-    probe = Path(path).absolute()
-    for p in (probe, *probe.parents):
-        if p.is_symlink():
-            try:
+    try:
+        probe = Path(path).absolute()
+        for p in (probe, *probe.parents):
+            if p.is_symlink():
                 return f" ({p} is a symlink to {os.readlink(p)}: remove the link, or give a folder without it)"
-            except OSError:
-                return f" ({p} is a symlink)"
+    except (OSError, ValueError):  # only a message: an unreadable folder says nothing more
+        pass
     return ""
 
 
