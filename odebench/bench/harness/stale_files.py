@@ -150,9 +150,11 @@ def remove_sweep_temps(root: str | Path, sweep: str | Path, older_than: float | 
     return removed
 
 
-def remove_stale_temps(out_root: str | Path, older_than: float | None = None) -> list[Path]:
+def remove_stale_temps(out_root: str | Path, older_than: float | None = None,
+                       sweeps: tuple[str, ...] = ()) -> list[Path]:
     """Delete odebench's temp files under ``out_root``, in the folders it owns (see the module docstring), last
-    modified before ``older_than`` (default: this process's start); returns what was removed."""
+    modified before ``older_than`` (default: this process's start); returns what was removed. ``sweeps`` names
+    sweep folders of ``out_root`` known to be odebench's (the run's own) even before they hold a record."""
     root = Path(out_root).absolute()
     cutoff = PROCESS_START if older_than is None else older_than
     removed = _temps_in(root, root.joinpath(*CACHE), "models", cutoff)
@@ -161,6 +163,7 @@ def remove_stale_temps(out_root: str | Path, older_than: float | None = None) ->
     except OSError:
         return removed
     for name in children:
-        if not name.startswith(".") and is_sweep_folder(root / name):
-            removed += remove_sweep_temps(root, root / name, cutoff)
+        folder = root / name
+        if not name.startswith(".") and (is_sweep_folder(folder) or (name in sweeps and not folder.is_symlink())):
+            removed += remove_sweep_temps(root, folder, cutoff)
     return removed
