@@ -68,6 +68,7 @@ def evaluate_given(given: GivenModel, spec: Spec, out: str | Path = "results", d
     if given.method.needs_gaussian_source and any(c.source != GAUSSIAN_SOURCE for c in spec.cells):
         raise SpecError("source", [f"source: the {given.method.adapter} adapter samples from N(0, I) (its "
                                    f"noise levels assume it); drop the source dataset"])
+    out = Path(out).absolute()  # once, here: the records, the report and its checks all use this folder
     summary = run_sweep(spec, out, device=device, progress=progress, given=given)
     written = None
     if report:

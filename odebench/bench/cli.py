@@ -17,13 +17,17 @@ odebench.bench.report.build.
     odebench schema
     odebench --version
 
-Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
-Ctrl-C ends with exit code 130 and the advice to re-run the same command (finished cells are kept).
+Every folder the user names is resolved to an absolute path once, as it is parsed (``_absolute``). Every mistake
+in what the user asked for ends with one ``error:`` line naming the fix and exit code 2; so does an I/O error the
+user can fix (a full disk, a read-only or immutable folder: one line naming the path and the cause; others exit
+1), and a path that leads out of the folder named (a symlinked ``index.html`` or ``figures/``). Ctrl-C ends with exit
+code 130 and the advice to re-run the same command (finished cells are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -97,6 +101,14 @@ def _earlier(spec, out: Path) -> str | None:
 
 class UsageError(Exception):
     """A mistake in what the user asked for: ``main`` prints it as one ``error:`` line and exits with 2."""
+
+
+def _absolute(text: str) -> Path:
+    """A folder the user names (``--out``, a sweep or report folder, DEST, a cache), resolved to one absolute
+    path once, as it is parsed (``..`` and symlinks on the way followed, as the system does): every check, join
+    and message after this uses it (``results/quick`` taken under itself once wrote ``results/quick/results/
+    quick``)."""
+    return Path(text).resolve()
 
 
 def _load_spec(name_or_path: str, sets: list[str] | None = None):
@@ -312,7 +324,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if _waits_for_rank_zero(spec):
             return 0
         print(summary_text(spec, summary, RecordStore(summary.out_dir)))
-        report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
+        try:  # after the summary: the records are safe whatever happens here
+            report = _write_report(summary.out_dir)
+        except (RunRefused, OSError) as exc:
+            raise UsageError(f"the sweep finished and its records are kept in {summary.out_dir}, but its report "
+                             f"was not written: {_describe(exc)}; fix that and run `odebench report "
+                             f"{summary.out_dir}`") from exc
         print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
         if tracker is not None:
             tracker.files("figures", [f for f in report.files if f.parent.name == "figures"])
@@ -399,9 +416,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for sweep_dir in sweeps:
         try:
             report = _write_report(sweep_dir, args.cache, not args.no_figures)
-        except PermissionError as exc:
-            raise UsageError(f"cannot write the report in {sweep_dir} ({exc.strerror}: {exc.filename}); copy the "
-                             f"sweep folder somewhere you can write and report that copy") from exc
+        except OSError as exc:
+            raise UsageError(f"cannot write the report in {sweep_dir} ({_describe(exc)}); {_fix(exc)}; the "
+                             f"previous report is unchanged") from exc
         print(f"report of {sweep_dir}: {report.dir / 'index.html'}")
         for f in report.files:
             print(f"  {f}")
@@ -415,7 +432,11 @@ def _cmd_claims(args: argparse.Namespace) -> int:
     if not _holds_records(sweep_dir):
         raise UsageError(f"{sweep_dir} holds no sweep records (expected {sweep_dir}/cells/*.json or a packed "
                          f"{sweep_dir}/records.jsonl.gz); give one sweep folder, e.g. results/quick")
-    claims, notes = claims_of(sweep_dir, write_floors=not args.no_write)
+    try:
+        claims, notes = claims_of(sweep_dir, write_floors=not args.no_write)  # writes floors.json unless --no-write
+    except OSError as exc:
+        raise UsageError(f"cannot write in {sweep_dir} ({_describe(exc)}); use --no-write, or copy the folder "
+                         f"somewhere you can write") from exc
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     frame = display_frame(claims)
@@ -425,8 +446,8 @@ def _cmd_claims(args: argparse.Namespace) -> int:
     if not args.no_write:
         try:
             files = write_claims(sweep_dir, claims)
-        except PermissionError as exc:
-            raise UsageError(f"cannot write in {sweep_dir} ({exc.strerror}); use --no-write, or copy the folder "
+        except OSError as exc:
+            raise UsageError(f"cannot write in {sweep_dir} ({_describe(exc)}); use --no-write, or copy the folder "
                              f"somewhere you can write") from exc
         print("\n".join(f"wrote {f}" for f in files))
     return 0
@@ -513,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also log training curves, metrics and images to TensorBoard, MLflow or W&B (repeatable; "
                         "offline, under OUT/<name>/tracking; needs the extra of that name, e.g. pip install "
                         "'odebench[tensorboard]'); default: the spec's [track] sinks; none: no tracking")
-    r.add_argument("--out", default="results", type=Path,
+    r.add_argument("--out", default="results", type=_absolute,
                    help="results root (default: results): records and report in OUT/<spec name>/, trained "
                         "models in OUT/.cache/models")
     r.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
@@ -563,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--spec", default=None,
                     help="spec whose [[solvers]], seeds and [eval] are used (default: quick); training tables "
                          "are not needed and are ignored")
-    ev.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    ev.add_argument("--out", default="results", type=_absolute, help="results root (default: results)")
     ev.add_argument("--name", default=None,
                     help="results folder under --out (default: eval_PKG.MODULE.FACTORY)")
     ev.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
@@ -573,8 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=_cmd_eval, inception_weights=None)
     rp = sub.add_parser("report", help="leaderboard tables, figures and index.html of a sweep folder")
-    rp.add_argument("results_dir", type=Path, help="a sweep folder (e.g. results/quick) or a results root")
-    rp.add_argument("--cache", type=Path, default=None,
+    rp.add_argument("results_dir", type=_absolute, help="a sweep folder (e.g. results/quick) or a results root")
+    rp.add_argument("--cache", type=_absolute, default=None,
                     help="trained-model cache for the trajectory and sample figures "
                          "(default: <results root>/.cache/models)")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
@@ -584,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(or a packed results folder): one row per claim and dataset, with means and "
                                     "95 % intervals over seeds and a verdict; writes claims.md, claims.csv and "
                                     "the claims section of index.html.")
-    cl.add_argument("results_dir", type=Path, help="a sweep folder, e.g. results/quick or results/study-toy")
+    cl.add_argument("results_dir", type=_absolute, help="a sweep folder, e.g. results/quick or results/study-toy")
     cl.add_argument("--no-write", action="store_true", help="print only; write nothing (floors not cached)")
     cl.set_defaults(func=_cmd_claims)
     pk = sub.add_parser("pack", help="a sweep's records and report in the compact form committed to results/",
@@ -592,9 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(deterministic bytes) and write there the report from the pack: leaderboard "
                                     "and claims tables, PNG figures and index.html. `odebench report DEST` and "
                                     "`odebench claims DEST` rebuild every table from it.")
-    pk.add_argument("sweep_dir", type=Path, help="the sweep folder a run wrote, e.g. runs/study-toy")
-    pk.add_argument("dest", type=Path, help="where the pack goes, e.g. results/study-toy (created)")
-    pk.add_argument("--cache", type=Path, default=None,
+    pk.add_argument("sweep_dir", type=_absolute, help="the sweep folder a run wrote, e.g. runs/study-toy")
+    pk.add_argument("dest", type=_absolute, help="where the pack goes, e.g. results/study-toy (created)")
+    pk.add_argument("--cache", type=_absolute, default=None,
                     help="model cache for trajectory and sample figures (default: <sweep>/../.cache/models)")
     pk.add_argument("--no-figures", action="store_true", help="tables only")
     pk.set_defaults(func=_cmd_pack)
@@ -617,6 +638,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: I/O errors the user can fix where the files live (exit code 2); any other ends with 1
+USER_FIXABLE = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EACCES, errno.EPERM,
+                                     errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG,
+                                     errno.EEXIST, errno.ENOENT) if e is not None)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(exc: BaseException) -> str:
+    """An I/O error as 'PATH: cause' (the path the operation was on, when the error names one)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _one_line(f"{where}{exc.strerror}")
+    return _one_line(str(exc))
+
+
+def _fix(exc: OSError) -> str:
+    """What the user can do about ``exc``."""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)):
+        return ("free some space, or give a folder on another disk, and run the same command again (every file "
+                "is written whole or not at all: finished cells are kept)")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ("make the folder writable (it is read-only, immutable or another user's), or copy it somewhere "
+                "you can write and use the copy; `odebench claims --no-write` only reads")
+    return "nothing was lost: every file is written whole or not at all; fix the cause and run the same command again"
+
+
 def _quiet_stdout() -> None:
     """The reader of our output went away (``odebench list | head``): send what is left to /dev/null, so
     that the interpreter's last flush does not complain either."""
@@ -630,10 +680,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # a bare `odebench`: what it can do, not an error
         parser.print_help()
         return 0
+    from odebench.bench.harness.errors import RunRefused
+
     try:
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunRefused as exc:  # an unsafe path found after the command's own checks (a symlink out of --out)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume (a run keeps every cell it finished)",
@@ -642,6 +697,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the output was cut short on purpose (a pager, `head`): not an error
         _quiet_stdout()
         return 0
+    except OSError as exc:  # a full disk, a read-only or immutable folder: every write is atomic, nothing is lost
+        print(f"error: {_describe(exc)}; {_fix(exc)}", file=sys.stderr)
+        return 2 if exc.errno in USER_FIXABLE else 1
 
 
 if __name__ == "__main__":

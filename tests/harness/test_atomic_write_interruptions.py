@@ -22,7 +22,9 @@ from odebench.bench.harness.stale_files import remove_stale_temps
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to kill a writer mid-write")
 def test_a_writer_killed_before_its_rename_leaves_only_a_hidden_temp_file_that_cleanup_removes(tmp_path):
-    target = tmp_path / "model.safetensors"
+    models = tmp_path / ".cache" / "models"  # the cleanup looks only in the folders odebench owns
+    models.mkdir(parents=True)
+    target = models / "model.safetensors"
     target.write_bytes(b"old")
     pid = os.fork()
     if pid == 0:  # the writer: dies (no cleanup, no atexit) at the moment it would rename
@@ -34,10 +36,11 @@ def test_a_writer_killed_before_its_rename_leaves_only_a_hidden_temp_file_that_c
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0  # it did reach the rename
     assert target.read_bytes() == b"old"
-    left = [p for p in tmp_path.iterdir() if p != target]
-    assert len(left) == 1 and left[0].name.startswith(".") and left[0].read_bytes() == b"new content"
+    left = [p for p in models.iterdir() if p != target]
+    assert len(left) == 1 and left[0].name.startswith(".model.safetensors.odebench-")
+    assert left[0].read_bytes() == b"new content"
     assert remove_stale_temps(tmp_path, older_than=time.time() + 1) == left
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    assert sorted(p.name for p in models.iterdir()) == ["model.safetensors"]
 
 
 def test_an_interrupt_just_after_the_rename_reaches_the_caller_as_itself(tmp_path, monkeypatch):

@@ -37,9 +37,10 @@ def count_fits(monkeypatch):
 
 def test_temp_files_older_than_the_process_are_removed_at_start_and_young_ones_kept(tmp_path):
     out = tmp_path / "out"
-    old = [out / "pub" / "cells" / ".abc.json.k2j3.tmp", out / ".cache" / "models" / ".k.pt.zz9.tmp",
-           out / "pub" / "figures" / ".q.pdf.x1.tmp"]
-    young = out / "pub" / "cells" / ".new.json.a1.tmp"
+    # today's names (.<name>.odebench-<random>.tmp) and, in the folders odebench owns, those from before the tag
+    old = [out / "pub" / "cells" / ".abc.json.odebench-k2j3ab_9.tmp", out / ".cache" / "models" / ".k.pt.zz9abcde.tmp",
+           out / "pub" / "figures" / ".q.pdf.x1yz0a8b.tmp"]
+    young = out / "pub" / "cells" / ".new.json.odebench-a1b2c3d4.tmp"
     keep = out / "pub" / "notes.tmp"  # not one of ours: no leading dot
     for p in [*old, young, keep]:
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -56,13 +56,27 @@ def test_run_with_an_escaping_name_writes_nothing_anywhere(tmp_path, capsys, nam
 def test_inside_refuses_paths_that_resolve_outside_the_root(tmp_path):
     root = tmp_path / "out"
     root.mkdir()
-    assert inside(root, "sweep/cells/x.json") == (root / "sweep/cells/x.json").resolve()
-    for bad in ("../x", "/etc/passwd", ".", "a/../../x", "nul\0"):
+    assert inside(root, root / "sweep/cells/x.json") == (root / "sweep/cells/x.json").resolve()
+    for bad in (root / "../x", "/etc/passwd", root, root / "." , root / "a/../../x", "nul\0"):
         with pytest.raises(UnsafePath):
             inside(root, bad)
     (root / "link").symlink_to(tmp_path)  # a symlink under --out that leads out of it
-    with pytest.raises(UnsafePath, match="not inside the results folder"):
-        inside(root, "link/x.json")
+    with pytest.raises(UnsafePath, match="not inside the results folder") as info:
+        inside(root, root / "link/x.json")
+    assert f"{root / 'link'} is a symlink to {tmp_path}" in str(info.value)  # the message names the link
+
+
+def test_a_relative_path_is_where_the_system_puts_it_never_under_the_root_twice(tmp_path, monkeypatch):
+    """``odebench report results/quick`` built ``results/quick/figures/x.png`` and the guard joined it under the
+    relative root again: the report landed in ``results/quick/results/quick``."""
+    monkeypatch.chdir(tmp_path)
+    root = Path("results/quick")
+    assert inside(root, root / "figures" / "x.png") == tmp_path / "results/quick/figures/x.png"
+    written = atomic_write_bytes(root / "index.html", b"page", root=root)
+    assert written == tmp_path / "results/quick/index.html" and written.read_bytes() == b"page"
+    assert not (tmp_path / "results/quick/results").exists()
+    with pytest.raises(UnsafePath):  # a bare name is a file of the current folder, not of the root
+        inside(root, "index.html")
 
 
 def test_every_writer_checks_its_root(tmp_path):

@@ -24,6 +24,7 @@ from torch import nn
 
 from odebench.bench.core.hashing import sha256_file
 from odebench.bench.harness.safe_paths import inside
+from odebench.bench.harness.stale_files import temp_affixes
 
 
 class CorruptArtifact(RuntimeError):
@@ -53,13 +54,20 @@ def current_umask() -> int:
 def atomic_write_bytes(path: Path, data: bytes, *, root: str | Path) -> Path:
     """Write via a temp file in the same folder, fsync, then os.replace: readers never see half a file.
 
-    ``root`` is the folder the write must stay in (safe_paths.inside); returns the resolved path written. The
-    file gets the mode an ordinary ``open(path, "w")`` would give (0o666 less the umask, 0o644 typically), not the
-    0o600 of a temp file, so a results folder can be shared.
+    ``root`` is the folder the write must stay in (safe_paths.inside; a relative ``path`` is relative to the
+    current folder, as for ``open()``); returns the resolved path written. The temp file is
+    ``.<name>.odebench-<random>.tmp`` (stale_files.temp_affixes: the one name the cleanup removes). The file gets
+    the mode an ordinary ``open(path, "w")`` would give (0o666 less the umask, 0o644 typically), not the 0o600 of
+    a temp file, so a results folder can be shared. An OSError (a full disk, a read-only folder) names ``path``:
+    the temp file is gone and the old file, if any, is unchanged.
     """
     path = inside(root, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix, suffix = temp_affixes(path.name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o666 & ~current_umask())
@@ -67,10 +75,19 @@ def atomic_write_bytes(path: Path, data: bytes, *, root: str | Path) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as the same kind of OSError (errno kept: ENOSPC, EACCES -> PermissionError, ...) naming ``path``."""
+    if exc.errno is None or exc.filename == str(path):
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 class ArtifactStore:

@@ -12,6 +12,10 @@ dies, however it dies (SIGKILL included), so a crash never leaves a stale lock, 
 one. The file keeps the holder's details for the message; it is left in place when released. Where
 ``fcntl`` is missing, the lock is the file's existence (``O_EXCL``), and a lock whose holder was on this host
 and is gone is stale: it is replaced, with a note.
+
+An I/O error while creating or writing the lock file (a full disk, a read-only or immutable folder) is raised as
+the same kind of OSError naming the lock file, with the lock given back; the command line prints it as one
+``error:`` line.
 """
 
 from __future__ import annotations
@@ -102,19 +106,29 @@ def _alive(info: dict) -> bool:
 
 def acquire(out_root: str | Path) -> FolderLock:
     """Take the lock of ``out_root`` (created if needed) or raise FolderLocked naming the holder."""
-    out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
-    path = inside(out_root, LOCK_NAME)
+    out_root = Path(out_root).absolute()
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(out_root)) from exc
+    path = inside(out_root, out_root / LOCK_NAME)
     me = json.dumps(_me()).encode()
     if fcntl is not None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or immutable folder: name the file the run could not create
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise _refusal(out_root, path, _holder(path)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, me)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, me)
+        except OSError as exc:  # a full disk: give the lock back, name the file; nothing else was written
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         return FolderLock(path, fd)
     notes = []
     for _ in range(2):
@@ -127,7 +141,12 @@ def acquire(out_root: str | Path) -> FolderLock:
             path.unlink(missing_ok=True)
             notes.append(f"removed a stale lock of pid {info.get('pid')} (no longer running) from {path}")
             continue
-        os.write(fd, me)
-        os.close(fd)
+        try:
+            os.write(fd, me)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        finally:
+            os.close(fd)
         return FolderLock(path, None, notes)
     raise _refusal(out_root, path, _holder(path))

@@ -476,7 +476,7 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
 def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[str, Any], list[str]]:
     """Remove stale temp files, read the cells' records and move corrupt ones aside: (records, notes)."""
     notes = []
-    removed = remove_stale_temps(out_root)
+    removed = remove_stale_temps(out_root, sweeps=(store.dir.name,))
     if removed:
         notes.append(f"removed {len(removed)} temp file(s) a killed run left under {out_root}")
     existing = {}

@@ -14,11 +14,16 @@ produces (``sweep.json``; every record in a folder from before it) and writes, i
 - ``leaderboard.csv``: one row per configuration (dataset, method, solver, budget and the hash of the whole
   configuration less the seed) with seed counts by status and every metric's mean and std, at full precision.
 - ``figures/*.png`` and ``*.pdf`` (see :mod:`odebench.bench.report.plots` and
-  :mod:`odebench.bench.report.model_figures`); the folder is the report's own: each report first removes the
-  figures of the one before.
+  :mod:`odebench.bench.report.model_figures`); the folder is the report's own: each report removes the
+  figures of the one before that it did not draw again.
 - ``index.html``: every table and figure on one page, relative links only, no scripts: the leaderboard
   tables, then the figures, then the long tables, collapsed; records of an earlier version of the spec are
   named at the top and listed at the end.
+
+A report is built whole in a staging folder inside the sweep folder and only then published (``write_report``):
+one that fails or is interrupted leaves the previous report, figures included, as it was. Every file lands in
+the sweep folder and every delete goes through ``safe_paths.remove_file``; a ``figures/`` or ``index.html``
+that is a symlink out of the folder is refused before any work.
 
 Failed and skipped cells are shown as such in every table, never dropped; records of another configuration
 never share a row (:mod:`odebench.bench.report.tables`). The report is total: whatever the records hold, it is
@@ -30,7 +35,9 @@ finite), a model missing from the cache, a figure that could not be drawn.
 from __future__ import annotations
 
 import math
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,23 +224,26 @@ def plottable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tuple[list, list[str]]:
-    """The figures of one dataset and notes on those that could not be drawn (each figure on its own: one
-    that fails is a note, never the end of the report)."""
+def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache,
+                    root: Path | None = None) -> tuple[list, list[str]]:
+    """The figures of one dataset, written under ``<root>/figures`` (default: the sweep folder), and notes on
+    those that could not be drawn (each figure on its own: one that fails is a note, never the end of the
+    report)."""
     from odebench.bench.report import plots
     from odebench.bench.report.model_figures import model_figures
 
+    root = sweep.dir if root is None else root
     f = plottable(sweep.frame[sweep.frame["dataset"] == dataset], sweep.metric_columns())
     # a per-model NLL does not change with the sampler's NFE: only per-cell NLL columns get this figure
     per_cell_nll = [c for c in family_columns(sweep, dataset, family_of("likelihood")) if not sweep.is_per_model(c)]
-    draws = [("paths vs reflow round", lambda: plots.paths_vs_round(f, dataset, sweep.dir)),
-             ("NLL vs NFE", lambda: plots.nll_vs_nfe(f, dataset, per_cell_nll, sweep.dir)),
+    draws = [("paths vs reflow round", lambda: plots.paths_vs_round(f, dataset, root)),
+             ("NLL vs NFE", lambda: plots.nll_vs_nfe(f, dataset, per_cell_nll, root)),
              ("held-out loss", lambda: training.heldout_figure(training.model_rows(sweep.records, f), dataset,
-                                                               sweep.dir))]
+                                                               root))]
     if metric is not None:
         floor = sweep.floors.get(dataset, {}).get(metric)
         draws.insert(0, ("quality vs NFE", lambda: plots.quality_vs_nfe(f, dataset, metric,
-                                                                        sweep.lower_is_better(metric), sweep.dir,
+                                                                        sweep.lower_is_better(metric), root,
                                                                         floor)))
     figs, notes = [], []
     for title, draw in draws:
@@ -245,13 +255,37 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache) -> tu
         records = {r["cell_id"]: r for r in sweep.records}
         lower = sweep.lower_is_better(metric) if metric else True
         try:
-            more, model_notes = model_figures(f, records, dataset, metric, lower, cache, sweep.dir)
+            more, model_notes = model_figures(f, records, dataset, metric, lower, cache, root)
             figs += more
             notes += model_notes
         except Exception as exc:
             notes.append(f"{dataset}: trajectory and sample figures not drawn: {type(exc).__name__}: "
                          f"{str(exc)[:200]}")
     return [x for x in figs if x is not None], notes
+
+
+#: the figures drawn from the trained models (odebench.bench.report.model_figures): file stem, title
+MODEL_FIGURES = (("trajectories", "trajectories"), ("samples", "samples"))
+KEPT_CAPTION = ("Drawn from the trained models by an earlier report and kept as it was: the model cache is not "
+                "here to draw it again (give --cache DIR to redraw it).")
+
+
+def earlier_model_figures(sweep_dir: Path, dataset: str) -> list:
+    """The trajectory and sample figures of ``dataset`` that an earlier report left in ``<sweep_dir>/figures``
+    (regular files only), as FigureFiles; a report without the model cache keeps them instead of losing them."""
+    from odebench.bench.report.plots import FigureFile, slug
+
+    def regular(p: Path) -> bool:
+        return p.is_file() and not p.is_symlink()
+
+    out = []
+    for stem, title in MODEL_FIGURES:
+        name = f"{stem}_{slug(dataset)}"
+        png, pdf = (Path(sweep_dir) / "figures" / f"{name}{ext}" for ext in (".png", ".pdf"))
+        if regular(png):
+            out.append(FigureFile(f"{dataset}: {title}", f"figures/{png.name}",
+                                  f"figures/{pdf.name}" if regular(pdf) else None, KEPT_CAPTION))
+    return out
 
 
 def problem_notes(sweep: Sweep) -> list[str]:
@@ -275,8 +309,10 @@ def problem_notes(sweep: Sweep) -> list[str]:
 
 
 def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
-                 headline_order: Iterable[str] | None = None, given: dict | None = None) -> Report:
-    """Tables (and figures, written under ``<sweep_dir>/figures``) of every dataset of a sweep.
+                 headline_order: Iterable[str] | None = None, given: dict | None = None,
+                 figures_dir: str | Path | None = None) -> Report:
+    """Tables (and figures, written under ``<figures_dir>/figures``, default ``<sweep_dir>/figures``) of every
+    dataset of a sweep.
 
     ``cache_dir`` is the trained-model cache the model figures load from; default
     ``<sweep_dir>/../.cache/models``, where ``odebench run`` puts it. The headline metric of a dataset is
@@ -317,9 +353,13 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
         report.notes.append(f"claims not checked: {type(exc).__name__}: {str(exc)[:200]}")
     cache_root = Path(cache_dir) if cache_dir else sweep.dir.parent / ".cache" / "models"
     cache = ModelCache(cache_root, given) if figures else None
+    keep_earlier = False
     if figures and not cache_root.is_dir() and not given:
-        report.notes.append(f"no model cache at {cache_root}: trajectory and sample figures skipped "
-                            f"(give --cache DIR, or re-run the sweep)")
+        keep_earlier = any(earlier_model_figures(sweep.dir, d) for d in sweep.datasets())
+        report.notes.append(f"no model cache at {cache_root}: trajectory and sample figures "
+                            + ("not redrawn; those of the earlier report are kept as they were " if keep_earlier
+                               else "skipped ")
+                            + "(give --cache DIR, or re-run the sweep)")
         cache = None
     for dataset in sweep.datasets():
         metric = headline_metric(sweep, dataset, headline_order)
@@ -334,7 +374,10 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
             report.notes.append(f"{dataset}: no cell finished with a metric value")
         report.notes += metric_failure_notes(frame, dataset)
         if figures:
-            section.figures, notes = dataset_figures(sweep, dataset, metric, cache)
+            section.figures, notes = dataset_figures(sweep, dataset, metric, cache,
+                                                     Path(figures_dir) if figures_dir is not None else None)
+            if keep_earlier:  # a pack in a clone has no models: its committed model figures stay
+                section.figures += earlier_model_figures(sweep.dir, dataset)
             report.notes += notes
         report.sections.append(section)
     return report
@@ -394,40 +437,110 @@ def to_latex(report: Report) -> str:
     return "\n".join(parts)
 
 
-def remove_figures(sweep_dir: Path) -> list[Path]:
+#: the files a report writes in the sweep folder besides figures/, in the order they are published (the page last)
+REPORT_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard.html", "claims.md",
+                "claims.csv", "index.html")
+
+
+def remove_figures(sweep_dir: str | Path, keep: Iterable[str] = ()) -> list[Path]:
     """Delete the PNG and PDF files of ``<sweep_dir>/figures`` (the report's own folder, rewritten by each
-    report), so that a report never shows, or leaves beside it, a figure from an earlier one."""
-    removed = []
-    for path in sorted((sweep_dir / "figures").glob("*")):
-        if path.suffix in (".png", ".pdf") and path.is_file():
-            path.unlink()
-            removed.append(path)
+    report) but those named in ``keep``, so that a report never shows, or leaves beside it, a figure from an
+    earlier one. Each goes through ``safe_paths.remove_file``: a ``figures`` that leads out of the sweep folder
+    is refused (UnsafePath) before anything is deleted, and a link or folder named like a figure is left alone.
+    """
+    from odebench.bench.harness.safe_paths import UnsafePath, folder_inside, remove_file
+
+    d = Path(sweep_dir).absolute()
+    folder = d / "figures"
+    folder_inside(d, folder)
+    if not folder.is_dir():
+        return []
+    keep, removed = set(keep), []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".png", ".pdf") and path.name not in keep:
+            try:
+                if remove_file(d, path):
+                    removed.append(path)
+            except UnsafePath:
+                continue  # not a file odebench wrote: never deleted
     return removed
+
+
+def check_report_targets(sweep_dir: Path) -> None:
+    """Refuse (UnsafePath), before any work, a report whose files or ``figures/`` would land outside the sweep
+    folder (a symlinked ``index.html`` or ``figures``)."""
+    from odebench.bench.harness.safe_paths import folder_inside, inside
+
+    folder_inside(sweep_dir, sweep_dir / "figures")
+    for name in REPORT_FILES:
+        inside(sweep_dir, sweep_dir / name)
+
+
+def publish(sweep_dir: Path, staging: Path, names: Iterable[str], keep: Iterable[str] = ()) -> None:
+    """Move a whole report from ``staging`` into the sweep folder: the figures first (each an atomic rename over
+    the old one of the same name), then the files ``names`` with ``index.html`` last, then the old figures the
+    new report no longer shows (neither drawn nor named in ``keep``) are deleted. At every moment the
+    ``index.html`` in place finds all its figures."""
+    from odebench.bench.harness.safe_paths import inside, make_dirs
+
+    drawn = staging / "figures"
+    figures = sorted(p.name for p in drawn.iterdir()) if drawn.is_dir() else []
+    if figures:
+        folder = make_dirs(sweep_dir, sweep_dir / "figures")
+        targets = [inside(sweep_dir, folder / n) for n in figures]  # every target checked before the first move
+        for name, target in zip(figures, targets, strict=True):
+            os.replace(drawn / name, target)
+    ordered = [n for n in REPORT_FILES if n in names] + [n for n in names if n not in REPORT_FILES]
+    targets = [inside(sweep_dir, sweep_dir / n) for n in ordered]
+    for name, target in zip(ordered, targets, strict=True):
+        os.replace(staging / name, target)
+    remove_figures(sweep_dir, keep=[*figures, *keep])
 
 
 def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | Path | None = None,
                  headline_order: Iterable[str] | None = None, given: dict | None = None) -> Report:
     """Build the report of a sweep folder and write every file (see the module docstring); ``given``: as in
-    :func:`build_report`."""
+    :func:`build_report`.
+
+    The report is drawn and written whole into a staging folder inside the sweep folder
+    (``.report.odebench-<random>.tmp``) and published only then (:func:`publish`): a report that fails or is
+    interrupted leaves the previous one as it was, every figure included, and its staging folder is removed
+    (by the next report or run when a kill left it). Nothing is written or deleted outside the sweep folder.
+    """
     from odebench.bench.harness.artifacts import atomic_write_bytes
+    from odebench.bench.harness.stale_files import PROCESS_START, STAGING_PREFIX, remove_staging
     from odebench.bench.report.html import to_html
 
-    remove_figures(Path(sweep_dir))  # an earlier report's figures, which this one may not redraw
-    report = build_report(sweep_dir, figures=figures, cache_dir=cache_dir, headline_order=headline_order,
-                          given=given)
-    d = report.dir
-    texts = {"leaderboard.md": to_markdown(report), "leaderboard.tex": to_latex(report),
-             "leaderboard.html": to_html(report, with_figures=False),
-             "index.html": to_html(report, with_figures=True)}
-    texts["leaderboard.csv"] = report.summary.to_csv(index=False)
-    if report.claims is not None:
-        from odebench.bench.report.claims import to_markdown as claims_md
+    d = Path(sweep_dir).absolute()  # one absolute folder for every check and join below
+    if not d.is_dir():
+        load_sweep(d)  # raises the message that names the folder to give
+    check_report_targets(d)
+    for name in os.listdir(d):  # a staging folder a killed report left, older than this process
+        if name.startswith(STAGING_PREFIX):
+            remove_staging(d, d / name, PROCESS_START)
+    try:
+        staging = Path(tempfile.mkdtemp(dir=d, prefix=STAGING_PREFIX, suffix=".tmp"))
+    except OSError as exc:  # a read-only or full sweep folder: name it, not the staging folder's random name
+        raise OSError(exc.errno, exc.strerror, str(d)) from exc
+    try:
+        report = build_report(d, figures=figures, cache_dir=cache_dir, headline_order=headline_order,
+                              given=given, figures_dir=staging)
+        texts = {"leaderboard.md": to_markdown(report), "leaderboard.tex": to_latex(report),
+                 "leaderboard.html": to_html(report, with_figures=False),
+                 "index.html": to_html(report, with_figures=True)}
+        texts["leaderboard.csv"] = report.summary.to_csv(index=False)
+        if report.claims is not None:
+            from odebench.bench.report.claims import to_markdown as claims_md
 
-        texts["claims.md"] = claims_md(report.claims)
-        texts["claims.csv"] = report.claims.frame().to_csv(index=False)
-    for name, text in texts.items():
-        atomic_write_bytes(d / name, text.encode(), root=d)
-        report.files.append(d / name)
+            texts["claims.md"] = claims_md(report.claims)
+            texts["claims.csv"] = report.claims.frame().to_csv(index=False)
+        for name, text in texts.items():  # a full disk stops here, before anything of the old report changes
+            atomic_write_bytes(staging / name, text.encode(), root=d)
+        linked = [Path(p).name for s in report.sections for f in s.figures for p in (f.png, f.pdf) if p]
+        publish(d, staging, list(texts), keep=linked)
+    finally:
+        remove_staging(d, staging, math.inf)
+    report.files += [d / name for name in texts]
     for s in report.sections:
         for fig in s.figures:
             report.files += [d / fig.png] + ([d / fig.pdf] if fig.pdf else [])

@@ -423,7 +423,7 @@ def write_claims(sweep_dir: str | Path, claims: Claims) -> list[Path]:
     """claims.md, claims.csv and the claims section of an existing index.html, in the sweep folder."""
     from odebench.bench.harness.artifacts import atomic_write_bytes
 
-    d = Path(sweep_dir)
+    d = Path(sweep_dir).absolute()
     files = []
     for name, text in (("claims.md", to_markdown(claims)), ("claims.csv", claims.frame().to_csv(index=False))):
         files.append(atomic_write_bytes(d / name, text.encode(), root=d))
@@ -439,7 +439,7 @@ def claims_of(sweep_dir: str | Path, write_floors: bool = True) -> tuple[Claims,
     from odebench.bench.report.floors import sweep_floors
     from odebench.bench.report.tables import load_sweep
 
-    sweep = load_sweep(sweep_dir)
+    sweep = load_sweep(Path(sweep_dir).absolute())  # absolute: the floors it writes land in this very folder
     notes: list[str] = []
     if not sweep.frame.empty:
         sweep.floors, notes = sweep_floors(sweep, write=write_floors)

@@ -5,7 +5,8 @@ DEST receives the sweep's current records packed into one deterministic ``record
 and the report built from the pack: ``leaderboard.md`` / ``.csv`` / ``.tex`` / ``.html``, ``claims.md`` /
 ``.csv``, PNG figures (no PDFs) and ``index.html``. Trajectory and sample figures are drawn from the sweep's
 model cache (``<SWEEP_DIR>/../.cache/models``, or ``cache``) while packing; ``odebench report DEST`` and
-``odebench claims DEST`` later rebuild every table from the pack alone. Nothing is written outside DEST.
+``odebench claims DEST`` later rebuild every table from the pack alone. Nothing is written or deleted outside
+DEST (its report is published whole, as ``odebench report`` does: odebench.bench.report.build.write_report).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def pack_sweep(sweep_dir: str | Path, dest: str | Path, cache_dir: str | Path | 
     from odebench.bench.report.floors import FLOOR_FILE
     from odebench.bench.report.tables import load_sweep
 
-    src, dest = Path(sweep_dir).resolve(), Path(dest)
+    src, dest = Path(sweep_dir).resolve(), Path(dest).absolute()
     dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
     if dest == src or dest.is_relative_to(src):
@@ -42,6 +43,6 @@ def pack_sweep(sweep_dir: str | Path, dest: str | Path, cache_dir: str | Path | 
     write_packed(sweep.records, dest, root=dest)
     floors = src / FLOOR_FILE
     if floors.is_file():
-        atomic_write_bytes(inside(dest, FLOOR_FILE), floors.read_bytes(), root=dest)
+        atomic_write_bytes(inside(dest, dest / FLOOR_FILE), floors.read_bytes(), root=dest)
     cache = Path(cache_dir) if cache_dir else src.parent / ".cache" / "models"
     return write_report(dest, figures=figures, cache_dir=cache)

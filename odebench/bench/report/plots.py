@@ -49,8 +49,9 @@ def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "", dpi: in
     """Write ``figures/<stem>.png`` (at ``dpi``) and ``.pdf`` under the sweep folder, each atomically, and close
     the figure. A packed results folder (``records.jsonl.gz``, committed to the repository) gets the PNG only."""
     from odebench.bench.harness.packed import PACKED
+    from odebench.bench.report.figure_files import report_folder
 
-    pdf = not (Path(sweep_dir) / PACKED).is_file()
+    pdf = not (report_folder(sweep_dir) / PACKED).is_file()  # ``sweep_dir``: the report's staging folder
     try:
         write_figure(fig, sweep_dir / "figures" / f"{stem}.png", sweep_dir, dpi=dpi)
         if pdf:

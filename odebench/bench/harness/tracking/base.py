@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.safe_paths import inside
+from odebench.bench.harness.safe_paths import folder_inside, inside, make_dirs
 from odebench.bench.harness.spec_limits import TRACK_SINKS
 
 #: sink name -> (module of its sink class here, the module its library must provide, the extra that installs it)
@@ -83,6 +83,30 @@ def scalar_params(config: dict[str, Any]) -> dict[str, Any]:
 
     walk("", config)
     return out
+
+
+@dataclass(frozen=True)
+class SinkFolder:
+    """Where a sink writes: ``path`` (``<sweep>/tracking``) inside ``root`` (``--out``). ``make(*parts)``
+    creates ``path/<parts>`` through ``safe_paths.make_dirs`` (each level checked: no symlink out of ``root``)
+    and returns it; ``check(folder, depth)`` refuses a folder a library created whose entries, ``depth`` levels
+    down, lead out of ``root``."""
+
+    root: Path
+    path: Path
+
+    def make(self, *parts: str) -> Path:
+        return make_dirs(self.root, self.path.joinpath(*parts))
+
+    def check(self, folder: Path, depth: int = 2) -> None:
+        if depth < 0 or not folder.is_dir():
+            return
+        folder_inside(self.root, folder)
+        for entry in sorted(folder.iterdir()):
+            if entry.is_symlink():
+                folder_inside(self.root, entry)
+            elif entry.is_dir():
+                self.check(entry, depth - 1)
 
 
 def safe_part(text: str) -> str:
@@ -199,12 +223,18 @@ def open_tracker(names: list[str], sweep_dir: Path, root: Path, settings: dict[s
                  spec_raw: dict[str, Any], name: str) -> Tracker:
     """A Tracker over the named sinks, each writing under ``<sweep_dir>/tracking`` (checked to lie in ``root``)
     unless its settings name another place (an MLflow URI, W&B online). The libraries are imported now (a
-    missing one raises TrackingUnavailable); the sinks open at the first event."""
+    missing one raises TrackingUnavailable); the sinks open at the first event.
+
+    Both folders are made absolute here, once: ``<sweep_dir>/tracking`` is built from them and checked where the
+    operating system puts it (a relative ``--out`` of ``results`` gives ``results/<sweep>/tracking``). Every
+    folder a sink creates goes through ``safe_paths.make_dirs`` (:func:`sink_folder`), so a symlink at
+    ``tracking``, ``tracking/tensorboard`` or deeper that leads out of ``root`` is refused."""
     check_available(names)
-    where = inside(root, Path(sweep_dir) / "tracking")
+    root = Path(root).absolute()
+    where = inside(root, Path(sweep_dir).absolute() / "tracking")
 
     def opener(sink_name: str):
         module = importlib.import_module(SINK_MODULES[sink_name][0])
-        return lambda: module.open_sink(where, name, settings, spec_raw)
+        return lambda: module.open_sink(SinkFolder(root, where), name, settings, spec_raw)
 
     return Tracker(openers={n: opener(n) for n in names})

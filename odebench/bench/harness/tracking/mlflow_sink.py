@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.tracking.base import CellEvent, ModelEvent
+from odebench.bench.harness.tracking.base import CellEvent, ModelEvent, SinkFolder
 
 MAX_PARAM = 6000  # MLflow's longest param value
 BATCH = 100  # params per log_batch call
@@ -80,11 +80,15 @@ class MlflowSink:
         pass
 
 
-def open_sink(where: Path, name: str, settings: dict[str, Any], spec_raw: dict[str, Any]) -> MlflowSink:
+def open_sink(where: SinkFolder, name: str, settings: dict[str, Any], spec_raw: dict[str, Any]) -> MlflowSink:
     uri = settings.get("mlflow_uri")
-    if not uri:
-        # MLflow 3 keeps its file store in maintenance mode and refuses it unless this is set; it needs no
-        # database package (mlflow-skinny suffices) and no server. `mlflow_uri = "sqlite:///..."` opts out.
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        uri = (where / "mlruns").resolve().as_uri()
-    return MlflowSink(uri, settings.get("experiment") or name)
+    if uri:
+        return MlflowSink(uri, settings.get("experiment") or name)
+    # MLflow 3 keeps its file store in maintenance mode and refuses it unless this is set; it needs no
+    # database package (mlflow-skinny suffices) and no server. `mlflow_uri = "sqlite:///..."` opts out.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    store = where.make("mlruns")  # refused if it, or tracking/, leads out of --out
+    where.check(store)  # an experiment folder left there that links out of --out: refused before MLflow writes
+    sink = MlflowSink(store.as_uri(), settings.get("experiment") or name)
+    where.check(store)
+    return sink

@@ -9,7 +9,9 @@ Runs (TensorBoard's folders, one line colour each):
 - ``cells/<cell id>``: the HParams dashboard's row of each cell: its resolved config and its values;
 - ``images``: sample sheets (``samples/...``) and the report's figures (``figures/<name>``).
 
-Written with ``torch.utils.tensorboard`` (which needs the ``tensorboard`` package: ``odebench[tensorboard]``).
+Every run folder is created through the write guard (``SinkFolder.make``): a symlink at ``tracking/tensorboard``
+or below that leads out of ``--out`` is refused. Written with ``torch.utils.tensorboard`` (which needs the
+``tensorboard`` package: ``odebench[tensorboard]``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.tracking.base import CellEvent, ModelEvent, safe_part
+from odebench.bench.harness.tracking.base import CellEvent, ModelEvent, SinkFolder, safe_part
 
 
 def _image(path: Path):
@@ -31,16 +33,18 @@ def _image(path: Path):
 class TensorBoardSink:
     name = "tensorboard"
 
-    def __init__(self, logdir: Path):
+    def __init__(self, folder: SinkFolder):
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer_cls = SummaryWriter
-        self.logdir = logdir
+        self.folder = folder
+        self.logdir = folder.make("tensorboard")  # refused if it, or tracking/, leads out of --out
         self.writers: dict[str, Any] = {}
 
     def _writer(self, run: str):
-        if run not in self.writers:
-            self.writers[run] = self._writer_cls(log_dir=str(self.logdir / run), flush_secs=30)
+        if run not in self.writers:  # each run's folder checked level by level as it is made
+            log_dir = self.folder.make("tensorboard", *run.split("/"))
+            self.writers[run] = self._writer_cls(log_dir=str(log_dir), flush_secs=30)
         return self.writers[run]
 
     def model(self, event: ModelEvent) -> None:
@@ -87,5 +91,5 @@ class TensorBoardSink:
             w.close()
 
 
-def open_sink(where: Path, name: str, settings: dict[str, Any], spec_raw: dict[str, Any]) -> TensorBoardSink:
-    return TensorBoardSink(where / "tensorboard")
+def open_sink(where: SinkFolder, name: str, settings: dict[str, Any], spec_raw: dict[str, Any]) -> TensorBoardSink:
+    return TensorBoardSink(where)

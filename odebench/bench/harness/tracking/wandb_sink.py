@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.tracking.base import CellEvent, ModelEvent
+from odebench.bench.harness.tracking.base import CellEvent, ModelEvent, SinkFolder
 
 
 class WandbSink:
@@ -24,7 +24,6 @@ class WandbSink:
         import wandb
 
         self.wandb = wandb
-        where.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
         self.run = wandb.init(project=project, name=run_name, dir=str(where), mode=mode, config={"spec": config},
                               reinit="create_new")
@@ -63,6 +62,8 @@ class WandbSink:
         self.run.finish()
 
 
-def open_sink(where: Path, name: str, settings: dict[str, Any], spec_raw: dict[str, Any]) -> WandbSink:
-    return WandbSink(where / "wandb", settings.get("experiment") or name, name,
-                     settings.get("wandb_mode", "offline"), spec_raw)
+def open_sink(where: SinkFolder, name: str, settings: dict[str, Any], spec_raw: dict[str, Any]) -> WandbSink:
+    folder = where.make("wandb")  # refused if it, or tracking/, leads out of --out
+    where.check(folder)  # run folders left there that link out of --out: refused before W&B writes
+    return WandbSink(folder, settings.get("experiment") or name, name, settings.get("wandb_mode", "offline"),
+                     spec_raw)
