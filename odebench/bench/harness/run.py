@@ -325,6 +325,7 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
     while node is not None:
         if not node.cached:
             fresh.append(node.key)
+        notes += node.notes  # files that passed their hash check and still failed to load, moved aside
         node = node.parent
     _remember(trained, ctx)
     return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
