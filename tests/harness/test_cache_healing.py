@@ -3,8 +3,8 @@ not a regular file (a FIFO, a link to ``/dev/zero``, a folder) is refused by its
 nothing hangs; a safetensors file whose header does not describe its size (truncated, hostile) by its layout; and
 one whose hash matches its meta but still does not load (a pickle, a wrong shape, a header that lies about its
 tensors) when it is loaded. Each is moved aside inside the cache (``<name>.corrupt``, nothing deleted, a link
-moved as the link), the run's notes say which file and why, and the model is trained again, bit for bit; the
-dry run lists such a model as "to train" with the reason."""
+moved as the link), the run's notes and the cells' records (``model_cache_note``) say which file and why, and the
+model is trained again, bit for bit; the dry run lists such a model as "to train" with the reason."""
 
 from __future__ import annotations
 
@@ -197,6 +197,7 @@ def test_a_cached_model_that_cannot_be_used_is_moved_aside_and_trained_again(fir
         assert os.readlink(moved) == "/dev/zero"
     [rec] = RecordStore(out / "heal").records()
     assert rec["metrics"] == first_run[1]["metrics"]  # trained again bit for bit
+    assert rec["model_cache_note"] == note  # the cell's record says what happened to its model
     fresh, _, _ = _entry(out)
     assert fresh.is_file() and ArtifactStore(fresh.parent).has(meta_path.stem)
 

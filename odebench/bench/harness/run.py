@@ -379,6 +379,8 @@ def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, An
         except Exception as exc:
             rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
             rec["traceback"] = traceback.format_exc(limit=8)
+    if outcome.ok and outcome.reason:  # the model's cache entry was moved aside and trained again: why
+        rec["model_cache_note"] = outcome.reason
     if ctx.budgets is not None:
         rec["budgets"] = dict(ctx.budgets)
     return rec
