@@ -18,7 +18,7 @@ import torch
 from scipy import linalg
 from torch import Tensor
 
-from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
+from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric, require_points
 
 
 def _flat64(x: Tensor) -> Tensor:
@@ -108,12 +108,15 @@ def frechet_from_samples(x: Tensor, y: Tensor) -> float:
 
 # ------------------------------------------------------------------------------------------ registry entries
 def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
-    """Equal-size sets: the first min(N, M, max_points) samples and held-out points.
+    """Equal-size sets: the first min(N, M, max_points) samples and held-out points (at least 2 of each, else
+    MetricUndefined).
 
     Equal sizes make every method's estimate carry the same finite-sample bias (the W2 "noise floor" of two
     draws from one law), and keep exact OT at n x n rather than n x M.
     """
-    n = min(len(ctx.samples), len(ctx.reference), int(ctx.opts(name).get("max_points", default)))
+    cap = int(ctx.opts(name).get("max_points", default))
+    require_points(name, min(len(ctx.samples), cap), min(len(ctx.reference), cap))
+    n = min(len(ctx.samples), len(ctx.reference), cap)
     return ctx.samples[:n], ctx.reference[:n]
 
 
@@ -133,6 +136,7 @@ def _w2(ctx: EvalContext) -> float:
                           'with 0.'))
 def _sliced(ctx: EvalContext) -> float:
     """Sliced 2-Wasserstein distance over random directions."""
+    require_points("sliced_w", len(ctx.samples), len(ctx.reference))
     return sliced_wasserstein(ctx.samples, ctx.reference, int(ctx.opts("sliced_w").get("n_projections", 256)),
                               ctx.gen)
 

@@ -29,6 +29,17 @@ class MetricUndefined(ValueError):
     """
 
 
+def require_points(name: str, samples: int, held_out: int | None = None, minimum: int = 2) -> None:
+    """Raise MetricUndefined unless ``samples`` (and ``held_out``, where the metric compares with held-out data)
+    reach ``minimum``: a distance or a path statistic from one point is no estimate, whatever number it gives."""
+    if samples >= minimum and (held_out is None or held_out >= minimum):
+        return
+    got = f"{samples} samples" + (f" and {held_out} held-out points" if held_out is not None else "")
+    per = " per set" if held_out is not None else ""
+    raise MetricUndefined(f"{name} needs at least {minimum} points{per}; got {got} (raise eval.n_samples or "
+                          f"eval.metric_options.{name}.max_points)")
+
+
 @dataclass
 class EvalContext:
     """Everything a metric may use for one evaluated cell.
