@@ -137,15 +137,16 @@ class CellSamples:
 
 def sample_cell(cell: Cell, dyn, x0_all: torch.Tensor, runtime: Runtime, need_trajectory: bool) -> CellSamples:
     """Move the source draws x0_all [N, *shape] to the data side with the cell's solver, grid and budget, in
-    chunks of ``eval.batch_size``; SDE noise of chunk i comes from (seed, cell, i). Raises BudgetTooSmall /
-    Unsupported when the solver cannot take the cell's budget or the method's dynamics."""
+    chunks of ``eval.batch_size``; SDE noise of chunk i comes from (seed, Cell.draws_id, i), so a batch size that
+    holds all N samples draws the same noise as the default (a smaller one splits the draws). Raises
+    BudgetTooSmall / Unsupported when the solver cannot take the cell's budget or the method's dynamics."""
     device = runtime.device
     start = time.perf_counter()
     xs, trajs, nfe, t_grid = [], [], 0, None
     with torch.inference_mode(), runtime.autocast():
         for i, x0 in enumerate(x0_all.split(cell.eval["batch_size"])):
             res = sample(dyn, x0.to(device), cell.solver, nfe=cell.nfe, rtol=cell.tol, atol=cell.tol,
-                         grid=cell.grid, gen=seeding.derive(cell.seed, cell.id, "sde", i, device=device),
+                         grid=cell.grid, gen=seeding.derive(cell.seed, cell.draws_id, "sde", i, device=device),
                          trajectory=need_trajectory)
             xs.append(res.x.float().cpu())
             if need_trajectory:
@@ -230,7 +231,7 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       t_grid=drawn.t_grid, dynamics=dyn,
                       log_prob_source=None if problem.source is not None else prior.log_prob,
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
-                      gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"],
+                      gen=seeding.derive(cell.seed, cell.draws_id, "metrics"), options=cell.eval["metric_options"],
                       train_reference=problem.target.train, source_sample=source_sampler(method, problem, "cpu"),
                       law_key=law_key(cell, prior, problem))
     start = time.perf_counter()
