@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -63,6 +64,8 @@ class EvalContext:
             compare the source law with the data law (the transport reference); None where not given.
         law_key: names the pair (source law, data law) -- source, target, data seed and options -- so that a
             reference computed from the laws is keyed and seeded by it; '' where not given.
+        cache_dir: a folder inside the run's ``--out`` (``<out>/.cache``, checked by the harness) where a metric
+            may keep what it computes once, such as FID's reference statistics; None outside a run.
     """
 
     samples: Tensor
@@ -80,6 +83,7 @@ class EvalContext:
     train_reference: Tensor | None = None
     source_sample: Callable[[int, torch.Generator], Tensor] | None = None
     law_key: str = ""
+    cache_dir: Path | None = None
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))

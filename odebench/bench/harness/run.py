@@ -48,7 +48,7 @@ from odebench.bench.harness.plan import (
 )
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
 from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
-from odebench.bench.harness.safe_paths import sweep_dir
+from odebench.bench.harness.safe_paths import inside, sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of
@@ -198,12 +198,14 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
 
 
 def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
-                  samples_dir: Path | None = None, write_root: str | Path | None = None) -> dict[str, Any]:
+                  samples_dir: Path | None = None, write_root: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Sample with the cell's solver and budget, compute its metrics, and return its record.
 
     ``runtime`` (overriding ``device``) adds bf16 autocast around sampling; image cells save a sheet of their
     samples to ``samples_dir/<cell_id>.png`` when a folder is given (checked to lie in ``write_root``,
-    default ``samples_dir``).
+    default ``samples_dir``). ``cache_dir`` (the run's ``<out>/.cache``, checked to lie in ``write_root``) is
+    where metrics keep what they compute once (EvalContext.cache_dir).
     """
     runtime = runtime or Runtime(device)
     method = trained.method if trained.method is not None else get_method(**cell.method)
@@ -233,7 +235,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
                       gen=seeding.derive(cell.seed, cell.draws_id, "metrics"), options=cell.eval["metric_options"],
                       train_reference=problem.target.train, source_sample=source_sampler(method, problem, "cpu"),
-                      law_key=law_key(cell, prior, problem))
+                      law_key=law_key(cell, prior, problem),
+                      cache_dir=_checked(cache_dir, write_root))
     start = time.perf_counter()
     values, info, failures = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
@@ -248,6 +251,13 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
             reason = "metrics: " + "; ".join(f"{m}: {why}" for m, why in failures.items())
     return {**record, "status": status, "reason": reason, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
+
+
+def _checked(folder: str | Path | None, root: str | Path | None) -> Path | None:
+    """``folder`` resolved, once checked to lie inside ``root`` (as given when there is no root to check)."""
+    if folder is None:
+        return None
+    return Path(folder) if root is None else inside(root, folder)
 
 
 def law_key(cell: Cell, prior, problem: Problem) -> str:
@@ -376,7 +386,8 @@ def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, An
             if ctx.compile:
                 compile_modules(trained.model)
             with budgets.limits(caps.get("max_nfe"), caps.get("cell_seconds"), "cell"):
-                rec = evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir, ctx.write_root)
+                rec = evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir, ctx.write_root,
+                                    _metric_cache(ctx))
         except Exception as exc:
             rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
             rec["traceback"] = traceback.format_exc(limit=8)
@@ -385,6 +396,13 @@ def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, An
     if ctx.budgets is not None:
         rec["budgets"] = dict(ctx.budgets)
     return rec
+
+
+def _metric_cache(ctx: JobContext) -> Path:
+    """Where metrics keep what they compute once: ``<out>/.cache`` beside the models, or the model folder itself
+    when the job may write only there."""
+    cache, root = Path(ctx.artifacts_root).absolute().parent, Path(ctx.write_root).absolute()
+    return cache if cache != root and cache.is_relative_to(root) else Path(ctx.artifacts_root) / "metric_cache"
 
 
 class _Sink:
