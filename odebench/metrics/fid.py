@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from odebench.bench.core import budgets
 from odebench.metrics.digits_features import DIGITS_CNN_SHA256, digits_features
 from odebench.metrics.quality import frechet_distance
 from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
@@ -133,6 +134,7 @@ def image_features(x: Tensor, extractor: FeatureExtractor, batch_size: int = 100
     imgs = to_uint8(x)
     out = []
     for start in range(0, len(imgs), batch_size):
+        budgets.check_deadline()  # 50,000 images take long: the cell's wall-clock budget covers them
         batch = np.stack([extractor.resize(img) for img in imgs[start:start + batch_size]])
         out.append(extractor.features(torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2)))
     return torch.cat(out).double().numpy()

@@ -18,6 +18,7 @@ import torch
 from scipy import linalg
 from torch import Tensor
 
+from odebench.metrics.budget_guard import refuse_if_over_budget
 from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric, require_points
 
 
@@ -127,7 +128,9 @@ def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
                           '(two 2000-point draws of moons are about 0.1 apart).'))
 def _w2(ctx: EvalContext) -> float:
     """Exact 2-Wasserstein distance between samples and held-out data (POT network simplex)."""
-    return wasserstein2(*_capped(ctx, "w2", 4000))
+    x, y = _capped(ctx, "w2", 4000)
+    refuse_if_over_budget("w2", len(x), lambda k: wasserstein2(x[:k], y[:k]), "exact OT")
+    return wasserstein2(x, y)
 
 
 @register_metric("sliced_w", higher_is_better=False, variant="sliced W2, 256 projections", headline_rank=4,
@@ -148,7 +151,9 @@ def _sliced(ctx: EvalContext) -> float:
                           'means no difference detectable at this sample size, not better than 0.'))
 def _mmd(ctx: EvalContext) -> float:
     """Unbiased squared MMD with a multi-bandwidth RBF kernel."""
-    return mmd_rbf(*_capped(ctx, "mmd", 4000))
+    x, y = _capped(ctx, "mmd", 4000)
+    refuse_if_over_budget("mmd", len(x), lambda k: mmd_rbf(x[:k], y[:k]), "the kernel matrix")
+    return mmd_rbf(x, y)
 
 
 @register_metric("energy", higher_is_better=False, variant="V-statistic", headline_rank=6,
@@ -157,7 +162,9 @@ def _mmd(ctx: EvalContext) -> float:
                           'methods with one another (and with that floor), not with 0.'))
 def _energy(ctx: EvalContext) -> float:
     """Energy distance between samples and held-out data."""
-    return energy_distance(*_capped(ctx, "energy", 4000))
+    x, y = _capped(ctx, "energy", 4000)
+    refuse_if_over_budget("energy", len(x), lambda k: energy_distance(x[:k], y[:k]), "the distance matrices")
+    return energy_distance(x, y)
 
 
 @register_metric("fd", higher_is_better=False, variant="raw coordinates", headline_rank=3,

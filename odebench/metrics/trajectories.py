@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core.solvers import Field, solve
+from odebench.metrics.budget_guard import refuse_if_over_budget
 from odebench.metrics.registry import EvalContext, register_metric, require_points
 from odebench.metrics.transport_reference import REFERENCE_POINTS, ot_cost, reference_cost
 
@@ -174,6 +175,7 @@ def _transport(ctx: EvalContext) -> dict:
     require_points("transport_cost", min(n, len(ctx.x0), len(ctx.samples)))
     x0, x1 = ctx.x0[:n].double(), ctx.samples[:n].double()
     cost = transport_cost(x0, x1, p).item()
+    refuse_if_over_budget("transport_cost", len(x0), lambda k: ot_cost(x0[:k], x1[:k], p), "exact OT")
     best = ot_cost(x0, x1, p)
     out = {"transport_cost": cost, "ot": best, "excess_ot": cost - best}
     settings = {"n_pairs": len(x0), "p": p, "ot": "POT emd2, uniform weights"}

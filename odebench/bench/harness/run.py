@@ -161,9 +161,12 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
                  device: str) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
     """Every metric of the cell on its samples: (values by column, metric_info by metric, failures).
 
-    A metric that raises (MetricUndefined when it cannot be estimated here, e.g. MMD from one sample, or any
-    other error) or returns NaN/inf *fails alone*: no value, ``metric_info[name]`` holds ``status = "failed"``
-    with the reason, ``failures`` maps it to the reason, and the cell's other metrics are kept. A metric the
+    The cell's wall-clock budget is checked before and after every metric (one that ran past it fails the cell,
+    BudgetExceeded); a metric whose uninterruptible work is estimated not to fit what is left refuses up front
+    (odebench.metrics.budget_guard) and fails alone. A metric that raises (MetricUndefined when it cannot be
+    estimated here, e.g. MMD from one sample, or any other error) or returns NaN/inf *fails alone*: no value,
+    ``metric_info[name]`` holds ``status = "failed"`` with the reason, ``failures`` maps it to the reason, and
+    the cell's other metrics are kept. A metric the
     model's dynamics cannot answer (``Unsupported``: e.g. a path metric of a one-step map) is recorded as
     ``status = "not applicable"`` with the reason and is no failure: the cell is finished without it.
     """
@@ -175,6 +178,7 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
         try:
             out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
             metric_values, settings = split_output(name, out)
+            budgets.check_deadline()  # after it too: a metric that ran past the budget is never recorded ok
         except budgets.BudgetExceeded:
             raise  # the cell's wall-clock budget ends the cell, not one metric
         except Unsupported as exc:
