@@ -259,4 +259,5 @@ def test_moving_aside_never_overwrites_an_earlier_corrupt_copy(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-1])
     note = store.quarantine("0123456789abcdef")
     assert f"{weights.name}.corrupt.2" in note
-    assert earlier.read_bytes() == b"an earlier corrupt copy" and weights.with_name(weights.name + ".corrupt.2").exists()
+    assert earlier.read_bytes() == b"an earlier corrupt copy"
+    assert weights.with_name(weights.name + ".corrupt.2").exists()

@@ -81,7 +81,8 @@ def test_a_cell_with_one_sample_records_mmd_as_failed_and_keeps_the_rest(tmp_pat
     assert rec["status"] == "ok" and summary.ok
     assert {k.split(".")[0] for k in rec["metrics"]} == {"nll"}  # no NaN anywhere, no distance from one point
     assert rec["metric_info"]["mmd"]["status"] == "failed" and "at least 2" in rec["metric_info"]["mmd"]["reason"]
-    assert rec["metric_info"]["w2"]["status"] == "failed" and "w2 needs at least 2" in rec["metric_info"]["w2"]["reason"]
+    w2 = rec["metric_info"]["w2"]
+    assert w2["status"] == "failed" and "w2 needs at least 2" in w2["reason"]
     assert set(rec["metric_failures"]) == {"w2", "mmd", "fd"}
     assert any(n.startswith("metric mmd failed in 1 cell(s)") for n in summary.notes)
 
