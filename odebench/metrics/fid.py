@@ -16,7 +16,11 @@ environment variable ``ODEBENCH_INCEPTION``; it is checked against :data:`INCEPT
 clean-fid publishes no checksum; the pinned SHA-256 is the digest that k-diffusion (crowsonkb/k-diffusion,
 ``k_diffusion/evaluation.py``) verifies for the same URL. Reference statistics (mu, Sigma of the held-out
 images) are computed locally once and cached as .npz, keyed and labelled by the reference data's hash, the
-extractor's hash, the count and the resize mode.
+extractor's hash, the count and the resize mode. In a run the cache is ``<out>/.cache/fid_stats``, inside the
+folder the user named like everything else a run writes; ``eval.metric_options.fid.stats_dir`` (or
+``$ODEBENCH_FID_STATS``) puts it where the user says. Either way the record names it
+(``settings.reference_stats_dir``). Outside a run (an EvalContext without ``cache_dir``) it is
+``~/.cache/odebench/fid_stats``.
 
 clean-fid is the optional extra ``fid`` (``pip install odebench[fid]``) and is imported only when FID runs.
 
@@ -38,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from odebench.bench.core import budgets
 from odebench.metrics.digits_features import DIGITS_CNN_SHA256, digits_features
 from odebench.metrics.quality import frechet_distance
 from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
@@ -129,6 +134,7 @@ def image_features(x: Tensor, extractor: FeatureExtractor, batch_size: int = 100
     imgs = to_uint8(x)
     out = []
     for start in range(0, len(imgs), batch_size):
+        budgets.check_deadline()  # 50,000 images take long: the cell's wall-clock budget covers them
         batch = np.stack([extractor.resize(img) for img in imgs[start:start + batch_size]])
         out.append(extractor.features(torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2)))
     return torch.cat(out).double().numpy()
@@ -175,8 +181,20 @@ def fid_from_images(samples: Tensor, reference: Tensor, extractor: FeatureExtrac
 EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"clean": clean_inception}
 
 
-def _default_stats_dir() -> str:
-    return os.environ.get(STATS_ENV, str(Path("~/.cache/odebench/fid_stats").expanduser()))
+#: the stats folder inside a run's cache folder (EvalContext.cache_dir): ``<out>/.cache/fid_stats``
+STATS_SUBDIR = "fid_stats"
+
+
+def stats_dir(ctx: EvalContext, opts: dict) -> tuple[Path, str]:
+    """(the folder FID's reference statistics are cached in, how the record names it): the ``stats_dir`` option
+    or ``$ODEBENCH_FID_STATS`` as the user gave it, else ``<out>/.cache/fid_stats`` in a run, else
+    ``~/.cache/odebench/fid_stats``."""
+    given = opts.get("stats_dir") or os.environ.get(STATS_ENV)
+    if given:
+        return Path(given).expanduser(), str(given)
+    if ctx.cache_dir is not None:
+        return Path(ctx.cache_dir) / STATS_SUBDIR, f"<out>/.cache/{STATS_SUBDIR}"
+    return Path("~/.cache/odebench/fid_stats").expanduser(), "~/.cache/odebench/fid_stats"
 
 
 @register_metric("fid", higher_is_better=False, reference="arXiv:1706.08500; clean-fid arXiv:2104.11222",
@@ -204,12 +222,12 @@ def _fid(ctx: EvalContext) -> dict:
                          "pass EvalContext(train_reference=...) or set eval.metric_options.fid.reference = 'test'")
     n = int(opts.get("max_points", len(ctx.samples)))
     samples = ctx.samples[:n]
-    value, path = fid_from_images(samples, reference, extractor, opts.get("stats_dir", _default_stats_dir()),
-                                  int(opts.get("batch_size", 100)))
+    folder, named = stats_dir(ctx, opts)
+    value, path = fid_from_images(samples, reference, extractor, folder, int(opts.get("batch_size", 100)))
     return {"fid": value, "settings": {"extractor": extractor.name, "extractor_sha256": extractor.sha256,
                                        "resize_mode": extractor.resize_mode, "n_samples": len(samples),
                                        "n_reference": len(reference), "reference_split": split,
-                                       "reference_stats": path.name}}
+                                       "reference_stats": path.name, "reference_stats_dir": named}}
 
 
 @register_metric("fd_digits", higher_is_better=False, reference="odebench digits CNN (not Inception)",

@@ -18,7 +18,8 @@ import torch
 from scipy import linalg
 from torch import Tensor
 
-from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
+from odebench.metrics.budget_guard import refuse_if_over_budget
+from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric, require_points
 
 
 def _flat64(x: Tensor) -> Tensor:
@@ -108,12 +109,15 @@ def frechet_from_samples(x: Tensor, y: Tensor) -> float:
 
 # ------------------------------------------------------------------------------------------ registry entries
 def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
-    """Equal-size sets: the first min(N, M, max_points) samples and held-out points.
+    """Equal-size sets: the first min(N, M, max_points) samples and held-out points (at least 2 of each, else
+    MetricUndefined).
 
     Equal sizes make every method's estimate carry the same finite-sample bias (the W2 "noise floor" of two
     draws from one law), and keep exact OT at n x n rather than n x M.
     """
-    n = min(len(ctx.samples), len(ctx.reference), int(ctx.opts(name).get("max_points", default)))
+    cap = int(ctx.opts(name).get("max_points", default))
+    require_points(name, min(len(ctx.samples), cap), min(len(ctx.reference), cap))
+    n = min(len(ctx.samples), len(ctx.reference), cap)
     return ctx.samples[:n], ctx.reference[:n]
 
 
@@ -124,7 +128,9 @@ def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
                           '(two 2000-point draws of moons are about 0.1 apart).'))
 def _w2(ctx: EvalContext) -> float:
     """Exact 2-Wasserstein distance between samples and held-out data (POT network simplex)."""
-    return wasserstein2(*_capped(ctx, "w2", 4000))
+    x, y = _capped(ctx, "w2", 4000)
+    refuse_if_over_budget("w2", len(x), lambda k: wasserstein2(x[:k], y[:k]), "exact OT")
+    return wasserstein2(x, y)
 
 
 @register_metric("sliced_w", higher_is_better=False, variant="sliced W2, 256 projections", headline_rank=4,
@@ -133,6 +139,7 @@ def _w2(ctx: EvalContext) -> float:
                           'with 0.'))
 def _sliced(ctx: EvalContext) -> float:
     """Sliced 2-Wasserstein distance over random directions."""
+    require_points("sliced_w", len(ctx.samples), len(ctx.reference))
     return sliced_wasserstein(ctx.samples, ctx.reference, int(ctx.opts("sliced_w").get("n_projections", 256)),
                               ctx.gen)
 
@@ -144,7 +151,9 @@ def _sliced(ctx: EvalContext) -> float:
                           'means no difference detectable at this sample size, not better than 0.'))
 def _mmd(ctx: EvalContext) -> float:
     """Unbiased squared MMD with a multi-bandwidth RBF kernel."""
-    return mmd_rbf(*_capped(ctx, "mmd", 4000))
+    x, y = _capped(ctx, "mmd", 4000)
+    refuse_if_over_budget("mmd", len(x), lambda k: mmd_rbf(x[:k], y[:k]), "the kernel matrix")
+    return mmd_rbf(x, y)
 
 
 @register_metric("energy", higher_is_better=False, variant="V-statistic", headline_rank=6,
@@ -153,7 +162,9 @@ def _mmd(ctx: EvalContext) -> float:
                           'methods with one another (and with that floor), not with 0.'))
 def _energy(ctx: EvalContext) -> float:
     """Energy distance between samples and held-out data."""
-    return energy_distance(*_capped(ctx, "energy", 4000))
+    x, y = _capped(ctx, "energy", 4000)
+    refuse_if_over_budget("energy", len(x), lambda k: energy_distance(x[:k], y[:k]), "the distance matrices")
+    return energy_distance(x, y)
 
 
 @register_metric("fd", higher_is_better=False, variant="raw coordinates", headline_rank=3,

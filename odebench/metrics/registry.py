@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +28,17 @@ class MetricUndefined(ValueError):
     The harness records the metric as failed for that cell, with this message, and keeps the cell's other
     metrics; a metric never returns NaN for a case it cannot handle.
     """
+
+
+def require_points(name: str, samples: int, held_out: int | None = None, minimum: int = 2) -> None:
+    """Raise MetricUndefined unless ``samples`` (and ``held_out``, where the metric compares with held-out data)
+    reach ``minimum``: a distance or a path statistic from one point is no estimate, whatever number it gives."""
+    if samples >= minimum and (held_out is None or held_out >= minimum):
+        return
+    got = f"{samples} samples" + (f" and {held_out} held-out points" if held_out is not None else "")
+    per = " per set" if held_out is not None else ""
+    raise MetricUndefined(f"{name} needs at least {minimum} points{per}; got {got} (raise eval.n_samples or "
+                          f"eval.metric_options.{name}.max_points)")
 
 
 @dataclass
@@ -52,6 +64,8 @@ class EvalContext:
             compare the source law with the data law (the transport reference); None where not given.
         law_key: names the pair (source law, data law) -- source, target, data seed and options -- so that a
             reference computed from the laws is keyed and seeded by it; '' where not given.
+        cache_dir: a folder inside the run's ``--out`` (``<out>/.cache``, checked by the harness) where a metric
+            may keep what it computes once, such as FID's reference statistics; None outside a run.
     """
 
     samples: Tensor
@@ -69,6 +83,7 @@ class EvalContext:
     train_reference: Tensor | None = None
     source_sample: Callable[[int, torch.Generator], Tensor] | None = None
     law_key: str = ""
+    cache_dir: Path | None = None
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))

@@ -44,7 +44,8 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core.solvers import Field, solve
-from odebench.metrics.registry import EvalContext, register_metric
+from odebench.metrics.budget_guard import refuse_if_over_budget
+from odebench.metrics.registry import EvalContext, register_metric, require_points
 from odebench.metrics.transport_reference import REFERENCE_POINTS, ot_cost, reference_cost
 
 __all__ = ["ot_cost", "reference_trajectory", "straightness_from_velocities", "straightness_secant",
@@ -119,6 +120,7 @@ def _straightness_values(ctx: EvalContext, name: str) -> tuple[float, float, dic
     if ctx.dynamics is None or ctx.x0 is None:
         raise ValueError(f"{name} needs the model's dynamics and the source draws x0")
     n, n_steps = int(opts.get("max_points", 1000)), int(opts.get("n_steps", 200))
+    require_points(name, min(n, len(ctx.x0)))  # a mean over paths, from one path, is no estimate
     key = ("reference_straightness", n, n_steps)
     if key not in ctx.cache:
         dyn = ctx.dynamics
@@ -170,8 +172,10 @@ def _transport(ctx: EvalContext) -> dict:
     if ctx.x0 is None:
         raise ValueError("transport_cost needs the source draws x0 the samples started from")
     n, p = int(opts.get("max_points", 2000)), float(opts.get("p", 2.0))
+    require_points("transport_cost", min(n, len(ctx.x0), len(ctx.samples)))
     x0, x1 = ctx.x0[:n].double(), ctx.samples[:n].double()
     cost = transport_cost(x0, x1, p).item()
+    refuse_if_over_budget("transport_cost", len(x0), lambda k: ot_cost(x0[:k], x1[:k], p), "exact OT")
     best = ot_cost(x0, x1, p)
     out = {"transport_cost": cost, "ot": best, "excess_ot": cost - best}
     settings = {"n_pairs": len(x0), "p": p, "ot": "POT emd2, uniform weights"}

@@ -169,6 +169,22 @@ def test_a_malicious_pickle_is_refused_and_runs_nothing(project, tmp_path, capsy
     assert marker.exists()
 
 
+@pytest.mark.parametrize("cut", [0, 1, 2, 100, -10], ids=["empty", "one-byte", "two-bytes", "head", "tail-cut"])
+def test_a_truncated_or_foreign_checkpoint_is_called_what_it_is(project, tmp_path, capsys, cut):
+    """Not "holds more than tensors" (that is for a pickle that would run code): the file is cut or no checkpoint."""
+    module, ckpt = project
+    data = ckpt.read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"x" if cut == 1 else data[:cut])
+    assert run_eval(module, "--checkpoint", str(bad)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    size = bad.stat().st_size
+    assert f"not a readable torch checkpoint ({size} byte" in line, line
+    assert ("empty" if size == 0 else "truncated, or not a file torch.save wrote") in line
+    assert "more than tensors" not in line and "torch.save(model.state_dict()" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_held_folder_is_refused(project, tmp_path, capsys):
     module, ckpt = project
     (tmp_path / "out").mkdir()

@@ -33,8 +33,9 @@ def test_a_sound_model_is_left_alone(store):
     assert files(store) == before and store.has(KEY)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_weights_that_fail_their_hash_are_moved_aside_with_their_meta(store, damage):
+@pytest.mark.parametrize("damage, reason", [("flip", "failed its SHA-256 check"), ("truncate", "truncated")])
+def test_weights_that_fail_their_hash_are_moved_aside_with_their_meta(store, damage, reason):
+    """A truncated safetensors file is refused by its size before its hash is computed."""
     weights, meta = store.paths(KEY)
     data = bytearray(weights.read_bytes())
     if damage == "flip":
@@ -44,7 +45,7 @@ def test_weights_that_fail_their_hash_are_moved_aside_with_their_meta(store, dam
     weights.write_bytes(bytes(data))
     before = files(store)
     note = store.quarantine(KEY)
-    assert note is not None and KEY in note and "SHA-256" in note and f"{weights.name}.corrupt" in note
+    assert note is not None and KEY in note and reason in note and f"{weights.name}.corrupt" in note
     assert files(store) == {f"{name}.corrupt": content for name, content in before.items()}
     assert not store.has(KEY)
     assert store.quarantine(KEY) is None  # nothing left to move

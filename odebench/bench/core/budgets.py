@@ -5,7 +5,10 @@ The harness opens a :func:`limits` context around a training or a cell; every co
 :class:`BudgetExceeded` once the current adaptive solve has made more than ``max_nfe`` calls or the deadline
 has passed. Fixed-step solvers spend exactly their budget, so the NFE cap binds adaptive solves only
 (``solvers.sample``/``solve`` mark them with :func:`adaptive_solve`); the deadline binds every call, and the
-training loop checks it once per step (:func:`check_deadline`). Outside a ``limits`` context nothing is capped.
+training loop checks it once per step (:func:`check_deadline`), the per-sample source draws every few hundred
+draws, the harness after every metric. Work that cannot be interrupted (an exact OT solve) asks
+:func:`remaining` first and is refused when it would not fit (``odebench.metrics.cost``). Outside a ``limits``
+context nothing is capped.
 """
 
 from __future__ import annotations
@@ -74,6 +77,19 @@ def check(nfe: int) -> None:
                              f"[budgets] max_nfe in the spec")
     if budget.deadline is not None and time.monotonic() > budget.deadline:
         raise _over_time(budget)
+
+
+def remaining() -> float | None:
+    """Seconds left of the wall-clock budget in force (<= 0 once past it); None without one."""
+    budget = _ACTIVE.get()
+    if budget is None or budget.deadline is None:
+        return None
+    return budget.deadline - time.monotonic()
+
+
+def active() -> Budget | None:
+    """The budget in force, or None."""
+    return _ACTIVE.get()
 
 
 def check_deadline() -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from odebench.bench.core import budgets
+
 
 def seed_of(seed: int, *tags: object) -> int:
     """A 63-bit seed from (seed, *tags), stable across processes and Python versions."""
@@ -33,6 +35,17 @@ def per_sample(draw_one: Callable[[torch.Generator], Tensor], seed: int, tag: st
         draw_one: ``gen -> [1, *shape]`` (e.g. ``lambda g: prior.sample(1, g)``).
     Returns:
         [count, *shape].
+
+    A wall-clock budget in force (odebench.bench.core.budgets) is checked every ``DEADLINE_EVERY`` draws: 200,000
+    draws take minutes, and a cell's budget covers them.
     """
-    return torch.cat([draw_one(torch.Generator().manual_seed(seed_of(seed, tag, i)))
-                      for i in range(start, start + count)])
+    draws = []
+    for i in range(start, start + count):
+        if (i - start) % DEADLINE_EVERY == DEADLINE_EVERY - 1:
+            budgets.check_deadline()
+        draws.append(draw_one(torch.Generator().manual_seed(seed_of(seed, tag, i))))
+    return torch.cat(draws)
+
+
+#: per_sample checks the wall-clock budget once per this many draws (a few milliseconds of work)
+DEADLINE_EVERY = 256

@@ -153,13 +153,13 @@ def read_checkpoint(path: str | Path, state_key: str | None = None) -> tuple[dic
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-            what = f"it would call {found.group(1)} on loading" if found else _first_line(exc, 120)
-            raise GivenModelError(f"--checkpoint {path} holds more than tensors ({what}); odebench loads "
-                                  f"checkpoints with torch.load(weights_only=True), which runs no code from a file, "
-                                  f"and refused it: {SAVE_HINT}") from None
+            if found is None:  # not a pickle torch wrote (a stray byte, a cut file): the unpickler stops on it
+                raise GivenModelError(_unreadable(path, exc)) from None
+            raise GivenModelError(f"--checkpoint {path} holds more than tensors (it would call {found.group(1)} on "
+                                  f"loading); odebench loads checkpoints with torch.load(weights_only=True), which "
+                                  f"runs no code from a file, and refused it: {SAVE_HINT}") from None
         except Exception as exc:  # truncated, not a torch file
-            raise GivenModelError(f"--checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__}: "
-                                  f"{_first_line(exc)}); {SAVE_HINT}") from None
+            raise GivenModelError(_unreadable(path, exc)) from None
     return _pick_state(obj, state_key, path)
 
 
@@ -186,6 +186,15 @@ def _dtype_problems(state: dict[str, Tensor], own: dict[str, Tensor]) -> tuple[l
                 refused.append(f"{k} is {str(theirs.dtype).removeprefix('torch.')} where the network holds "
                                f"{str(mine.dtype).removeprefix('torch.')}")
     return refused, cast
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """The message for a file torch.load cannot read: its size, and what that suggests."""
+    size = path.stat().st_size
+    why = "empty" if size == 0 else "truncated, or not a file torch.save wrote"
+    inner = exc.__context__ if isinstance(exc, pickle.UnpicklingError) and exc.__context__ else exc
+    return (f"--checkpoint {path}: not a readable torch checkpoint ({size} byte{'s' * (size != 1)}: {why}; "
+            f"{type(inner).__name__}: {_first_line(inner, 120)}); {SAVE_HINT}")
 
 
 def fill(net: nn.Module, state: dict[str, Tensor], where: str, factory: str) -> dict[str, list[str]]:

@@ -7,9 +7,11 @@ children. The jobs themselves (``odebench.bench.harness.run.train_job`` and ``od
 take only the picklable objects defined here, so the in-process executor calls them directly and the Ray
 executor ships them as tasks.
 
-A cached model whose file no longer matches its recorded SHA-256 is a cache miss: ``quarantine_corrupt``
-moves the files aside (``<weights file>.corrupt``, kept for inspection) and the model is trained again. Only a file
-corrupted between its training and an evaluation fails that cell, with the message of CorruptArtifact.
+A cached model whose file is no regular file of a possible size, no longer matches its recorded SHA-256, or does
+not load whatever its hash says is a cache miss: ``quarantine_corrupt`` (and ``train_model``, for a file that fails
+to load) moves the files aside (``<weights file>.corrupt``, kept for inspection) and the model is trained again;
+the plan lists it as "to train" with the reason. Only a file corrupted between its training and an evaluation
+fails that cell, with the message of CorruptArtifact (the next run moves it aside and trains it again).
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class TrainingJob:
     parent: str | None
     label: str
     cached: bool = False
+    #: why a cache entry of this key is not used (e.g. its weights file is a FIFO), for the dry run; the run
+    #: moves it aside before training
+    cache_note: str | None = None
 
 
 @dataclass
@@ -207,7 +212,9 @@ def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore | None, prec
             if key not in jobs:
                 name = given.label if given is not None else method_label_of(method)
                 cached = given is not None or artifacts.has(key)
-                jobs[key] = TrainingJob(key, c, depth, parent, f"{name} on {dataset_label(c)} seed {c.seed}", cached)
+                note = None if cached else artifacts.cache_problem(key)
+                jobs[key] = TrainingJob(key, c, depth, parent, f"{name} on {dataset_label(c)} seed {c.seed}", cached,
+                                        note)
             parent = key
         cell_model[c.id] = parent
     # parents come first: a job is inserted only after its whole chain above it

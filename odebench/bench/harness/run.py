@@ -49,7 +49,7 @@ from odebench.bench.harness.plan import (
 )
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
 from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
-from odebench.bench.harness.safe_paths import sweep_dir
+from odebench.bench.harness.safe_paths import inside, sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of
@@ -138,15 +138,16 @@ class CellSamples:
 
 def sample_cell(cell: Cell, dyn, x0_all: torch.Tensor, runtime: Runtime, need_trajectory: bool) -> CellSamples:
     """Move the source draws x0_all [N, *shape] to the data side with the cell's solver, grid and budget, in
-    chunks of ``eval.batch_size``; SDE noise of chunk i comes from (seed, cell, i). Raises BudgetTooSmall /
-    Unsupported when the solver cannot take the cell's budget or the method's dynamics."""
+    chunks of ``eval.batch_size``; SDE noise of chunk i comes from (seed, Cell.draws_id, i), so a batch size that
+    holds all N samples draws the same noise as the default (a smaller one splits the draws). Raises
+    BudgetTooSmall / Unsupported when the solver cannot take the cell's budget or the method's dynamics."""
     device = runtime.device
     start = time.perf_counter()
     xs, trajs, nfe, t_grid = [], [], 0, None
     with torch.inference_mode(), runtime.autocast():
         for i, x0 in enumerate(x0_all.split(cell.eval["batch_size"])):
             res = sample(dyn, x0.to(device), cell.solver, nfe=cell.nfe, rtol=cell.tol, atol=cell.tol,
-                         grid=cell.grid, gen=seeding.derive(cell.seed, cell.id, "sde", i, device=device),
+                         grid=cell.grid, gen=seeding.derive(cell.seed, cell.draws_id, "sde", i, device=device),
                          trajectory=need_trajectory)
             xs.append(res.x.float().cpu())
             if need_trajectory:
@@ -161,9 +162,12 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
                  device: str) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
     """Every metric of the cell on its samples: (values by column, metric_info by metric, failures).
 
-    A metric that raises (MetricUndefined when it cannot be estimated here, e.g. MMD from one sample, or any
-    other error) or returns NaN/inf *fails alone*: no value, ``metric_info[name]`` holds ``status = "failed"``
-    with the reason, ``failures`` maps it to the reason, and the cell's other metrics are kept. A metric the
+    The cell's wall-clock budget is checked before and after every metric (one that ran past it fails the cell,
+    BudgetExceeded); a metric whose uninterruptible work is estimated not to fit what is left refuses up front
+    (odebench.metrics.budget_guard) and fails alone. A metric that raises (MetricUndefined when it cannot be
+    estimated here, e.g. MMD from one sample, or any other error) or returns NaN/inf *fails alone*: no value,
+    ``metric_info[name]`` holds ``status = "failed"`` with the reason, ``failures`` maps it to the reason, and
+    the cell's other metrics are kept. A metric the
     model's dynamics cannot answer (``Unsupported``: e.g. a path metric of a one-step map) is recorded as
     ``status = "not applicable"`` with the reason and is no failure: the cell is finished without it.
     """
@@ -175,6 +179,7 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
         try:
             out = per_model_value(metric, ctx, model_key, cell.seed, device) if metric.per_model else metric.fn(ctx)
             metric_values, settings = split_output(name, out)
+            budgets.check_deadline()  # after it too: a metric that ran past the budget is never recorded ok
         except budgets.BudgetExceeded:
             raise  # the cell's wall-clock budget ends the cell, not one metric
         except Unsupported as exc:
@@ -198,12 +203,14 @@ def measure_cell(cell: Cell, ctx: EvalContext, metric_names: list[str], model_ke
 
 
 def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtime: Runtime | None = None,
-                  samples_dir: Path | None = None, write_root: str | Path | None = None) -> dict[str, Any]:
+                  samples_dir: Path | None = None, write_root: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Sample with the cell's solver and budget, compute its metrics, and return its record.
 
     ``runtime`` (overriding ``device``) adds bf16 autocast around sampling; image cells save a sheet of their
     samples to ``samples_dir/<cell_id>.png`` when a folder is given (checked to lie in ``write_root``,
-    default ``samples_dir``).
+    default ``samples_dir``). ``cache_dir`` (the run's ``<out>/.cache``, checked to lie in ``write_root``) is
+    where metrics keep what they compute once (EvalContext.cache_dir).
     """
     runtime = runtime or Runtime(device)
     method = trained.method if trained.method is not None else get_method(**cell.method)
@@ -231,9 +238,10 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       t_grid=drawn.t_grid, dynamics=dyn,
                       log_prob_source=None if problem.source is not None else prior.log_prob,
                       data_kind=problem.target.kind, data_meta=problem.target.meta,
-                      gen=seeding.derive(cell.seed, cell.id, "metrics"), options=cell.eval["metric_options"],
+                      gen=seeding.derive(cell.seed, cell.draws_id, "metrics"), options=cell.eval["metric_options"],
                       train_reference=problem.target.train, source_sample=source_sampler(method, problem, "cpu"),
-                      law_key=law_key(cell, prior, problem))
+                      law_key=law_key(cell, prior, problem),
+                      cache_dir=_checked(cache_dir, write_root))
     start = time.perf_counter()
     values, info, failures = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
@@ -248,6 +256,13 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
             reason = "metrics: " + "; ".join(f"{m}: {why}" for m, why in failures.items())
     return {**record, "status": status, "reason": reason, "nfe": drawn.nfe, "nfe_requested": cell.nfe,
             "metrics": values, "metric_info": info, "timings": timings}
+
+
+def _checked(folder: str | Path | None, root: str | Path | None) -> Path | None:
+    """``folder`` resolved, once checked to lie inside ``root`` (as given when there is no root to check)."""
+    if folder is None:
+        return None
+    return Path(folder) if root is None else inside(root, folder)
 
 
 def law_key(cell: Cell, prior, problem: Problem) -> str:
@@ -326,6 +341,7 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
     while node is not None:
         if not node.cached:
             fresh.append(node.key)
+        notes += node.notes  # files that passed their hash check and still failed to load, moved aside
         node = node.parent
     _remember(trained, ctx)
     return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
@@ -375,13 +391,23 @@ def cell_job(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> dict[str, An
             if ctx.compile:
                 compile_modules(trained.model)
             with budgets.limits(caps.get("max_nfe"), caps.get("cell_seconds"), "cell"):
-                rec = evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir, ctx.write_root)
+                rec = evaluate_cell(cell, trained, ctx.device, ctx.runtime, ctx.samples_dir, ctx.write_root,
+                                    _metric_cache(ctx))
         except Exception as exc:
             rec = failed_record(cell, ctx.device, f"{type(exc).__name__}: {exc}", "evaluation")
             rec["traceback"] = traceback.format_exc(limit=8)
+    if outcome.ok and outcome.reason:  # the model's cache entry was moved aside and trained again: why
+        rec["model_cache_note"] = outcome.reason
     if ctx.budgets is not None:
         rec["budgets"] = dict(ctx.budgets)
     return rec
+
+
+def _metric_cache(ctx: JobContext) -> Path:
+    """Where metrics keep what they compute once: ``<out>/.cache`` beside the models, or the model folder itself
+    when the job may write only there."""
+    cache, root = Path(ctx.artifacts_root).absolute().parent, Path(ctx.write_root).absolute()
+    return cache if cache != root and cache.is_relative_to(root) else Path(ctx.artifacts_root) / "metric_cache"
 
 
 class _Sink:

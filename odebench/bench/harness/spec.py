@@ -85,6 +85,15 @@ class Cell:
         cfg["train"] = train_key_fields(cfg["train"])  # and cells budgeted by steps
         return config_hash(cfg)
 
+    @property
+    def draws_id(self) -> str:
+        """The id this cell would have at the default ``eval.batch_size``: it seeds the cell's metric draws (and
+        its SDE noise), so the batch size, a memory setting, changes no metric value, and a cell at the default
+        draws exactly what it always drew."""
+        if self.eval.get("batch_size") == sc.EVAL_BATCH_DEFAULT:
+            return self.id
+        return replace(self, eval={**self.eval, "batch_size": sc.EVAL_BATCH_DEFAULT}).id
+
     def training_key(self) -> str:
         """Cells sharing this key share one trained model."""
         return config_hash([self.method, self.target, self.source, self.seed, self.data_seed, self.train,

@@ -21,6 +21,8 @@ Problems = list[str]
 Cfg = dict[str, Any]
 
 EVAL_KEYS = ("n_samples", "metrics", "metric_options", "batch_size")
+#: eval.batch_size when the spec gives none; the metrics' draws are seeded as at this size (Cell.draws_id)
+EVAL_BATCH_DEFAULT = 10000
 DATA_KINDS = ("points", "image")
 DEFAULT_METRICS = {"points": ["w2", "sliced_w", "mmd"], "image": ["fd", "sliced_w"]}
 DEVICE_RE = re.compile(r"^(cpu|cuda(:\d{1,3})?)$")
@@ -253,7 +255,7 @@ def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = Non
     entry = table(value, path, problems, "[eval] n_samples = 2000")
     unknown_keys(entry, EVAL_KEYS, path, problems)
     out = dict(base) if base is not None else {"n_samples": 2000, "metrics": dict(DEFAULT_METRICS),
-                                               "metric_options": {}, "batch_size": 10000}
+                                               "metric_options": {}, "batch_size": EVAL_BATCH_DEFAULT}
     for k in ("n_samples", "batch_size"):
         if k in entry and check_value(entry[k], lim.RULES_EVAL[k], f"{path}.{k}", problems):
             out[k] = entry[k]

@@ -20,7 +20,7 @@ from odebench.bench.core import budgets, seeding
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
 from odebench.bench.harness import distributed
 from odebench.bench.harness import training_evidence as ev
-from odebench.bench.harness.artifacts import ArtifactStore, config_hash
+from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact, config_hash
 from odebench.bench.harness.runtime import Runtime, compile_modules
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
@@ -97,6 +97,8 @@ class TrainedModel:
     #: the method whose dynamics sample this model when it is not the cell's registered method: the adapter of
     #: a given model (``odebench eval``); None: ``get_method(**cell.method)``
     method: Method | None = None
+    #: what happened to this model's cache entry (a file that failed to load, moved aside before training again)
+    notes: list[str] = field(default_factory=list)
 
     def total_train_seconds(self) -> float:
         return self.seconds + (self.parent.total_train_seconds() if self.parent else 0.0)
@@ -190,11 +192,21 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
               if parent_method else None)
     key = model_key(method, problem, cfg, seed, parent.key if parent else None, runtime.precision)
     model = build_model(method, problem).to(device)
+    notes = []
     if store.has(key):
-        meta = store.load(key, model, device)
-        model.eval()
-        return TrainedModel(model, key, meta.get("train_seconds", 0.0), True, meta.get("losses", []), parent,
-                            meta.get("evidence") or {})
+        try:
+            meta = store.load(key, model, device)
+        except CorruptArtifact as exc:
+            # whatever its hash says, a file that does not load is no model: moved aside (never deleted, rank 0
+            # alone), with the reason, and trained again; a store that may not write keeps the failure
+            if store.read_only:
+                raise
+            note = store.quarantine(key, exc) if distributed.is_main() else None
+            notes += [note] if note else []  # None: another process moved it first
+        else:
+            model.eval()
+            return TrainedModel(model, key, meta.get("train_seconds", 0.0), True, meta.get("losses", []), parent,
+                                meta.get("evidence") or {})
 
     start = time.perf_counter()
     data = training_data(method, problem, parent, seed, key, device)
@@ -226,7 +238,7 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
                               "parent": parent.key if parent else None, "train_seconds": seconds,
                               "losses": losses, "runtime": runtime.record(), "evidence": evidence})
     distributed.barrier()
-    return TrainedModel(ema, key, seconds, False, losses, parent, evidence)
+    return TrainedModel(ema, key, seconds, False, losses, parent, evidence, notes=notes)
 
 
 def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,

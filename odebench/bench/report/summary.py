@@ -40,7 +40,8 @@ def plan_text(spec: Spec, plan: Plan, earlier: str | None = None) -> str:
         uses = len(plan.cells_of(job.key))
         state = "cached  " if job.cached else "to train"
         parent = f", from {labels[job.parent]}" if job.parent else ""
-        lines.append(f"    {state} {job.key}  {job.label}{parent}: {uses} cells")
+        refused = f" (cached file refused: {job.cache_note}; the run moves it aside)" if job.cache_note else ""
+        lines.append(f"    {state} {job.key}  {job.label}{parent}: {uses} cells{refused}")
     return "\n".join(lines)
 
 
