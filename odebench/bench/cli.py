@@ -388,13 +388,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
-    from odebench.bench.report.claims import claims_of, display_frame, write_claims
+    from odebench.bench.report.claims import NoSoundRecords, claims_of, display_frame, write_claims
 
     sweep_dir = args.results_dir
     if not _holds_records(sweep_dir):
         raise UsageError(f"{sweep_dir} holds no sweep records (expected {sweep_dir}/cells/*.json or a packed "
                          f"{sweep_dir}/records.jsonl.gz); give one sweep folder, e.g. results/quick")
-    claims, notes = claims_of(sweep_dir, write_floors=not args.no_write)
+    try:
+        claims, notes = claims_of(sweep_dir, write_floors=not args.no_write)
+    except NoSoundRecords as exc:  # a corrupt pack, say: "run the sweep first" would be the wrong advice
+        raise UsageError(str(exc)) from exc
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     frame = display_frame(claims)
@@ -430,10 +433,11 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _holds_records(folder: Path) -> bool:
-    """A sweep folder: records in cells/, or packed into records.jsonl.gz."""
+    """A sweep folder: records in cells/, or packed into records.jsonl.gz (whatever that name is: reading it says
+    what is wrong with a pack that is not a regular file)."""
     from odebench.bench.harness.packed import PACKED
 
-    return (folder / "cells").is_dir() or (folder / PACKED).is_file()
+    return (folder / "cells").is_dir() or os.path.lexists(folder / PACKED)
 
 
 RUN_DESCRIPTION = """\
