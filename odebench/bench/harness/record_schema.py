@@ -75,6 +75,23 @@ def _config_problem(config: Any, cell_id: str) -> str | None:
     return None
 
 
+def _info_problem(info: dict) -> str | None:
+    """What is wrong with the keys of one metric's ``metric_info`` entry that the report reads (None: nothing)."""
+    for key in ("higher_is_better", "per_model"):
+        if not isinstance(info.get(key, False), bool):
+            return f"{key} is not true or false"
+    if not isinstance(info.get("status", "ok"), str):
+        return "status is not a string"
+    settings = info.get("settings") or {}
+    if not isinstance(settings, dict):
+        return "settings is not an object"
+    if bad := [k for k in ("nfe", "rtol", "n_probes") if not (settings.get(k) is None or _is_num(settings[k]))]:
+        return f"settings.{bad[0]} is not a number"
+    if bad := [k for k in ("solver", "divergence") if not (settings.get(k) is None or isinstance(settings[k], str))]:
+        return f"settings.{bad[0]} is not a string"
+    return None
+
+
 #: numbers of a record's training cost that the report adds up and compares (None where not measured)
 COST_NUMBERS = ("steps", "forward_equivalents_per_step", "params_total", "total_flops", "total_seconds")
 
@@ -126,6 +143,11 @@ def record_problem(record: Any, cell_id: str) -> str | None:
             return f"{key} is not an object"
     if not all(isinstance(v, dict) for v in record.get("metric_info", {}).values()):
         return "metric_info holds a non-object entry"
+    for name, info in record.get("metric_info", {}).items():
+        if problem := _info_problem(info):
+            return f"metric_info of {name[:60]!r}: {problem}"
+    if not all(isinstance(v, str) for v in record.get("metric_failures", {}).values()):
+        return "metric_failures holds a reason that is not a string"
     if not all(v is None or _is_num(v) for v in record.get("timings", {}).values()):
         return "timings holds a non-number"
     if problem := _training_problem(record.get("training", {})):
