@@ -66,6 +66,11 @@ def _config_problem(config: Any, cell_id: str) -> str | None:
     bad = [k for k, ok in checks if not ok]
     if bad:
         return f"config has malformed {', '.join(bad)}"
+    n, options = config["eval"].get("n_samples"), config["eval"].get("metric_options", {})
+    if not (_is_int(n) and n >= 1):  # the report's floors are drawn at this size
+        return "config has malformed eval.n_samples"
+    if not (isinstance(options, dict) and all(isinstance(v, dict) for v in options.values())):
+        return "config has malformed eval.metric_options"
     try:
         actual = Cell(**config).id
     except Exception as exc:  # a value json cannot hash
@@ -103,9 +108,11 @@ def _training_problem(training: dict) -> str | None:
         return "training.cost or training.heldout is not an object"
     if bad := [k for k in COST_NUMBERS if not (cost.get(k) is None or _is_num(cost[k]))]:
         return f"training.cost.{bad[0]} is not a number"
-    curve = [held.get("steps", []), held.get("loss", [])]
-    if not all(isinstance(c, list) and all(_is_num(v) for v in c) for c in curve):
+    steps, loss = held.get("steps", []), held.get("loss", [])
+    if not all(isinstance(c, list) and all(_is_num(v) for v in c) for c in (steps, loss)):
         return "training.heldout steps or loss is not a list of numbers"
+    if len(steps) != len(loss) or not all(math.isfinite(v) for v in steps):
+        return "training.heldout steps are not one finite step per loss"
     if not isinstance(training.get("convergence", {}), dict):
         return "training.convergence is not an object"
     return None
@@ -117,7 +124,7 @@ def record_problem(record: Any, cell_id: str) -> str | None:
         return f"holds {type(record).__name__}, not a record object"
     version = record.get("schema_version", 1)
     if not _is_int(version) or version < 1:
-        return f"schema_version {version!r} is not a positive integer"
+        return f"schema_version {str(version)[:40]!r} is not a positive integer"
     if version > SCHEMA_VERSION:
         return f"schema_version {version} is newer than this odebench's ({SCHEMA_VERSION}); upgrade odebench"
     if record.get("cell_id") != cell_id:
