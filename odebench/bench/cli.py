@@ -426,7 +426,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
-    from odebench.bench.report.claims import claims_of, display_frame, write_claims
+    from odebench.bench.report.claims import NoSoundRecords, claims_of, display_frame, write_claims
 
     sweep_dir = args.results_dir
     if not _holds_records(sweep_dir):
@@ -434,6 +434,8 @@ def _cmd_claims(args: argparse.Namespace) -> int:
                          f"{sweep_dir}/records.jsonl.gz); give one sweep folder, e.g. results/quick")
     try:
         claims, notes = claims_of(sweep_dir, write_floors=not args.no_write)  # writes floors.json unless --no-write
+    except NoSoundRecords as exc:  # a corrupt pack, say: "run the sweep first" would be the wrong advice
+        raise UsageError(str(exc)) from exc
     except OSError as exc:
         raise UsageError(f"cannot write in {sweep_dir} ({_describe(exc)}); use --no-write, or copy the folder "
                          f"somewhere you can write") from exc
@@ -472,10 +474,11 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _holds_records(folder: Path) -> bool:
-    """A sweep folder: records in cells/, or packed into records.jsonl.gz."""
+    """A sweep folder: records in cells/, or packed into records.jsonl.gz (whatever that name is: reading it says
+    what is wrong with a pack that is not a regular file)."""
     from odebench.bench.harness.packed import PACKED
 
-    return (folder / "cells").is_dir() or (folder / PACKED).is_file()
+    return (folder / "cells").is_dir() or os.path.lexists(folder / PACKED)
 
 
 RUN_DESCRIPTION = """\

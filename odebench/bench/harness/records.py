@@ -4,9 +4,11 @@ Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version`
 and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
 ``metric_failures`` (only where a metric failed alone: metric -> reason, the others kept), actual ``nfe``,
 ``timings`` (train/sample/metric seconds), ``training`` (the model's cost and convergence) and ``environment``.
-Older schema versions are migrated on load. A file that fails the schema (odebench.bench.harness.record_schema)
-is *corrupt*: reading never returns it (its cell counts as not run) and ``RecordStore.corrupt`` says why; a run
-moves it aside with ``RecordStore.quarantine`` and evaluates the cell again.
+Older schema versions are migrated on load. A file that fails the schema (odebench.bench.harness.record_schema),
+or is not a regular file of at most MAX_RECORD_BYTES (a FIFO, a link to ``/dev/zero``: refused before it is read,
+odebench.bench.harness.bounded_read), is *corrupt*: reading never returns it (its cell counts as not run) and
+``RecordStore.corrupt`` says why; a run moves it aside with ``RecordStore.quarantine`` and evaluates the cell
+again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.bounded_read import MAX_RECORD_BYTES, RefusedFile, read_bounded
 from odebench.bench.harness.record_schema import SCHEMA_VERSION, record_problem
 from odebench.bench.harness.safe_paths import inside
 from odebench.bench.harness.spec import Cell
@@ -111,8 +114,11 @@ class RecordStore:
     def _load(self, path: Path) -> dict[str, Any] | None:
         """The record in ``path`` if it is sound (migrated), else None and a note in ``corrupt``."""
         try:
-            record = json.loads(path.read_bytes())
+            record = json.loads(read_bounded(path, MAX_RECORD_BYTES))
         except FileNotFoundError:
+            return None
+        except RefusedFile as exc:  # a FIFO, a link to /dev/zero, a file far larger than a record: never read
+            self.corrupt[path] = str(exc).replace(str(path), "the file")[:200]
             return None
         except (OSError, ValueError, RecursionError) as exc:  # truncated, not UTF-8, not JSON, nested too deep
             self.corrupt[path] = f"unreadable ({type(exc).__name__}: {str(exc)[:120]})"
@@ -136,7 +142,7 @@ class RecordStore:
         that holds a pack (``records.jsonl.gz``, odebench.bench.harness.packed) is read from the pack."""
         from odebench.bench.harness.packed import PACKED, read_packed
 
-        if not self.cells.is_dir() and (self.dir / PACKED).is_file():
+        if not self.cells.is_dir() and os.path.lexists(self.dir / PACKED):  # read_packed refuses a special file
             packed, corrupt = read_packed(self.dir / PACKED)
             self.corrupt.update(corrupt)
             return [migrate(r) for r in packed]

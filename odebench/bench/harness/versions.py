@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.bounded_read import MAX_SIDE_FILE_BYTES, read_bounded
 
 MANIFEST = "sweep.json"
 #: config keys that place a cell within its configuration (the report's rows and columns), not define it
@@ -71,11 +72,12 @@ def write_manifest(sweep_dir: Path, name: str, cell_ids: Iterable[str], root: st
 
 
 def current_cell_ids(sweep_dir: Path) -> set[str] | None:
-    """The cell ids of the latest run's spec, or None for a folder written before manifests (or unreadable)."""
+    """The cell ids of the latest run's spec, or None for a folder written before manifests (or unreadable: not a
+    regular file of bounded size, which is never read, or not of the shape written here)."""
     try:
-        body = json.loads((Path(sweep_dir) / MANIFEST).read_text())
-        return set(body["cells"])
-    except (OSError, ValueError, KeyError, TypeError):
+        body = json.loads(read_bounded(Path(sweep_dir) / MANIFEST, MAX_SIDE_FILE_BYTES))
+        return {c for c in body["cells"] if isinstance(c, str)}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
@@ -87,8 +89,8 @@ def earlier_configs(sweep_dir: Path, current_ids: set[str]) -> list[dict[str, An
         if path.stem in current_ids:
             continue
         try:
-            out.append(json.loads(path.read_text())["config"])
-        except (OSError, ValueError, KeyError, TypeError):
+            out.append(json.loads(read_bounded(path))["config"])  # a FIFO or /dev/zero is refused, not read
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
     return out
 

@@ -49,6 +49,7 @@ from odebench.bench.report import training
 from odebench.bench.report.tables import (
     Sweep,
     best_solver_table,
+    corrupt_note,
     earlier_table,
     family_columns,
     headline_metric,
@@ -294,8 +295,7 @@ def problem_notes(sweep: Sweep) -> list[str]:
     if not sweep.frame.empty:
         for _, r in sweep.frame.iterrows():
             labels[r["cell_id"]] = f"{r['method']} on {r['dataset']}, {r['solver']} {r['budget']}, seed {r['seed']}"
-    notes = [f"record {p.name} is corrupt ({reason}): left out of the tables; the next `odebench run` of this "
-             f"sweep moves it aside and evaluates its cell again" for p, reason in sorted(sweep.corrupt.items())]
+    notes = [corrupt_note(p, reason) for p, reason in sorted(sweep.corrupt.items())]
     notes += [f"cell {cid} ({labels.get(cid, '?')}): metric {m} failed: {reason}"
               for cid, m, reason in sweep.metric_failures]
     notes += [f"cell {cid} ({labels.get(cid, '?')}): {col} = {v} (non-finite; not plotted)"
@@ -342,7 +342,11 @@ def build_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
                                f"earlier version of this spec and {'are' if n > 1 else 'is'} left out of every "
                                f"table and figure: {changes}. \"{EARLIER_TITLE}\" at the end lists them.")
     if sweep.frame.empty:
-        report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
+        if not sweep.corrupt:
+            report.notes.append(f"no records under {sweep.dir / 'cells'}: run the sweep first (odebench run)")
+        else:  # the notes above say what is wrong with each; running the sweep is not the answer
+            report.notes.append(f"no sound record in {sweep.dir}: {len(sweep.corrupt)} unsound input(s), "
+                                f"listed above")
         return report
     from odebench.bench.report.claims import evaluate, to_html_section
 

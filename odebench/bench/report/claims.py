@@ -434,13 +434,22 @@ def write_claims(sweep_dir: str | Path, claims: Claims) -> list[Path]:
     return files
 
 
+class NoSoundRecords(ValueError):
+    """A folder whose records are all unsound (a corrupt pack, say): the message names each input and its cause."""
+
+
 def claims_of(sweep_dir: str | Path, write_floors: bool = True) -> tuple[Claims, list[str]]:
-    """Load a sweep folder, its floors, and evaluate every claim: (claims, notes)."""
+    """Load a sweep folder, its floors, and evaluate every claim: (claims, notes). The notes name every unsound
+    input (odebench.bench.report.tables.corrupt_note); NoSoundRecords when no record is left to check."""
     from odebench.bench.report.floors import sweep_floors
-    from odebench.bench.report.tables import load_sweep
+    from odebench.bench.report.tables import corrupt_note, load_sweep
 
     sweep = load_sweep(Path(sweep_dir).absolute())  # absolute: the floors it writes land in this very folder
-    notes: list[str] = []
+    notes = [corrupt_note(p, reason) for p, reason in sorted(sweep.corrupt.items())]
+    if sweep.frame.empty and notes:
+        more = f" (and {len(notes) - 3} more)" if len(notes) > 3 else ""
+        raise NoSoundRecords(f"{sweep_dir} holds no sound record to check a claim on: {'; '.join(notes[:3])}{more}")
     if not sweep.frame.empty:
-        sweep.floors, notes = sweep_floors(sweep, write=write_floors)
+        floors, floor_notes = sweep_floors(sweep, write=write_floors)
+        sweep.floors, notes = floors, notes + floor_notes
     return evaluate(sweep), notes

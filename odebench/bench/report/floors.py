@@ -17,7 +17,9 @@ Draws of the data law (t = 1):
 
 Floors are computed once per (target, data seed, loader options, sample size, metric, metric options) and
 cached in ``<sweep>/floors.json`` (deterministic: same inputs, same bytes), which ``odebench pack`` carries
-into a packed results folder. ``fid`` is left out (each draw would cost a full FID computation).
+into a packed results folder. An entry of it is used only when it has the shape written here
+(:func:`entry_problem`); any other is named in the report's notes and computed again. ``fid`` is left out (each
+draw would cost a full FID computation).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 
 from odebench.bench.core import seeding
 from odebench.bench.harness.artifacts import atomic_write_bytes, config_hash
+from odebench.bench.harness.bounded_read import MAX_SIDE_FILE_BYTES, RefusedFile, read_bounded
 
 FLOOR_FILE = "floors.json"
 DRAWS = 5
@@ -145,18 +148,77 @@ def _settings_of(records: list[dict]) -> tuple[tuple, int]:
     return tuple(json.loads(top)), len(seen)
 
 
+def _is_finite_number(v: Any) -> bool:
+    return isinstance(v, float) and math.isfinite(v) or isinstance(v, int) and not isinstance(v, bool) and (
+        abs(v) <= 2**53)
+
+
+def entry_problem(name: str, entry: Any) -> str | None:
+    """What is wrong with one entry of floors.json (``name``: its cache key), or None. An entry is only used
+    when every part the report reads has the shape :func:`sweep_floors` writes: its ``key`` hashes to its name,
+    ``values`` maps each column to one finite number per draw, ``n`` is its key's sample size, ``draw`` a
+    sentence."""
+    if not isinstance(entry, dict):
+        return f"is {type(entry).__name__}, not an object"
+    key = entry.get("key")
+    if not isinstance(key, dict):
+        return "has no key object"
+    try:
+        actual = config_hash(key)
+    except Exception as exc:  # a value json cannot serialise, nested past the recursion limit
+        return f"has a key that cannot be hashed ({type(exc).__name__})"
+    if actual != name:
+        return f"has a key that hashes to {actual}, not to its name"
+    values = entry.get("values")
+    if not isinstance(values, dict) or not values:
+        return "has no values object"
+    for column, draws in values.items():
+        if not isinstance(draws, list) or len(draws) != key.get("draws"):
+            return f"holds {column!r} values that are not a list of one value per draw ({key.get('draws')!r})"
+        if not all(_is_finite_number(v) for v in draws):
+            return f"holds {column!r} values that are not all finite numbers"
+    n = entry.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n != key.get("n_samples"):
+        return f"has n {str(n)[:20]!r}, not its key's n_samples"
+    if not isinstance(entry.get("draw"), str):
+        return "has no draw sentence"
+    return None
+
+
+def read_floor_file(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(the entries of floors.json as stored, the sound ones, notes): a missing file gives no note; a file that
+    is not a regular one of bounded size, not JSON or not of the written shape gives one note, every malformed
+    entry one note of its own."""
+    try:
+        body = json.loads(read_bounded(path, MAX_SIDE_FILE_BYTES))
+    except FileNotFoundError:
+        return {}, {}, []
+    except (OSError, ValueError, RecursionError) as exc:  # RefusedFile (a FIFO, /dev/zero, too large) included
+        why = str(exc).replace(str(path), "it") if isinstance(exc, RefusedFile) else f"{type(exc).__name__}: {exc}"
+        return {}, {}, [f"{FLOOR_FILE} unreadable ({why[:200]}): every floor is computed again"]
+    cache = body.get("floors") if isinstance(body, dict) else None
+    if not isinstance(cache, dict):
+        return {}, {}, [f"{FLOOR_FILE} does not hold an object of floors: every floor is computed again"]
+    sound, notes = {}, []
+    for name, entry in cache.items():
+        if (problem := entry_problem(name, entry)) is None:
+            sound[name] = entry
+        else:
+            notes.append(f"{FLOOR_FILE}: entry {name[:40]!r} {problem}: not used (a floor it should hold is "
+                         f"computed again)")
+    return cache, sound, notes
+
+
 def sweep_floors(sweep, write: bool = True) -> tuple[dict[str, dict[str, Floor]], list[str]]:
     """Floors of every dataset of a sweep (:class:`odebench.bench.report.tables.Sweep`): dataset label ->
-    metric column -> Floor, and notes (a floor not computed, settings that differ within a dataset).
-    Reads ``<sweep>/floors.json`` and writes it back with what was missing (when ``write``)."""
+    metric column -> Floor, and notes (a floor not computed, settings that differ within a dataset, a malformed
+    floors.json or entry of it, :func:`read_floor_file`). Reads ``<sweep>/floors.json`` and writes it back with
+    what was missing (when ``write``); a malformed entry is replaced where its floor is computed again, and left
+    as it was otherwise."""
     path = Path(sweep.dir) / FLOOR_FILE
-    try:
-        cache = json.loads(path.read_text()).get("floors", {})
-    except (OSError, ValueError, AttributeError):
-        cache = {}
+    cache, sound, notes = read_floor_file(path)
     before = json.dumps(cache, sort_keys=True)
     out: dict[str, dict[str, Floor]] = {}
-    notes: list[str] = []
     by_dataset: dict[str, list[dict]] = {}
     labels = dict(zip(sweep.frame["cell_id"], sweep.frame["dataset"], strict=True)) if len(sweep.frame) else {}
     for r in sweep.records:
@@ -165,24 +227,30 @@ def sweep_floors(sweep, write: bool = True) -> tuple[dict[str, dict[str, Floor]]
         records = [r for r in by_dataset.get(dataset, []) if r.get("status") == "ok"]
         if not records:
             continue
-        (target, data_seed, options, n, metric_options), distinct = _settings_of(records)
+        try:
+            (target, data_seed, options, n, metric_options), distinct = _settings_of(records)
+        except Exception as exc:  # a config whose eval or data settings are not of the shape a run writes
+            notes.append(f"{dataset}: floors not computed: its records' settings are unreadable "
+                         f"({type(exc).__name__}: {str(exc)[:160]})")
+            continue
         if distinct > 1:
             notes.append(f"{dataset}: its records differ in data or evaluation settings; floors use the most "
                          f"common (n_samples {n})")
         for metric in floor_metrics(sweep.metric_columns(dataset)):
-            opts = dict(metric_options.get(metric) or {})
-            key = config_hash(floor_key(target, data_seed, options, n, metric, opts))
-            if key not in cache:
-                try:
-                    cache[key] = {"key": floor_key(target, data_seed, options, n, metric, opts),
-                                  **compute_floor(target, data_seed, options, n, metric, opts)}
-                except Exception as exc:  # a dataset that needs --data-dir, a metric that cannot run here
-                    notes.append(f"{dataset}: floor of {metric} not computed: {type(exc).__name__}: "
-                                 f"{str(exc)[:160]}")
-                    continue
-            entry = cache[key]
+            try:
+                opts = dict(metric_options.get(metric) or {})
+                key = config_hash(floor_key(target, data_seed, options, n, metric, opts))
+                if key not in sound:
+                    sound[key] = cache[key] = {"key": floor_key(target, data_seed, options, n, metric, opts),
+                                               **compute_floor(target, data_seed, options, n, metric, opts)}
+            except Exception as exc:  # a dataset that needs --data-dir, a metric that cannot run here
+                notes.append(f"{dataset}: floor of {metric} not computed: {type(exc).__name__}: "
+                             f"{str(exc)[:160]}")
+                continue
+            entry = sound[key]
             for col, vals in entry["values"].items():
-                out.setdefault(dataset, {})[col] = Floor(col, tuple(vals), entry["n"], entry["draw"])
+                out.setdefault(dataset, {})[col] = Floor(col, tuple(float(v) for v in vals), entry["n"],
+                                                         entry["draw"])
     after = json.dumps(cache, sort_keys=True)
     if write and after != before:
         body = {"about": "two-sample floors of the sample-quality metrics (odebench.bench.report.floors)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.bounded_read import MAX_SIDE_FILE_BYTES, RefusedFile, read_bounded
 from odebench.bench.harness.packed import write_packed
 from odebench.bench.harness.safe_paths import inside
 
@@ -42,7 +43,10 @@ def pack_sweep(sweep_dir: str | Path, dest: str | Path, cache_dir: str | Path | 
         raise PackRefused(f"{src} holds no records to pack")
     write_packed(sweep.records, dest, root=dest)
     floors = src / FLOOR_FILE
-    if floors.is_file():
-        atomic_write_bytes(inside(dest, dest / FLOOR_FILE), floors.read_bytes(), root=dest)
+    if floors.is_file():  # a regular file of bounded size only; the report notes what it holds that is unsound
+        try:
+            atomic_write_bytes(inside(dest, dest / FLOOR_FILE), read_bounded(floors, MAX_SIDE_FILE_BYTES), root=dest)
+        except RefusedFile:
+            pass  # too large to be floors: the report computes them again and writes its own
     cache = Path(cache_dir) if cache_dir else src.parent / ".cache" / "models"
     return write_report(dest, figures=figures, cache_dir=cache)

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.harness.packed import PACKED
 from odebench.bench.harness.records import RecordStore, method_label, records_frame
 from odebench.bench.harness.versions import change_of, current_cell_ids, flat_config, short
 from odebench.bench.report.format import best_positions, fmt_mean_std, fmt_sig, mark
@@ -132,6 +133,18 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         frame["method"] = [f"{m} [{v}]" if v else m for m, v in zip(frame["method"], frame["variant"], strict=True)]
     return Sweep(sweep_dir, records, frame, higher, per_model, metric_names, dict(store.corrupt), nonfinite,
                  failures, earlier)
+
+
+def corrupt_note(path: Path, reason: str) -> str:
+    """The note of one unsound input (``Sweep.corrupt``): a record file, a line of a pack, or a pack that cannot be
+    read at all."""
+    if path.name == PACKED:
+        return (f"pack {path} is unreadable ({reason}): none of its records is shown; restore the file (from "
+                f"version control, say) or pack the sweep again (odebench pack)")
+    if path.name.startswith(PACKED + ":"):
+        return f"pack line {path.name} is unsound ({reason}): left out of the tables"
+    return (f"record {path.name} is corrupt ({reason}): left out of the tables; the next `odebench run` of this "
+            f"sweep moves it aside and evaluates its cell again")
 
 
 def variant_labels(datasets: list[str], flats: list[dict[str, str]]) -> list[str]:

@@ -8,6 +8,7 @@ marks with ``STILL_IMPROVING`` so that "this family is worse" is never read wher
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -75,20 +76,34 @@ def training_table(models: pd.DataFrame, dataset: str) -> pd.DataFrame:
     rows = models[models["dataset"] == dataset] if not models.empty else models
     out = []
     for method, g in rows.groupby("method", sort=True):
-        out.append({"method": method, "steps": int(g["steps"].iloc[0]),
-                    "fwd-eq / step": f"{g['fwd_eq_per_step'].mean():.2f}",
-                    "params": f"{int(g['params'].iloc[0]):,}",
-                    "total TFLOP": f"{g['total_flops'].mean() / 1e12:.3g}",
-                    "train s": f"{g['total_seconds'].mean():.0f}",
+        num = {c: pd.to_numeric(g[c], errors="coerce") for c in ("steps", "fwd_eq_per_step", "params",
+                                                                 "total_flops", "total_seconds")}
+        out.append({"method": method, "steps": _first_int(num["steps"]),
+                    "fwd-eq / step": _mean_text(num["fwd_eq_per_step"], ".2f"),
+                    "params": f"{_first_int(num['params']):,}" if _first_int(num["params"]) != "" else "",
+                    "total TFLOP": _mean_text(num["total_flops"] / 1e12, ".3g"),
+                    "train s": _mean_text(num["total_seconds"], ".0f"),
                     "held-out loss": _verdict(g["converged"]),
                     "converged at step": _settled(g["converged_at"] if "converged_at" in g else None)})
     return pd.DataFrame(out)
 
 
+def _first_int(values: pd.Series) -> int | str:
+    """The first finite value as an int; '' where a record did not say (an older or hand-made record)."""
+    finite = values[values.map(math.isfinite)]
+    return int(finite.iloc[0]) if len(finite) else ""
+
+
+def _mean_text(values: pd.Series, fmt: str) -> str:
+    finite = values[values.map(math.isfinite)]
+    return format(finite.mean(), fmt) if len(finite) else ""
+
+
 def _settled(values: pd.Series | None) -> str:
     """The seeds' converged-at steps: '3000' when they agree, '3000-4000' as a range, '-' when none settled
     (or the records predate the field)."""
-    steps = sorted(int(v) for v in values.dropna()) if values is not None else []
+    steps = sorted(int(v) for v in pd.to_numeric(values, errors="coerce") if math.isfinite(v)) \
+        if values is not None else []
     if not steps:
         return "-"
     return str(steps[0]) if steps[0] == steps[-1] else f"{steps[0]}-{steps[-1]}"
