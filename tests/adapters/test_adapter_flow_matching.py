@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-pytest.importorskip("flow_matching", reason="the flow_matching peer is not installed (pip install flow_matching, "
-                                            "as .ci/run does)")
+pytest.importorskip("flow_matching", reason="the flow_matching peer is not installed (pip install "
+                                            "'odebench[adapters]', as .ci/run does)")
 from adapter_helpers import cell_draws  # noqa: E402
 from flow_matching.path import AffineProbPath  # noqa: E402
 from flow_matching.path.scheduler import CondOTScheduler  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 torchcfm = pytest.importorskip("torchcfm", reason="the TorchCFM peer is not installed (pip install --no-deps "
-                                                  "torchcfm, as .ci/run does)")
+                                                  "'torchcfm>=1.0.7', as .ci/run does)")
 from adapter_helpers import cell_draws, tiny_spec_toml  # noqa: E402
 from torchcfm.conditional_flow_matching import ConditionalFlowMatcher  # noqa: E402
 from torchcfm.models import MLP  # noqa: E402
