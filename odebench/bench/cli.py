@@ -18,15 +18,21 @@ odebench.bench.report.build.
     odebench --version
 
 Every mistake in what the user asked for ends with one ``error:`` line naming the fix and exit code 2;
-Ctrl-C ends with exit code 130 and the advice to re-run the same command (finished cells are kept).
+Ctrl-C ends with exit code 130 and the advice to re-run the same command (finished cells are kept), at any
+moment: the import-safe SIGINT handler (odebench.bench.harness.interrupts) is installed before this module
+imports anything else, so an interrupt that lands inside an import is taken once the import is done.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from pathlib import Path
+from odebench.bench.harness import interrupts
+
+interrupts.install()  # first: a Ctrl-C inside the imports below (or torch's, later) must not break them
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -604,12 +610,13 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:  # a bare `odebench`: what it can do, not an error
-        parser.print_help()
-        return 0
     try:
+        interrupts.install()  # again, for a caller that imported this module from another thread
+        parser = build_parser()  # imports the registries (and torch): Ctrl-C may land here too
+        args = parser.parse_args(argv)
+        if args.command is None:  # a bare `odebench`: what it can do, not an error
+            parser.print_help()
+            return 0
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,9 +12,12 @@ behind a queue of cells. The cells of a model whose metrics include a per-model 
 together, so the per-model value is computed once. A worker that dies (killed, out of memory) fails the jobs
 it held, with the reason, and the run goes on in a fresh pool.
 
-Workers are started with ``forkserver`` where the platform has it (the server imports the harness once,
-ignoring Ctrl-C; each worker forks from it in milliseconds), else ``spawn``. Workers ignore SIGINT: on
-Ctrl-C the driver stops them and leaves, so the terminal shows one line and no worker tracebacks.
+Workers are started with ``forkserver`` where the platform has it (the server imports the harness once; each
+worker forks from it in milliseconds), else ``spawn``. Workers ignore SIGINT: on Ctrl-C the driver stops them
+and leaves, so the terminal shows one line and no worker tracebacks. The server and every worker are started
+inside :func:`odebench.bench.harness.interrupts.deferred`: they start with SIGINT blocked (the server until it
+ignores it, a worker until its initializer does), and the driver takes a Ctrl-C that lands meanwhile once the
+process is started and known to the pool, so that stopping the pool stops it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from odebench.bench.harness.interrupts import deferred
 from odebench.bench.harness.plan import JobContext, Plan, TrainingJob, TrainOutcome
 from odebench.bench.harness.records import failed_record
 from odebench.bench.harness.spec import Cell
@@ -110,23 +114,28 @@ class PoolExecutor:
         mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if mp.get_start_method() == "forkserver":
             mp.set_forkserver_preload(PRELOAD)
-            # start the server now, with Ctrl-C ignored: an ignored signal stays ignored across its exec, so an
-            # interrupt during its preload imports cannot print a traceback (the driver alone reports it)
             from multiprocessing import forkserver
 
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
+            # start the server now, with SIGINT blocked in it (the mask survives its exec) until it ignores it
+            # itself, after its preload imports: an interrupt meanwhile is the driver's alone, taken once the
+            # server is up (an ignored one would be lost, and the run would go on)
+            with deferred():
                 forkserver.ensure_running()
-            finally:
-                signal.signal(signal.SIGINT, previous)
         reader, writer = mp.Pipe(duplex=False)
         self._lifelines.append(writer)
         pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp, initializer=_start_worker,
                                    initargs=(ctx.threads, dict(os.environ), list(sys.path), os.getcwd(), reader))
-        # start every worker now, before any real work: a Ctrl-C that stops the pool while a worker is still
-        # being started leaves that worker reading a semaphore the driver has already removed (a traceback)
-        for started in [pool.submit(os.getpid) for _ in range(self.jobs)]:
-            started.result()
+        # start every worker now, before any real work, each known to the pool before a Ctrl-C is taken (a
+        # worker forked but not yet in the pool's list could not be stopped, and would fail on the semaphores
+        # the driver removes when it leaves); an interrupt while they start up stops them all
+        try:
+            with deferred():
+                started = [pool.submit(os.getpid) for _ in range(self.jobs)]
+            for future in started:
+                future.result()
+        except BaseException:
+            _stop(pool)
+            raise
         return pool
 
     def _close_lifelines(self) -> None:
@@ -141,7 +150,11 @@ class PoolExecutor:
         outcomes: dict[str, TrainOutcome] = {}
         ready: list[_Work] = [self._training(j, children, index) for j in children.get(None, [])]
         running: dict[Future, _Work] = {}
-        pool = self._pool(ctx)
+        try:
+            pool = self._pool(ctx)
+        except BaseException:  # Ctrl-C while the workers start: _pool has stopped them
+            self._close_lifelines()
+            raise
         try:
             while ready or running:
                 ready.sort(key=lambda w: w.order)
