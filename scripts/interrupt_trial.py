@@ -35,13 +35,19 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT's default action, as in a terminal. A command started in the background (`&` in a
+    script) inherits SIGINT ignored, and odebench, as any Unix program, keeps an inherited ignore."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def one_try(delay: float, spec: str, jobs: int, command: list[str]) -> tuple[int, str, bool]:
     """(exit code, stderr, whether a process of the run's group outlived the driver by 5 s)."""
     out = tempfile.mkdtemp(prefix="odebench-interrupt-")
     try:
         proc = subprocess.Popen([*command, "run", "--spec", spec, "--out", out, "--jobs", str(jobs), "--no-progress"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_default_sigint)
         time.sleep(delay)
         try:
             os.killpg(proc.pid, signal.SIGINT)

@@ -183,8 +183,32 @@ def _apply_process_options(args: argparse.Namespace, spec) -> None:
         raise UsageError(str(exc)) from exc
 
 
+def _check_run_options(args: argparse.Namespace, spec) -> str | None:
+    """What a dry run checks as the run does, so that both give the same answer: --address comes with --executor
+    ray, and a ``--device`` given on the command line exists here. A spec's own device that is missing here
+    (planning a GPU sweep on a laptop) is refused by the run; the dry run still prints the plan, then this note
+    (returned)."""
+    from odebench.bench.harness.runtime import resolve_device
+
+    if args.address is not None and args.executor != "ray":
+        raise UsageError(f"--address {args.address} only applies to --executor ray; add --executor ray or drop "
+                         f"--address")
+    try:
+        resolve_device(args.device or spec.device)
+    except (RuntimeError, ValueError) as exc:
+        if args.device is not None or not args.dry_run:
+            raise UsageError(str(exc)) from exc
+        return f"the spec's device: {exc}; a run here would stop before any work (--device cpu runs it on the CPU)"
+    return None
+
+
 def _apply_locations(args: argparse.Namespace) -> None:
-    """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset)."""
+    """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset). A
+    weights file that is not there is refused now, not when the first FID cell fails on it."""
+    weights = args.inception_weights
+    if weights is not None and not weights.is_file():
+        raise UsageError(f"--inception-weights {weights}: no such file; give the Inception weights file for FID "
+                         f"(odebench never downloads it), or drop the option")
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
     if args.inception_weights is not None:
@@ -264,6 +288,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec, args.set)
     _check_option_values(args)
     _check_out(args.out, create=False)
+    device_note = _check_run_options(args, spec)
     sinks = _track_sinks(args, spec)
     if args.dry_run:
         if spec.overrides:
@@ -276,6 +301,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _print_plan(spec, args.out)
         except DataDirError as exc:
             raise UsageError(str(exc)) from exc
+        if device_note:
+            print(f"note: {device_note}", file=sys.stderr)
         return 0
     _apply_process_options(args, spec)
     _check_out(args.out, create=True)

@@ -114,8 +114,11 @@ class PoolExecutor:
         mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if mp.get_start_method() == "forkserver":
             mp.set_forkserver_preload(PRELOAD)
-            from multiprocessing import forkserver
+            from multiprocessing import forkserver, resource_tracker
 
+            # the resource tracker first: starting it unblocks SIGINT in this thread when it is done (whatever the
+            # mask was before), which inside the block below would let the server start with SIGINT unblocked
+            resource_tracker.ensure_running()
             # start the server now, with SIGINT blocked in it (the mask survives its exec) until it ignores it
             # itself, after its preload imports: an interrupt meanwhile is the driver's alone, taken once the
             # server is up (an ignored one would be lost, and the run would go on)

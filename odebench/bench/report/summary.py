@@ -15,6 +15,11 @@ def budget(cell: Cell) -> str:
     return f"{cell.solver_label}@{cell.nfe}" if cell.nfe is not None else f"{cell.solver}@tol={cell.tol:g}"
 
 
+def budget_order(cell: Cell) -> tuple:
+    """Cells by solver, then by budget as a number (NFE 2 before 16), then tolerance (looser first)."""
+    return (cell.solver_label, cell.nfe is None, cell.nfe or 0, -(cell.tol or 0.0))
+
+
 def plan_text(spec: Spec, plan: Plan, earlier: str | None = None) -> str:
     """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training;
     ``earlier`` is the note on records of the folder this spec no longer produces
@@ -26,12 +31,13 @@ def plan_text(spec: Spec, plan: Plan, earlier: str | None = None) -> str:
     if earlier:
         lines.append(f"  {earlier}")
     lines.append(f"  skipped without training: {len(plan.skips)} cells")
-    why: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    why: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
     for cid, reason in plan.skips.items():
         c = cells[cid]
-        why[(method_label(c.method), dataset_label(c), reason)].append(budget(c))
-    for (m, d, reason), budgets in sorted(why.items()):
-        lines.append(f"    {m} on {d}: {', '.join(sorted(set(budgets)))}: {reason}")
+        why[(method_label(c.method), dataset_label(c), reason)].append(c)
+    for (m, d, reason), skipped in sorted(why.items()):
+        budgets = dict.fromkeys(budget(c) for c in sorted(skipped, key=budget_order))  # @2, @4, @8, @16
+        lines.append(f"    {m} on {d}: {', '.join(budgets)}: {reason}")
     n_cached = sum(j.cached for j in plan.trainings)
     lines.append(f"  to evaluate: {len(plan.todo)} cells; trainings: {len(plan.trainings)} "
                  f"({len(plan.trainings) - n_cached} to train, {n_cached} cached)")
