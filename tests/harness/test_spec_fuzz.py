@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, seed, settings
+from load import scaled
 from spec_fuzz import cases, run_one
 
 EXAMPLES = int(os.environ.get("ODEBENCH_FUZZ_EXAMPLES", "30"))
@@ -27,7 +28,7 @@ def test_no_spec_ends_in_a_traceback_a_hang_or_a_write_outside_out(case):
     spec, mutated = case
     sandbox = Path(tempfile.mkdtemp(prefix="odebench-fuzz-"))
     try:
-        outcome = run_one(spec, mutated, sandbox, timeout=60)
+        outcome = run_one(spec, mutated, sandbox, timeout=scaled(60))  # 60 s on an idle machine
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
     assert outcome.traceback is None, outcome.traceback
