@@ -94,7 +94,8 @@ def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[di
         solvers: ``[[solvers]]`` entries, e.g. ``[{"name": "euler", "nfe": [4, 8]}, {"name": "dopri5",
             "tolerances": [1e-5]}]``; default: the spec's.
         metrics: metric names (or {data kind: names}); default: the spec's.
-        out: results root; records and report go to ``<out>/<name>/``.
+        out: results root; records and report go to ``<out>/<name>/`` (default ``results/eval_<label>``, relative
+            to the current folder): the call prints that folder, and the frame's ``attrs["out_dir"]`` holds it.
         kind, path, adapter: what the network predicts, on which path, and which adapter reads it
             (``odebench.adapters.adapt``); ignored for an adapter or Dynamics, which carry their own.
         spec: a spec name, TOML path or dict whose [[solvers]], seeds and [eval] are used (default ``quick``);
@@ -124,4 +125,9 @@ def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[di
             ev["n_samples"] = n_samples
         raw["eval"] = ev
     cells = parse_eval_spec(raw, where, method, dataset, source, name or default_name(label))
-    return evaluate_given(given, cells, out, device=device, progress=progress, report=report).frame
+    result = evaluate_given(given, cells, out, device=device, progress=progress, report=report)
+    frame = result.frame
+    frame.attrs["out_dir"] = str(result.summary.out_dir)
+    what = "records and report" if report else "records"
+    print(f"odebench.evaluate: {len(frame)} cell(s) of {label}; {what} in {result.summary.out_dir}")
+    return frame

@@ -91,3 +91,33 @@ def test_the_dry_run_lists_budgets_in_numeric_order(tmp_path, capsys):
     [line] = [line for line in out.splitlines() if "rf(k=2) on moons: dpmpp_2m" in line]
     budgets = [int(n) for n in re.findall(r"dpmpp_2m/logsnr@(\d+)", line)]
     assert budgets == sorted(budgets) and len(budgets) == 4
+
+
+def test_odebench_evaluate_shows_its_options_and_says_where_it_wrote(tmp_path, capsys):
+    """`help(odebench.evaluate)` lists every option (no **options), the same as the API's; the call names the
+    folder it wrote and the frame carries it."""
+    import inspect
+
+    from torch import nn
+
+    import odebench
+    from odebench.bench import api
+
+    top, inner = inspect.signature(odebench.evaluate), inspect.signature(api.evaluate)
+    assert not [p for p in top.parameters.values() if p.kind is p.VAR_KEYWORD]
+    assert [(p.name, p.kind, p.default) for p in top.parameters.values()] == \
+           [(p.name, p.kind, p.default) for p in inner.parameters.values()]
+
+    class Field(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x, t):
+            return self.lin(x) * t[:, None]
+
+    frame = odebench.evaluate(Field(), "moons", solvers=[{"name": "euler", "nfe": [1]}], metrics=["w2"],
+                              n_samples=32, out=tmp_path, report=False)
+    where = tmp_path / "eval_Field"
+    assert frame.attrs["out_dir"] == str(where) and (where / "cells").is_dir()
+    assert f"records in {where}" in capsys.readouterr().out
