@@ -60,6 +60,38 @@ def read_eval_spec(spec: str | dict[str, Any] | None) -> tuple[dict[str, Any], s
     return read_spec(spec or DEFAULT_SPEC)
 
 
+def check_fits(given: GivenModel, spec: Spec) -> None:
+    """Call the model's velocity once on two points of every dataset of ``spec``: a network whose input or output
+    shape does not fit the data (a 2-D model on the 8x8 digits) is refused now, with RunRefused, instead of
+    failing every cell on the same shape error."""
+    import torch
+
+    from odebench.bench.data import load_dataset
+    from odebench.bench.harness.errors import RunRefused
+
+    dynamics = given.method.dynamics(given.model)
+    seen = set()
+    for cell in spec.cells:
+        key = (cell.target, cell.data_seed, repr(sorted(cell.data_options.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        x = load_dataset(cell.target, cell.data_seed, **cell.data_options).train[:2]
+        shape = tuple(x.shape[1:])
+        t = torch.full((x.shape[0],), 0.5, dtype=x.dtype)
+        try:
+            with torch.no_grad():
+                v = dynamics.velocity(x.to(next(given.model.parameters(), x).device), t)
+        except Exception as exc:  # the network's own error on an input of the wrong shape
+            raise RunRefused(f"the model does not take {cell.target}'s data (points of shape {shape}): "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}; evaluate it on a dataset "
+                             f"of the shape it was trained on (odebench list datasets)") from exc
+        if tuple(v.shape) != tuple(x.shape):
+            raise RunRefused(f"the model maps {cell.target}'s points of shape {shape} to shape "
+                             f"{tuple(v.shape[1:])}: a velocity must keep the shape; evaluate it on a dataset of "
+                             f"the shape it was trained on (odebench list datasets)")
+
+
 def evaluate_given(given: GivenModel, spec: Spec, out: str | Path = "results", device: str | None = None,
                    progress: bool = False, report: bool = True, figures: bool = True) -> EvalResult:
     """Run ``spec``'s cells on ``given`` and write the report; returns the :class:`EvalResult`."""
@@ -68,6 +100,7 @@ def evaluate_given(given: GivenModel, spec: Spec, out: str | Path = "results", d
     if given.method.needs_gaussian_source and any(c.source != GAUSSIAN_SOURCE for c in spec.cells):
         raise SpecError("source", [f"source: the {given.method.adapter} adapter samples from N(0, I) (its "
                                    f"noise levels assume it); drop the source dataset"])
+    check_fits(given, spec)
     summary = run_sweep(spec, out, device=device, progress=progress, given=given)
     written = None
     if report:

@@ -189,3 +189,14 @@ def test_state_key_and_safetensors(project, tmp_path, capsys):
     safetensors.save_file(state, str(tmp_path / "net.safetensors"))
     assert run_eval(module, "--checkpoint", str(tmp_path / "net.safetensors"), "--name", "st") == 0
     assert "3 cells, 0 already done" in capsys.readouterr().out
+
+
+def test_a_model_whose_shape_does_not_fit_the_dataset_is_refused_before_any_cell(project, tmp_path, capsys):
+    """A 2-D model on the 8x8 digits used to run every cell into the same shape error (exit 1): now one line,
+    exit 2, no cell written."""
+    module, ckpt = project
+    assert main(["eval", "--model", f"{module}:make", "--checkpoint", str(ckpt), "--dataset", "digits", "--spec",
+                 "spec.toml", "--out", "out", "--no-progress", "--no-figures"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "the model does not take digits's data (points of shape (1, 8, 8))" in line
+    assert not list((tmp_path / "out").rglob("*.json"))
