@@ -326,6 +326,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if _waits_for_rank_zero(spec):
             return 0
         print(summary_text(spec, summary, RecordStore(summary.out_dir)))
+        # drawing the figures can take minutes on a large sweep: say so, or the terminal looks hung after the summary
+        print(f"writing the report: tables, then drawing figures in {summary.out_dir / 'figures'} ...", flush=True)
         report = _write_report(summary.out_dir)  # after the summary: the records are safe whatever happens here
         print(f"report: {report.dir / 'index.html'} ({len(report.files)} files)")
         if tracker is not None:
