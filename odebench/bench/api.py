@@ -7,10 +7,11 @@ puts the model on the device in place of a training, and each cell writes its re
 So a second call with the same model, spec and ``out`` does no work, and everything is written under
 ``<out>/<name>/`` (records, leaderboard, index.html) while the run holds the folder's lock.
 
-The sweep folder ``name`` defaults to ``eval_<label>`` (the network's class name; ``odebench eval``:
-``eval_<pkg.module.factory>``): a new checkpoint of the same factory evaluated into the same folder makes the
-old one's records "an earlier version", left out of the report as for an edited spec; give ``name`` to keep
-both side by side.
+The sweep folder ``name`` defaults to ``eval_<label>_<dataset>`` (``label``: the network's class name;
+``odebench eval``: ``eval_<pkg.module.factory>_<dataset>``; ``<source>-<dataset>`` with a source dataset), so the
+same model evaluated on two datasets keeps both in folders of their own, each current (docs/decisions.md, 52). A
+new checkpoint of the same factory evaluated on the same dataset makes the old one's records "an earlier
+version", left out of the report as for an edited spec; give ``name`` to keep both side by side.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ class EvalResult:
     frame: pd.DataFrame
 
 
-def default_name(label: str) -> str:
-    """The results folder of an evaluation: ``eval_<label>``, made a safe folder name."""
-    return suggest_name(f"eval_{label}")
+def default_name(label: str, dataset: str, source: str = GAUSSIAN_SOURCE) -> str:
+    """The results folder of an evaluation: ``eval_<label>_<dataset>`` (``eval_<label>_<source>-<dataset>`` from
+    a source dataset), made a safe folder name. The dataset is in the name because a folder's report shows the
+    cells of its latest run only: one folder for two datasets would make the first one's cells "earlier"."""
+    data = dataset if source == GAUSSIAN_SOURCE else f"{source}-{dataset}"
+    return suggest_name(f"eval_{label}_{data}")
 
 
 def read_eval_spec(spec: str | dict[str, Any] | None) -> tuple[dict[str, Any], str]:
@@ -127,14 +131,15 @@ def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[di
         solvers: ``[[solvers]]`` entries, e.g. ``[{"name": "euler", "nfe": [4, 8]}, {"name": "dopri5",
             "tolerances": [1e-5]}]``; default: the spec's.
         metrics: metric names (or {data kind: names}); default: the spec's.
-        out: results root; records and report go to ``<out>/<name>/`` (default ``results/eval_<label>``, relative
-            to the current folder): the call prints that folder, and the frame's ``attrs["out_dir"]`` holds it.
+        out: results root; records and report go to ``<out>/<name>/`` (default
+            ``results/eval_<label>_<dataset>``, relative to the current folder): the call prints that folder, and
+            the frame's ``attrs["out_dir"]`` holds it.
         kind, path, adapter: what the network predicts, on which path, and which adapter reads it
             (``odebench.adapters.adapt``); ignored for an adapter or Dynamics, which carry their own.
         spec: a spec name, TOML path or dict whose [[solvers]], seeds and [eval] are used (default ``quick``);
             ``seeds`` and ``n_samples`` override it.
-        name: the results folder (default ``eval_<label>``); ``label`` the model's row name in the tables
-            (default the network's class name).
+        name: the results folder (default ``eval_<label>_<dataset>``); ``label`` the model's row name in the
+            tables (default the network's class name).
         report: write the leaderboard and index.html (with figures).
     """
     if isinstance(model_or_dynamics, Adapter):
@@ -157,7 +162,7 @@ def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[di
         if n_samples is not None:
             ev["n_samples"] = n_samples
         raw["eval"] = ev
-    cells = parse_eval_spec(raw, where, method, dataset, source, name or default_name(label))
+    cells = parse_eval_spec(raw, where, method, dataset, source, name or default_name(label, dataset, source))
     result = evaluate_given(given, cells, out, device=device, progress=progress, report=report)
     frame = result.frame
     frame.attrs["out_dir"] = str(result.summary.out_dir)

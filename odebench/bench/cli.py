@@ -355,7 +355,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    name = args.name or default_name(args.model.replace(":", "."))  # eval_pkg.module.factory
+    name = args.name or default_name(args.model.replace(":", "."), args.dataset, args.source)  # eval_pkg.mod.fn_moons
     try:  # the spec's and the options' mistakes come out before the user's code is imported
         raw, where = read_eval_spec(args.spec)
         parse_eval_spec(raw, where, {"name": "given"}, args.dataset, args.source, name)
@@ -501,10 +501,11 @@ to odebench's velocity (t = 0 source, t = 1 data): TorchCFM and flow_matching
 models and diffusers' (UNet2DModel, DDPMScheduler) are recognised; others are
 called as net(x, t) in odebench's time (--adapter plain).
 
-Where results go: OUT/<name>/ (default: eval_PKG.MODULE.FACTORY): records,
-leaderboard and index.html, as for `odebench run`. Records carry the model's
-identity (SHA-256 of the checkpoint, or of the state dict, with the factory
-and the adapter), so re-running the same command skips finished cells."""
+Where results go: OUT/<name>/ (default: eval_PKG.MODULE.FACTORY_DATASET, so
+each dataset of one model has its own folder): records, leaderboard and
+index.html, as for `odebench run`. Records carry the model's identity (SHA-256
+of the checkpoint, or of the state dict, with the factory and the adapter), so
+re-running the same command skips finished cells."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -579,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "are not needed and are ignored")
     ev.add_argument("--out", default="results", type=Path, help="results root (default: results)")
     ev.add_argument("--name", default=None,
-                    help="results folder under --out (default: eval_PKG.MODULE.FACTORY)")
+                    help="results folder under --out (default: eval_PKG.MODULE.FACTORY_DATASET)")
     ev.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
     ev.add_argument("--data-dir", default=None, type=Path, help="folder of an image dataset (as for run)")
     ev.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")

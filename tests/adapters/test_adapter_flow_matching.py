@@ -70,7 +70,7 @@ def test_evaluate_matches_flow_matchings_own_solver(tmp_path):
     assert isinstance(adapter, FlowMatching)
     reference = load_dataset("moons").test
     solver = ODESolver(velocity_model=wrapped)
-    for record in RecordStore(tmp_path / "eval_Wrapped").records():
+    for record in RecordStore(tmp_path / "eval_Wrapped_moons").records():
         cell, x0, ours = cell_draws(record, adapter)
         steps = cell.nfe if cell.solver == "euler" else cell.nfe // 2
         with torch.no_grad():

@@ -120,7 +120,7 @@ def test_evaluate_returns_the_records_and_resumes(tmp_path):
     assert sorted(zip(frame["solver"], frame["status"], strict=True)) == [("euler", "ok"), ("euler", "ok"),
                                                                           ("heun", "skipped")]
     assert set(frame["method"]) == {f"Field@{frame['method'].iloc[0].split('@')[1]}"}
-    created = sorted((tmp_path / "eval_Field" / "cells").glob("*.json"))
+    created = sorted((tmp_path / "eval_Field_moons" / "cells").glob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in created]
     again = odebench.evaluate(model, "moons", **options)  # same weights: the same records, no work
     assert [p.stat().st_mtime_ns for p in created] == stamps

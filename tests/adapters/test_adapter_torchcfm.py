@@ -59,7 +59,7 @@ def test_odebench_eval_of_a_torchcfm_model_matches_its_own_euler_loop(factory_mo
     code = main(["eval", "--model", f"{name}:make", "--checkpoint", "cfm.pt", "--dataset", "moons", "--spec",
                  "spec.toml", "--out", "out", "--no-progress", "--no-figures"])
     assert code == 0, capsys.readouterr().err
-    records = RecordStore(tmp_path / "out" / f"eval_{name}.make").records()
+    records = RecordStore(tmp_path / "out" / f"eval_{name}.make_moons").records()
     assert sorted(r["config"]["nfe"] for r in records) == [8, 32]
     adapter = adapt(model)
     assert isinstance(adapter, TorchCFM) and adapter.time_input == "concat"

@@ -118,6 +118,6 @@ def test_odebench_evaluate_shows_its_options_and_says_where_it_wrote(tmp_path, c
 
     frame = odebench.evaluate(Field(), "moons", solvers=[{"name": "euler", "nfe": [1]}], metrics=["w2"],
                               n_samples=32, out=tmp_path, report=False)
-    where = tmp_path / "eval_Field"
+    where = tmp_path / "eval_Field_moons"
     assert frame.attrs["out_dir"] == str(where) and (where / "cells").is_dir()
     assert f"records in {where}" in capsys.readouterr().out
