@@ -15,13 +15,20 @@ Time runs over [0, 1]: t = 0 is the source (noise, or another dataset), t = 1 is
 __version__ = "0.1.0"
 
 
-def evaluate(model_or_dynamics, dataset="moons", **options):
+def evaluate(model_or_dynamics, dataset="moons", *, solvers=None, metrics=None, out="results", kind=None, path=None,
+             adapter="auto", source="gaussian", spec=None, name=None, seeds=None, n_samples=None, device=None,
+             model_id=None, label=None, progress=False, report=True):
     """Benchmark a model trained elsewhere (a TorchCFM, flow_matching or diffusers model, your own network, or
-    ready-made Dynamics) over solvers, budgets and metrics; returns its records as a pandas DataFrame. Loaded on
-    first use; the options are those of :func:`odebench.bench.api.evaluate`."""
+    ready-made Dynamics) over solvers, budgets and metrics; returns its records as a pandas DataFrame.
+
+    Records and report are written to ``<out>/<name>/`` (default ``results/eval_<label>``, relative to the
+    current folder); the call prints that folder and the DataFrame's ``attrs["out_dir"]`` holds it. The arguments
+    are those of :func:`odebench.bench.api.evaluate`, which documents each; loaded on first use."""
     import importlib
 
     # every layer imports this package (for __version__), so the top layer is reached by name at call time
     # only, never as a static import import-linter would count as every layer's dependency
     api = importlib.import_module("odebench.bench.api")
-    return api.evaluate(model_or_dynamics, dataset, **options)
+    return api.evaluate(model_or_dynamics, dataset, solvers=solvers, metrics=metrics, out=out, kind=kind, path=path,
+                        adapter=adapter, source=source, spec=spec, name=name, seeds=seeds, n_samples=n_samples,
+                        device=device, model_id=model_id, label=label, progress=progress, report=report)

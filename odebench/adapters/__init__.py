@@ -5,7 +5,8 @@ time direction and what it predicts, and converts that into odebench's velocity 
 data): :class:`Plain` (our own convention), :class:`TorchCFM`, :class:`FlowMatching`, :class:`Diffusers`, and
 :class:`DynamicsAdapter` for ready-made Dynamics. :func:`adapt` picks one from what a factory returned. The peer
 libraries are imported only by their adapter; a missing one raises :class:`PeerMissing` naming
-``pip install 'odebench[adapters]'``.
+``pip install 'odebench[adapters]'`` (TorchCFM: ``pip install --no-deps 'torchcfm>=1.0.7'``, which keeps the
+installed torch build).
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ __all__ = ["ADAPTERS_EXTRA", "KINDS", "Adapter", "DynamicsAdapter", "PeerMissing
 KINDS = ("velocity", "x1", "eps", "score")
 #: how the optional peers are installed; every missing-peer message names it
 ADAPTERS_EXTRA = "pip install 'odebench[adapters]'"
+#: peers installed apart from the extra: TorchCFM declares torchdyn (-> torchvision, which pins a torch release),
+#: so installing it with its dependencies would replace a CPU build of torch; its import needs none of them
+PEER_INSTALL = {"torchcfm": "pip install --no-deps 'torchcfm>=1.0.7'"}
 
 
 class PeerMissing(ImportError):
@@ -58,8 +61,11 @@ def require_peer(module: str, adapter: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        how = PEER_INSTALL.get(module)
+        how = (f"{how} (without its declared dependencies, which would replace the installed torch; the "
+               f"others come with {ADAPTERS_EXTRA})") if how else ADAPTERS_EXTRA
         raise PeerMissing(f"the {adapter} adapter needs the {module!r} package, which is not installed: "
-                          f"{ADAPTERS_EXTRA}") from exc
+                          f"{how}") from exc
 
 
 def is_instance_of(obj: Any, module_prefix: str, class_name: str) -> bool:

@@ -21,16 +21,22 @@ Every folder the user names is resolved to an absolute path once, as it is parse
 in what the user asked for ends with one ``error:`` line naming the fix and exit code 2; so does an I/O error the
 user can fix (a full disk, a read-only or immutable folder: one line naming the path and the cause; others exit
 1), and a path that leads out of the folder named (a symlinked ``index.html`` or ``figures/``). Ctrl-C ends with exit
-code 130 and the advice to re-run the same command (finished cells are kept).
+code 130 and the advice to re-run the same command (finished cells are kept), at any moment: the import-safe SIGINT
+handler (odebench.bench.harness.interrupts) is installed before this module imports anything else, so an interrupt
+that lands inside an import is taken once the import is done.
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
-import os
-import sys
-from pathlib import Path
+from odebench.bench.harness import interrupts
+
+interrupts.install()  # first: a Ctrl-C inside the imports below (or torch's, later) must not break them
+
+import argparse  # noqa: E402
+import errno  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -207,8 +213,32 @@ def _apply_process_options(args: argparse.Namespace, spec) -> None:
         raise UsageError(str(exc)) from exc
 
 
+def _check_run_options(args: argparse.Namespace, spec) -> str | None:
+    """What a dry run checks as the run does, so that both give the same answer: --address comes with --executor
+    ray, and a ``--device`` given on the command line exists here. A spec's own device that is missing here
+    (planning a GPU sweep on a laptop) is refused by the run; the dry run still prints the plan, then this note
+    (returned)."""
+    from odebench.bench.harness.runtime import resolve_device
+
+    if args.address is not None and args.executor != "ray":
+        raise UsageError(f"--address {args.address} only applies to --executor ray; add --executor ray or drop "
+                         f"--address")
+    try:
+        resolve_device(args.device or spec.device)
+    except (RuntimeError, ValueError) as exc:
+        if args.device is not None or not args.dry_run:
+            raise UsageError(str(exc)) from exc
+        return f"the spec's device: {exc}; a run here would stop before any work (--device cpu runs it on the CPU)"
+    return None
+
+
 def _apply_locations(args: argparse.Namespace) -> None:
-    """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset)."""
+    """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset). A
+    weights file that is not there is refused now, not when the first FID cell fails on it."""
+    weights = args.inception_weights
+    if weights is not None and not weights.is_file():
+        raise UsageError(f"--inception-weights {weights}: no such file; give the Inception weights file for FID "
+                         f"(odebench never downloads it), or drop the option")
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
     if args.inception_weights is not None:
@@ -289,6 +319,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec, args.set)
     _check_option_values(args)
     _check_out(args.out, create=False)
+    device_note = _check_run_options(args, spec)
     sinks = _track_sinks(args, spec)
     if args.dry_run:
         if spec.overrides:
@@ -301,6 +332,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _print_plan(spec, args.out)
         except (DataDirError, RunRefused) as exc:
             raise UsageError(str(exc)) from exc
+        if device_note:
+            print(f"note: {device_note}", file=sys.stderr)
         return 0
     _apply_process_options(args, spec)
     _check_out(args.out, create=True)
@@ -324,6 +357,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if _waits_for_rank_zero(spec):
             return 0
         print(summary_text(spec, summary, RecordStore(summary.out_dir)))
+        # drawing the figures can take minutes on a large sweep: say so, or the terminal looks hung after the summary
+        print(f"writing the report: tables, then drawing figures in {summary.out_dir / 'figures'} ...", flush=True)
         try:  # after the summary: the records are safe whatever happens here
             report = _write_report(summary.out_dir)
         except (RunRefused, OSError) as exc:
@@ -355,7 +390,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.report.summary import summary_text
 
     _check_count("--threads", args.threads)
-    name = args.name or default_name(args.model.replace(":", "."))  # eval_pkg.module.factory
+    name = args.name or default_name(args.model.replace(":", "."), args.dataset, args.source)  # eval_pkg.mod.fn_moons
     try:  # the spec's and the options' mistakes come out before the user's code is imported
         raw, where = read_eval_spec(args.spec)
         parse_eval_spec(raw, where, {"name": "given"}, args.dataset, args.source, name)
@@ -511,10 +546,11 @@ to odebench's velocity (t = 0 source, t = 1 data): TorchCFM and flow_matching
 models and diffusers' (UNet2DModel, DDPMScheduler) are recognised; others are
 called as net(x, t) in odebench's time (--adapter plain).
 
-Where results go: OUT/<name>/ (default: eval_PKG.MODULE.FACTORY): records,
-leaderboard and index.html, as for `odebench run`. Records carry the model's
-identity (SHA-256 of the checkpoint, or of the state dict, with the factory
-and the adapter), so re-running the same command skips finished cells."""
+Where results go: OUT/<name>/ (default: eval_PKG.MODULE.FACTORY_DATASET, so
+each dataset of one model has its own folder): records, leaderboard and
+index.html, as for `odebench run`. Records carry the model's identity (SHA-256
+of the checkpoint, or of the state dict, with the factory and the adapter), so
+re-running the same command skips finished cells."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -589,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "are not needed and are ignored")
     ev.add_argument("--out", default="results", type=_absolute, help="results root (default: results)")
     ev.add_argument("--name", default=None,
-                    help="results folder under --out (default: eval_PKG.MODULE.FACTORY)")
+                    help="results folder under --out (default: eval_PKG.MODULE.FACTORY_DATASET)")
     ev.add_argument("--device", default=None, help="cpu or cuda (default: the spec's, else cpu)")
     ev.add_argument("--data-dir", default=None, type=Path, help="folder of an image dataset (as for run)")
     ev.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
@@ -678,14 +714,15 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:  # a bare `odebench`: what it can do, not an error
-        parser.print_help()
-        return 0
     from odebench.bench.harness.errors import RunRefused
 
     try:
+        interrupts.install()  # again, for a caller that imported this module from another thread
+        parser = build_parser()  # imports the registries (and torch): Ctrl-C may land here too
+        args = parser.parse_args(argv)
+        if args.command is None:  # a bare `odebench`: what it can do, not an error
+            parser.print_help()
+            return 0
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

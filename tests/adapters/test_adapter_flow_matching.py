@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-pytest.importorskip("flow_matching", reason="the flow_matching peer is not installed (pip install flow_matching, "
-                                            "as .ci/run does)")
+pytest.importorskip("flow_matching", reason="the flow_matching peer is not installed (pip install "
+                                            "'odebench[adapters]', as .ci/run does)")
 from adapter_helpers import cell_draws  # noqa: E402
 from flow_matching.path import AffineProbPath  # noqa: E402
 from flow_matching.path.scheduler import CondOTScheduler  # noqa: E402
@@ -70,7 +70,7 @@ def test_evaluate_matches_flow_matchings_own_solver(tmp_path):
     assert isinstance(adapter, FlowMatching)
     reference = load_dataset("moons").test
     solver = ODESolver(velocity_model=wrapped)
-    for record in RecordStore(tmp_path / "eval_Wrapped").records():
+    for record in RecordStore(tmp_path / "eval_Wrapped_moons").records():
         cell, x0, ours = cell_draws(record, adapter)
         steps = cell.nfe if cell.solver == "euler" else cell.nfe // 2
         with torch.no_grad():

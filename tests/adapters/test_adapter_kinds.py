@@ -76,6 +76,12 @@ def test_a_missing_peer_names_the_extra(monkeypatch):
 
     with pytest.raises(PeerMissing, match="the torchcfm adapter needs the 'torchcfm' package"):
         TorchCFM(nn.Linear(3, 2))
+    # TorchCFM is installed without its declared dependencies (torchdyn -> torchvision would replace the torch build)
+    assert "pip install --no-deps 'torchcfm>=1.0.7'" in str(info.value)
+    monkeypatch.setitem(sys.modules, "flow_matching", None)
+    with pytest.raises(PeerMissing) as info:
+        require_peer("flow_matching", "flow_matching")
+    assert str(info.value).endswith(ADAPTERS_EXTRA) and "--no-deps" not in str(info.value)
 
 
 def test_adapt_picks_and_refuses():
@@ -114,7 +120,7 @@ def test_evaluate_returns_the_records_and_resumes(tmp_path):
     assert sorted(zip(frame["solver"], frame["status"], strict=True)) == [("euler", "ok"), ("euler", "ok"),
                                                                           ("heun", "skipped")]
     assert set(frame["method"]) == {f"Field@{frame['method'].iloc[0].split('@')[1]}"}
-    created = sorted((tmp_path / "eval_Field" / "cells").glob("*.json"))
+    created = sorted((tmp_path / "eval_Field_moons" / "cells").glob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in created]
     again = odebench.evaluate(model, "moons", **options)  # same weights: the same records, no work
     assert [p.stat().st_mtime_ns for p in created] == stamps

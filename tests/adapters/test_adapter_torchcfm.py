@@ -7,7 +7,7 @@ import pytest
 import torch
 
 torchcfm = pytest.importorskip("torchcfm", reason="the TorchCFM peer is not installed (pip install --no-deps "
-                                                  "torchcfm, as .ci/run does)")
+                                                  "'torchcfm>=1.0.7', as .ci/run does)")
 from adapter_helpers import cell_draws, tiny_spec_toml  # noqa: E402
 from torchcfm.conditional_flow_matching import ConditionalFlowMatcher  # noqa: E402
 from torchcfm.models import MLP  # noqa: E402
@@ -59,7 +59,7 @@ def test_odebench_eval_of_a_torchcfm_model_matches_its_own_euler_loop(factory_mo
     code = main(["eval", "--model", f"{name}:make", "--checkpoint", "cfm.pt", "--dataset", "moons", "--spec",
                  "spec.toml", "--out", "out", "--no-progress", "--no-figures"])
     assert code == 0, capsys.readouterr().err
-    records = RecordStore(tmp_path / "out" / f"eval_{name}.make").records()
+    records = RecordStore(tmp_path / "out" / f"eval_{name}.make_moons").records()
     assert sorted(r["config"]["nfe"] for r in records) == [8, 32]
     adapter = adapt(model)
     assert isinstance(adapter, TorchCFM) and adapter.time_input == "concat"

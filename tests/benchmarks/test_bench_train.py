@@ -30,7 +30,7 @@ from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling
 
 torchcfm = pytest.importorskip("torchcfm", reason="the training benchmark compares against torchcfm "
-                               "(pip install odebench[bench])")
+                               "(pip install --no-deps 'torchcfm>=1.0.7')")
 
 STEPS = 200
 BATCH = 256

@@ -44,6 +44,12 @@ def test_second_run_trains_and_evaluates_nothing(smoke_run, capsys):
     printed = capsys.readouterr().out
     assert "models: 0 needed, 0 trained, 0 loaded from cache" in printed
     assert "nothing to do" in printed
+    # a line before the figures are drawn (minutes on a large sweep), after the summary, before the report's line
+    lines = printed.splitlines()
+    drawing = next(i for i, line in enumerate(lines) if line.startswith("writing the report: tables, then drawing "
+                                                                          "figures in"))
+    assert drawing > next(i for i, line in enumerate(lines) if line.startswith("models: "))
+    assert drawing < next(i for i, line in enumerate(lines) if line.startswith("report: "))
     assert {f: f.stat().st_mtime_ns for f in (out / "smoke" / "cells").glob("*.json")} == before
 
 

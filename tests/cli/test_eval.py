@@ -91,7 +91,7 @@ def test_eval_writes_records_and_report_and_resumes(project, tmp_path, capsys):
     assert run_eval(module, "--checkpoint", str(ckpt)) == 0
     out = capsys.readouterr().out
     assert "3 cells, 0 already done; this run: ok 2, skipped 1" in out and "evaluated as given" in out
-    sweep = tmp_path / "out" / f"eval_{module}.make"
+    sweep = tmp_path / "out" / f"eval_{module}.make_moons"
     for name in ("leaderboard.md", "leaderboard.csv", "index.html"):
         assert (sweep / name).is_file()
     assert f"make@{sha256_file(ckpt)[:8]}" in (sweep / "leaderboard.md").read_text()
@@ -191,7 +191,7 @@ def test_a_held_folder_is_refused(project, tmp_path, capsys):
     with acquire(tmp_path / "out"):
         assert run_eval(module, "--checkpoint", str(ckpt)) == 2
     assert "is in use by another odebench run" in one_error_line(capsys.readouterr().err)
-    assert not (tmp_path / "out" / f"eval_{module}.make").exists()
+    assert not (tmp_path / "out" / f"eval_{module}.make_moons").exists()
 
 
 def test_state_key_and_safetensors(project, tmp_path, capsys):
@@ -205,3 +205,33 @@ def test_state_key_and_safetensors(project, tmp_path, capsys):
     safetensors.save_file(state, str(tmp_path / "net.safetensors"))
     assert run_eval(module, "--checkpoint", str(tmp_path / "net.safetensors"), "--name", "st") == 0
     assert "3 cells, 0 already done" in capsys.readouterr().out
+
+
+def test_a_model_whose_shape_does_not_fit_the_dataset_is_refused_before_any_cell(project, tmp_path, capsys):
+    """A 2-D model on the 8x8 digits used to run every cell into the same shape error (exit 1): now one line,
+    exit 2, no cell written."""
+    module, ckpt = project
+    assert main(["eval", "--model", f"{module}:make", "--checkpoint", str(ckpt), "--dataset", "digits", "--spec",
+                 "spec.toml", "--out", "out", "--no-progress", "--no-figures"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "the model does not take digits's data (points of shape (1, 8, 8))" in line
+    assert not list((tmp_path / "out").rglob("*.json"))
+
+
+def test_one_model_on_two_datasets_keeps_both_current(project, tmp_path, capsys):
+    """The default folder names the dataset: a second dataset used to share ``eval_<factory>`` with the first and
+    make the first one's cells "an earlier version", left out of its report (docs/decisions.md, 52)."""
+    from odebench.bench.report.tables import load_sweep
+
+    module, ckpt = project
+    assert run_eval(module, "--checkpoint", str(ckpt)) == 0
+    assert main(["eval", "--model", f"{module}:make", "--checkpoint", str(ckpt), "--dataset", "circles", "--spec",
+                 "spec.toml", "--out", "out", "--no-progress", "--no-figures"]) == 0
+    captured = capsys.readouterr()
+    assert "earlier version" not in captured.out + captured.err
+    for dataset in ("moons", "circles"):
+        sweep = load_sweep(tmp_path / "out" / f"eval_{module}.make_{dataset}")
+        assert sweep.earlier == [] and sweep.datasets() == [dataset]
+        assert sorted(sweep.frame["status"]) == ["ok", "ok", "skipped"]
+        board = (sweep.dir / "leaderboard.md").read_text()
+        assert f"## {dataset}" in board and "earlier version" not in board

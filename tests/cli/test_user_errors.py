@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from load import scaled
 
 from odebench.bench.cli import main
 from odebench.bench.harness.records import NoRecords, RecordStore
@@ -26,10 +27,10 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def odebench(*args: str, **kwargs) -> subprocess.CompletedProcess:
+def odebench(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "odebench", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=120, **kwargs)
+                          env=env, timeout=timeout, **kwargs)
 
 
 @pytest.mark.parametrize("dry", [False, True])
@@ -85,23 +86,23 @@ def test_ctrl_c_on_a_real_run(tmp_path):
     line, no traceback from the driver or the workers; running it again finishes the sweep."""
     args = [sys.executable, "-m", "odebench", "run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress",
             "--jobs", "2"]
+    # SIGINT's default action in the child, as in a terminal (a test run in the background inherits it ignored)
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 90
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + scaled(90)  # limits measured on an idle machine, stretched by the load
     while not (tmp_path / "smoke" / "cells").is_dir() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=scaled(60))
     if proc.returncode == 0:
         pytest.skip("the run finished before the interrupt arrived")
     assert proc.returncode == 130, err
-    assert "re-run the same command to resume" in err and "KeyboardInterrupt" not in err
-    # the driver and the running workers print nothing more. One stdlib race is known and left: under heavy
-    # load a worker the pool is still starting when the driver leaves can fail to open the pool's semaphore
-    # (multiprocessing/synchronize.py, FileNotFoundError) and print that; nothing of odebench's is in it
-    if "Traceback" in err:
-        assert "odebench" not in err.split("Traceback", 1)[1] and "SemLock._rebuild" in err, err
-    again = odebench("run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress")
+    assert "re-run the same command to resume" in err
+    # the driver and the workers, started or starting, print nothing more (a worker still starting used to
+    # fail on the pool's removed semaphores: multiprocessing's SemLock._rebuild, FileNotFoundError)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    again = odebench("run", "--spec", "smoke", "--out", str(tmp_path), "--no-progress", timeout=scaled(120))
     assert again.returncode == 0, again.stderr
 
 

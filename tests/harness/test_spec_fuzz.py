@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
+from load import scaled
 from spec_fuzz import _snapshot, cases, mutated_specs, prepare_sandbox, run_one, run_set, set_cases, summary_line
 
 EXAMPLES = int(os.environ.get("ODEBENCH_FUZZ_EXAMPLES", "30"))
@@ -46,7 +47,7 @@ def test_no_spec_ends_in_a_traceback_a_hang_or_a_write_outside_out(case):
     spec, mutated = case
     sandbox = Path(tempfile.mkdtemp(prefix="odebench-fuzz-"))
     try:
-        outcome = run_one(spec, mutated, sandbox, timeout=60)
+        outcome = run_one(spec, mutated, sandbox, timeout=scaled(60))  # 60 s on an idle machine
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
     _check(outcome, spec)

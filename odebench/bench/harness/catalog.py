@@ -11,6 +11,7 @@ edit to this module.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +19,15 @@ CATEGORIES = ("methods", "solvers", "grids", "datasets", "metrics", "networks", 
 
 
 def first_line(obj: Any) -> str:
-    """The summary of an object's docstring (its first paragraph, on one line), '' without one."""
+    """The summary of an object's docstring (its first paragraph, on one line, as plain text), '' without one."""
     doc = (inspect.getdoc(obj) or "").strip()
-    return " ".join(doc.split("\n\n")[0].split()) if doc else ""
+    return plain(" ".join(doc.split("\n\n")[0].split())) if doc else ""
+
+
+def plain(text: str) -> str:
+    """reStructuredText markup of a docstring as a terminal shows it: ``x`` and `x` -> x, :func:`x` -> x."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), text)
 
 
 def paper_title(citation: str) -> str:
@@ -83,10 +90,11 @@ def describe(category: str, name: str) -> str:
     obj = _registry(category).get(name)
     if category == "solvers":
         kind = obj.kind + (", adaptive" if obj.adaptive else "")
-        return f"[{kind}] {obj.description or first_line(type(obj))}"
+        return f"[{kind}] {plain(obj.description) or first_line(type(obj))}"
     if category == "metrics":
         direction = "higher" if obj.higher_is_better else "lower"
-        return f"[{'/'.join(obj.kinds)}, {direction} is better] {obj.description}"
+        # the docstring's whole first paragraph: the registry keeps its first line only, which can stop mid-sentence
+        return f"[{'/'.join(obj.kinds)}, {direction} is better] {first_line(obj.fn) or plain(obj.description)}"
     if category == "datasets":
         kind = getattr(obj, "kind", None)
         return (f"[{kind}] " if kind else "") + first_line(obj)
@@ -185,7 +193,7 @@ def details(category: str, name: str) -> list[str]:
     """The lines ``odebench list KIND -v`` and ``odebench show NAME`` print under an entry's line."""
     fn = {"methods": _methods_detail, "solvers": _solvers_detail, "metrics": _metrics_detail,
           "datasets": _datasets_detail, "networks": _networks_detail, "specs": _specs_detail}.get(category)
-    return fn(name) if fn else []
+    return [plain(line) for line in fn(name)] if fn else []
 
 
 def find(name: str) -> list[str]:

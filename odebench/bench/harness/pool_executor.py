@@ -12,15 +12,23 @@ behind a queue of cells; no more workers are started than the plan has jobs. The
 include a per-model one (NLL) go to one worker together, so the per-model value is computed once. A worker that
 dies (killed, out of memory) fails the jobs it held, with the reason, and the run goes on in a fresh pool.
 
-Workers are started with ``forkserver`` where the platform has it (the server imports the harness once,
-ignoring Ctrl-C; each worker forks from it in milliseconds), else ``spawn``. Workers ignore SIGINT: on
-Ctrl-C the driver stops them and leaves, so the terminal shows one line and no worker tracebacks.
+Workers are started with ``forkserver`` where the platform has it (the server imports the harness once; each
+worker forks from it in milliseconds), else ``spawn``. Workers ignore SIGINT: on Ctrl-C the driver stops them
+and leaves, so the terminal shows one line and no worker tracebacks. The server and every worker are started
+inside :func:`odebench.bench.harness.interrupts.deferred`: they start with SIGINT blocked (the server until it
+ignores it, a worker until its initializer does), and the driver takes a Ctrl-C that lands meanwhile once the
+process is started and known to the pool, so that stopping the pool stops it.
+
+Training steps come back while a training runs, not only when it ends: when the driver's progress line listens
+(odebench.bench.harness.progress), each worker forwards its step reports to a queue of the pool, and the driver,
+which wakes at least every ``WAKE_SECONDS``, drains it into the line.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -30,12 +38,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from odebench.bench.harness import progress
+from odebench.bench.harness.interrupts import deferred
 from odebench.bench.harness.plan import JobContext, Plan, TrainingJob, TrainOutcome
 from odebench.bench.harness.records import failed_record
 from odebench.bench.harness.spec import Cell
 
 #: what the forkserver imports once, so that workers start with the harness already loaded
 PRELOAD = ["odebench.bench.harness.run"]
+#: how often the driver drains the workers' step reports while their jobs run (when a progress line listens)
+WAKE_SECONDS = 0.5
 
 
 def available_cores() -> int:
@@ -46,13 +58,17 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _start_worker(threads: int | None, environ: dict[str, str], path: list[str], cwd: str, lifeline) -> None:
+def _start_worker(threads: int | None, environ: dict[str, str], path: list[str], cwd: str, lifeline,
+                  steps=None) -> None:
     """In each worker, before any job: Ctrl-C is the driver's to handle; the worker sees the driver's
     environment (``--data-dir`` sets ODEBENCH_DATA), import path and folder as they are now (a forkserver was
-    started earlier, perhaps with others); torch gets its thread count; and the worker exits as soon as the
-    driver is gone (``lifeline``: the read end of a pipe whose only write end the driver holds, so it reads
-    end-of-file when the driver dies, SIGKILL included), instead of waiting for work forever."""
+    started earlier, perhaps with others); torch gets its thread count; training steps go to the ``steps``
+    queue (when the driver shows progress); and the worker exits as soon as the driver is gone (``lifeline``:
+    the read end of a pipe whose only write end the driver holds, so it reads end-of-file when the driver dies,
+    SIGKILL included), instead of waiting for work forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if steps is not None:
+        progress.forward_to(steps)
     os.environ.clear()
     os.environ.update(environ)
     sys.path[:] = path
@@ -104,6 +120,7 @@ class PoolExecutor:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.jobs = jobs
         self._lifelines: list = []  # write ends the workers watch; closed once their pool is done
+        self._steps = None  # the queue the workers send their training steps to (None: nobody listens)
 
     def _pool(self, ctx: JobContext, workers: int | None = None) -> ProcessPoolExecutor:
         workers = workers or self.jobs
@@ -111,23 +128,34 @@ class PoolExecutor:
         mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if mp.get_start_method() == "forkserver":
             mp.set_forkserver_preload(PRELOAD)
-            # start the server now, with Ctrl-C ignored: an ignored signal stays ignored across its exec, so an
-            # interrupt during its preload imports cannot print a traceback (the driver alone reports it)
-            from multiprocessing import forkserver
+            from multiprocessing import forkserver, resource_tracker
 
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
+            # the resource tracker first: starting it unblocks SIGINT in this thread when it is done (whatever the
+            # mask was before), which inside the block below would let the server start with SIGINT unblocked
+            resource_tracker.ensure_running()
+            # start the server now, with SIGINT blocked in it (the mask survives its exec) until it ignores it
+            # itself, after its preload imports: an interrupt meanwhile is the driver's alone, taken once the
+            # server is up (an ignored one would be lost, and the run would go on)
+            with deferred():
                 forkserver.ensure_running()
-            finally:
-                signal.signal(signal.SIGINT, previous)
         reader, writer = mp.Pipe(duplex=False)
         self._lifelines.append(writer)
+        # a new queue per pool: a worker killed while it was sending could leave the old one's lock taken
+        self._steps = mp.Queue() if progress.is_listening() else None
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_start_worker,
-                                   initargs=(ctx.threads, dict(os.environ), list(sys.path), os.getcwd(), reader))
-        # start every worker now, before any real work: a Ctrl-C that stops the pool while a worker is still
-        # being started leaves that worker reading a semaphore the driver has already removed (a traceback)
-        for started in [pool.submit(os.getpid) for _ in range(workers)]:
-            started.result()
+                                   initargs=(ctx.threads, dict(os.environ), list(sys.path), os.getcwd(), reader,
+                                             self._steps))
+        # start every worker now, before any real work, each known to the pool before a Ctrl-C is taken (a
+        # worker forked but not yet in the pool's list could not be stopped, and would fail on the semaphores
+        # the driver removes when it leaves); an interrupt while they start up stops them all
+        try:
+            with deferred():
+                started = [pool.submit(os.getpid) for _ in range(workers)]
+            for future in started:
+                future.result()
+        except BaseException:
+            _stop(pool)
+            raise
         return pool
 
     def _close_lifelines(self) -> None:
@@ -145,14 +173,20 @@ class PoolExecutor:
         workers = min(self.jobs, len(plan.trainings) + len(plan.todo))  # never more workers than jobs to run
         if workers == 0:
             return
-        pool = self._pool(ctx, workers)
+        try:
+            pool = self._pool(ctx, workers)
+        except BaseException:  # Ctrl-C while the workers start: _pool has stopped them
+            self._close_lifelines()
+            raise
         try:
             while ready or running:
                 ready.sort(key=lambda w: w.order)
                 while ready and len(running) < workers:
                     work = ready.pop(0)
                     running[self._submit(pool, work, outcomes, ctx, train_fn, cell_fn)] = work
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                wake = WAKE_SECONDS if self._steps is not None else None  # to draw the steps of trainings under way
+                done, _ = wait(running, timeout=wake, return_when=FIRST_COMPLETED)
+                self._drain_steps()
                 broken = False
                 for fut in done:
                     work = running.pop(fut)
@@ -179,6 +213,15 @@ class PoolExecutor:
         self._close_lifelines()
 
     # ------------------------------------------------------------------------------------------- helpers
+    def _drain_steps(self) -> None:
+        """Hand the step reports the workers sent to this process's listener (the progress line)."""
+        while self._steps is not None:
+            try:
+                key, done, total = self._steps.get_nowait()
+            except (queue.Empty, OSError, EOFError, ValueError):  # nothing more, or a queue a dead worker broke
+                return
+            progress.report_steps(key, done, total)
+
     @staticmethod
     def _training(job: TrainingJob, children: dict, index: dict) -> _Work:
         # trainings first; those with children (reflow rounds to come) before the others, then plan order

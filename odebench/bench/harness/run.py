@@ -47,6 +47,7 @@ from odebench.bench.harness.plan import (
     problem_of,
     quarantine_corrupt,
 )
+from odebench.bench.harness.progress import SweepProgress, listening
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
 from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
 from odebench.bench.harness.safe_paths import inside, sweep_dir
@@ -411,10 +412,10 @@ def _metric_cache(ctx: JobContext) -> Path:
 
 
 class _Sink:
-    """Receives finished jobs in the driver: writes records, counts, advances the bar."""
+    """Receives finished jobs in the driver: writes records, counts, advances the progress line."""
 
-    def __init__(self, store: RecordStore, summary: SweepSummary, bar, tracker=None):
-        self.store, self.summary, self.bar = store, summary, bar
+    def __init__(self, store: RecordStore, summary: SweepSummary, progress: SweepProgress, tracker=None):
+        self.store, self.summary, self.progress = store, summary, progress
         self.metric_failures: dict[str, list] = {}  # metric -> [cells, first reason]
         #: odebench.bench.harness.tracking.Tracker, or None (no tracking: nothing below calls it); it sees each
         #: record after it is written and never raises
@@ -429,6 +430,7 @@ class _Sink:
         s = self.summary
         s.trained += len(outcome.trained)
         s.loaded += outcome.ok and job.key not in outcome.trained
+        self.progress.training_done(job.key, outcome.ok, job.key in outcome.trained, outcome.seconds)
         if not outcome.ok:
             s.failures.append(f"training {job.label}: {outcome.reason}")
         elif outcome.reason:
@@ -438,7 +440,7 @@ class _Sink:
 
     def cell_done(self, cell: Cell, record: dict[str, Any] | None) -> None:
         if record is None or not distributed.is_main():  # under torchrun, rank 0 alone writes
-            self.bar.update(1)
+            self.progress.cell_done(cell.id, record)
             return
         self.store.write(record)
         if self.tracker is not None:  # after the write: the record is safe whatever a sink does
@@ -449,7 +451,7 @@ class _Sink:
         where = f"{cell.method['name']} on {cell.target}, {cell.solver_label}@{cell.nfe or cell.tol}"
         if record["status"] == "failed" and not str(record.get("reason")).startswith("training:"):
             self.summary.failures.append(f"cell {cell.id} ({where}): {record['reason']}")
-        self.bar.update(1)
+        self.progress.cell_done(cell.id, record)
 
 
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
@@ -473,8 +475,6 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     training's curves and each record, after it is written, to TensorBoard, MLflow or W&B; its notes (a sink
     that failed) join the summary's. None: no tracking, and nothing in the run differs.
     """
-    from tqdm.auto import tqdm
-
     from odebench.bench.harness.data_hparams import resolve_spec
     from odebench.bench.harness.executors import get_executor
 
@@ -492,8 +492,7 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
     lock = acquire(out_root) if distributed.is_main() else None
     try:
-        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs, given,
-                           tracker)
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs, given, tracker)
     finally:
         if lock is not None:
             lock.release()
@@ -513,7 +512,7 @@ def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[s
     return existing, notes
 
 
-def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, tqdm, jobs,
+def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs,
                 given=None, tracker=None) -> SweepSummary:
     device = runtime.device
     store = RecordStore(out_dir, root=out_root)
@@ -543,16 +542,17 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
                      torch.get_num_threads(), runtime.precision, runtime.compile, str(out_dir / "samples"),
                      str(out_root), dict(spec.budgets))
     start = time.perf_counter()
-    bar = tqdm(total=len(plan.todo) + len(plan.skips), desc=f"{spec.name} cells", disable=not progress,
-               mininterval=0.5)
+    planned = {j.key: TrainConfig(**j.cell.train).steps for j in plan.trainings if not j.cached}
+    bar = SweepProgress(spec.name, planned, len(plan.todo), set(plan.skips), enabled=progress)
     sink = _Sink(store, summary, bar, tracker)
     for cell in spec.cells:
         if cell.id in plan.skips:
             sink.cell_done(cell, skipped_record(cell, device, plan.skips[cell.id]))
     try:
-        runner.run(plan, ctx, train_job if given is None else given_job(given), cell_job, sink)
+        with listening(bar.steps):
+            runner.run(plan, ctx, train_job if given is None else given_job(given), cell_job, sink)
         sink.close()
-    finally:  # on Ctrl-C too: the bar ends its line before the interruption is reported
+    finally:  # on Ctrl-C too: the line ends before the interruption is reported
         bar.close()
     if tracker is not None:
         summary.notes += tracker.notes

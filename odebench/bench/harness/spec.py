@@ -24,6 +24,7 @@ from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.artifacts import config_hash
 from odebench.bench.harness.safe_paths import name_problem
 from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
+from odebench.bench.harness.suggest import did_you_mean
 from odebench.bench.harness.train import train_key_fields
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
@@ -139,7 +140,8 @@ def read_spec_text(name_or_path: str) -> tuple[str, str]:
             raise SpecError(repr(name_or_path), [f"spec: {exc}"]) from None
     names = builtin_spec_names()
     if name_or_path not in names:
-        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {lim.show(name_or_path)} and no such file; "
+        raise SpecError(repr(name_or_path), [f"spec: no built-in spec {lim.show(name_or_path)}"
+                                             f"{did_you_mean(name_or_path, names)} and no such file; "
                                              f"built-in specs: {', '.join(names)}"])
     text = resources.files("odebench.bench.harness.specs").joinpath(f"{name_or_path}.toml").read_text()
     return text, f"built-in {lim.show(name_or_path)}"
@@ -180,7 +182,8 @@ def _method_variants(entry: dict[str, Any], where: str, problems: list[str]) -> 
 
     name = entry.get("name")
     if not isinstance(name, str) or name not in METHODS:
-        problems.append(f"{where}.name: unknown method {lim.show(name)}; known: {', '.join(METHODS.names())}")
+        problems.append(f"{where}.name: unknown method {lim.show(name)}{did_you_mean(name, METHODS.names())}; "
+                        f"known: {', '.join(METHODS.names())}")
         return []
     accepted = sc.method_hparams(name)
     rules = lim.method_rules(name)
@@ -255,7 +258,8 @@ def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: 
         sc.unknown_keys(entry, DATASET_KEYS, where, problems)
         target, source = entry.get("target"), entry.get("source", GAUSSIAN_SOURCE)
         if not isinstance(target, str) or target not in DATASETS:
-            problems.append(f"{where}.target: unknown dataset {lim.show(target)}; known: "
+            problems.append(f"{where}.target: unknown dataset {lim.show(target)}"
+                            f"{did_you_mean(target, DATASETS.names())}; known: "
                             f"{', '.join(DATASETS.names())}")
         if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
             problems.append(f"{where}.source: unknown dataset {lim.show(source)}; known: {GAUSSIAN_SOURCE} (the "
@@ -309,7 +313,8 @@ def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, i
         sc.unknown_keys(entry, SOLVER_KEYS, where, problems)
         sname = entry.get("name")
         if not isinstance(sname, str) or sname not in SOLVERS:
-            problems.append(f"{where}.name: unknown solver {lim.show(sname)}; known: {', '.join(SOLVERS.names())}")
+            problems.append(f"{where}.name: unknown solver {lim.show(sname)}{did_you_mean(sname, SOLVERS.names())}; "
+                            f"known: {', '.join(SOLVERS.names())}")
             continue
         adaptive = SOLVERS.get(sname).adaptive
         key, other = ("tolerances", "nfe") if adaptive else ("nfe", "tolerances")
@@ -476,7 +481,8 @@ def _parse_eval(raw, where, problems, method, target, source, name) -> Spec:
     name, description, seeds, data_seed, device, budgets = _header(raw, problems, name)
     ev = sc.check_eval(raw.get("eval", {}), "eval", problems)
     if not isinstance(target, str) or target not in DATASETS:
-        problems.append(f"dataset: unknown dataset {lim.show(target)}; known: {', '.join(DATASETS.names())}")
+        problems.append(f"dataset: unknown dataset {lim.show(target)}{did_you_mean(target, DATASETS.names())}; "
+                        f"known: {', '.join(DATASETS.names())}")
     else:
         sc.check_metric_kinds([("eval.metrics", target, dataset_kind(target), ev)], problems)
     if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):

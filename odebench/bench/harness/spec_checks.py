@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 from odebench.bench.harness import spec_limits as lim
+from odebench.bench.harness.suggest import did_you_mean
 from odebench.bench.harness.train import TrainConfig
 
 Problems = list[str]
@@ -179,7 +180,8 @@ def _metric_names(names: Any, path: str, problems: Problems) -> list[str]:
         return []
     for m in names:
         if m not in METRICS:
-            problems.append(f"{path}: unknown metric {lim.show(m)}; known: {', '.join(METRICS.names())}")
+            problems.append(f"{path}: unknown metric {lim.show(m)}{did_you_mean(m, METRICS.names())}; known: "
+                            f"{', '.join(METRICS.names())}")
     dups = sorted({m for m in names if names.count(m) > 1})
     if dups:
         problems.append(f"{path}: {dups} listed more than once; list each metric once")
@@ -266,7 +268,8 @@ def check_eval(value: Any, path: str, problems: Problems, base: Cfg | None = Non
                      "[eval.metric_options.sliced_w] n_projections = 64")
         for m, o in opts.items():
             if m not in METRICS:
-                problems.append(f"{path}.metric_options.{m}: unknown metric {lim.show(m)}; known: "
+                problems.append(f"{path}.metric_options.{m}: unknown metric {lim.show(m)}"
+                                f"{did_you_mean(m, METRICS.names())}; known: "
                                 f"{', '.join(METRICS.names())}")
             else:
                 o = table(o, f"{path}.metric_options.{m}", problems, f"[eval.metric_options.{m}] key = value")

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
 from odebench.bench.harness import distributed
 from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact, config_hash
+from odebench.bench.harness.progress import report_steps
 from odebench.bench.harness.runtime import Runtime, compile_modules
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
@@ -224,7 +226,8 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
     tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
     ema, losses = fit(method, model, data.coupling, run_cfg, seeding.derive(seed, key, *tags, device=device),
                       progress, label=f"train {method.name}", runtime=runtime,
-                      heldout=ev.heldout_evaluator(method, *data.heldout, seed, key), heldout_curve=curve)
+                      heldout=ev.heldout_evaluator(method, *data.heldout, seed, key), heldout_curve=curve,
+                      report=partial(report_steps, key))
     seconds = time.perf_counter() - start
     budget = ({"by": "forward_equivalents", "forward_equivalents": cfg.forward_equivalents}
               if cfg.forward_equivalents else {"by": "steps"})
@@ -287,7 +290,8 @@ def loss_steps(steps: int, n: int) -> list[int]:
 def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: torch.Generator,
         progress: bool = False, label: str = "train", runtime: Runtime | None = None,
         heldout: Callable[[nn.Module], float] | None = None,
-        heldout_curve: list[tuple[int, float]] | None = None) -> tuple[nn.ModuleDict, list[float]]:
+        heldout_curve: list[tuple[int, float]] | None = None,
+        report: Callable[[int, int], None] | None = None) -> tuple[nn.ModuleDict, list[float]]:
     """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
 
     The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
@@ -296,6 +300,8 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     networks train behind DistributedDataParallel on this rank's share of the batch. ``heldout(ema)``, if
     given, is evaluated on the EMA weights at ``training_evidence.eval_steps(cfg.steps)`` and appended to
     ``heldout_curve`` as (completed steps, loss); it draws from its own generator, so training is unchanged.
+    ``report(done, total)``, if given, is called at every loss read-back with the completed steps (the sweep's
+    progress line counts them: odebench.bench.harness.progress).
     """
     from tqdm.auto import tqdm
 
@@ -321,6 +327,8 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
                                       f"the learning rate (train.lr = {cfg.lr}) or set train.grad_clip")
             losses.append(value)
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+            if report is not None:
+                report(step + 1, cfg.steps)
         if step + 1 in checkpoints:
             heldout_curve.append((step + 1, heldout(ema)))
     with torch.no_grad():
