@@ -21,8 +21,8 @@ def evaluate(model_or_dynamics, dataset="moons", *, solvers=None, metrics=None, 
     """Benchmark a model trained elsewhere (a TorchCFM, flow_matching or diffusers model, your own network, or
     ready-made Dynamics) over solvers, budgets and metrics; returns its records as a pandas DataFrame.
 
-    Records and report are written to ``<out>/<name>/`` (default ``results/eval_<label>``, relative to the
-    current folder); the call prints that folder and the DataFrame's ``attrs["out_dir"]`` holds it. The arguments
+    Records and report are written to ``<out>/<name>/`` (default ``results/eval_<label>_<dataset>``, relative
+    to the current folder); the call prints that folder and the DataFrame's ``attrs["out_dir"]`` holds it. The arguments
     are those of :func:`odebench.bench.api.evaluate`, which documents each; loaded on first use."""
     import importlib
 

@@ -155,7 +155,7 @@ def test_eval_with_a_relative_out_writes_its_records_report_and_figures_under_it
     assert main(["eval", "--model", f"{module}:make", "--dataset", "moons", "--spec", "spec.toml", "--out",
                  "evals", "--no-progress"]) == 0
     added = set(snapshot(tmp_path)) - before
-    sweep = f"evals/eval_{module}.make"
+    sweep = f"evals/eval_{module}.make_moons"
     assert added and all(a.startswith("evals/") for a in added), added
     assert {f"{sweep}/{n}" for n in REPORT_FILES - {"claims.md", "claims.csv"}} <= added
     assert [a for a in added if a.startswith(f"{sweep}/figures/")]
