@@ -9,12 +9,15 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
 
 SWEEP = "quick"
 SPEC = tiny_spec(name=SWEEP, solvers=[{"name": "euler", "nfe": [2, 4]}])
+#: the run of the project, from its folder, into the default relative --out
+RUN = ["run", "--spec", "spec.toml", "--out", "results", "--jobs", "1", "--threads", "1", "--no-progress"]
 
 
 def has_tensorboard() -> bool:
@@ -80,3 +83,18 @@ def one_error_line(err: str) -> str:
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
     return errors[0]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A project folder after ``odebench run --spec spec.toml`` with the default relative ``--out results``; a
+    module that needs another first run defines its own ``project``."""
+    return make_project(tmp_path_factory.mktemp("finished") / "project")
+
+
+@pytest.fixture
+def work(project, tmp_path, monkeypatch) -> Path:
+    """This test's copy of the project, as its working folder."""
+    here = copy_project(project, tmp_path / "project")
+    monkeypatch.chdir(here)
+    return here

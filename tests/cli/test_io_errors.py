@@ -12,26 +12,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from finished_sweep import SWEEP, Patched, copy_project, make_project, one_error_line, snapshot
+from finished_sweep import RUN, SWEEP, Patched, one_error_line, snapshot
 
 from odebench.bench.cli import main
 from odebench.bench.harness import artifacts, lock
 
-RUN = ["run", "--spec", "spec.toml", "--out", "results", "--jobs", "1", "--threads", "1", "--no-progress"]
 CAUSES = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
           errno.EPERM: "Operation not permitted"}
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return make_project(tmp_path_factory.mktemp("io_errors") / "project")
-
-
-@pytest.fixture
-def work(project, tmp_path, monkeypatch) -> Path:
-    here = copy_project(project, tmp_path / "project")
-    monkeypatch.chdir(here)
-    return here
 
 
 def failing(err: int, when=lambda *args: True):

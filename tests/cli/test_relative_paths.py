@@ -10,7 +10,6 @@ import pytest
 import torch
 from finished_sweep import (
     SWEEP,
-    copy_project,
     figures_of,
     has_tensorboard,
     linked_figures,
@@ -31,13 +30,6 @@ def project(tmp_path_factory) -> Path:
     track = ["--track", "tensorboard"] if has_tensorboard() else []
     return make_project(tmp_path_factory.mktemp("relative") / "project", *track)
 
-
-@pytest.fixture
-def work(project, tmp_path, monkeypatch) -> Path:
-    """This test's copy of the project, as its working folder."""
-    here = copy_project(project, tmp_path / "project")
-    monkeypatch.chdir(here)
-    return here
 
 
 def changed(before: dict[str, bytes], after: dict[str, bytes]) -> tuple[set[str], set[str], set[str]]:

@@ -8,13 +8,11 @@ model is trained again, bit for bit; the dry run lists such a model as "to train
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
-import signal
 import stat
 import struct
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from alarms import no_hang
 from harness_tiny import tiny_spec, to_toml
 from safetensors.torch import save
 from threads import torch_threads
@@ -44,22 +43,6 @@ def one_thread():
         yield
 
 
-@contextlib.contextmanager
-def deadline(seconds: int):
-    """Fail instead of hanging: a read of a FIFO with no writer blocks for ever, a hash of /dev/zero never ends."""
-
-    def expire(*_):
-        raise TimeoutError(f"still running after {seconds} s: the run hangs on the cache file")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("first")
@@ -67,19 +50,6 @@ def first_run(tmp_path_factory):
     run_sweep(parse_spec(SPEC), out, progress=False)
     [rec] = RecordStore(out / "heal").records()
     return out, rec
-
-
-@pytest.fixture
-def count_fits(monkeypatch):
-    calls = []
-    real_fit = odebench.bench.harness.train.fit
-
-    def counting_fit(method, *args, **kwargs):
-        calls.append(method.config())
-        return real_fit(method, *args, **kwargs)
-
-    monkeypatch.setattr(odebench.bench.harness.train, "fit", counting_fit)
-    return calls
 
 
 def _entry(out: Path) -> tuple[Path, Path, dict]:
@@ -183,7 +153,7 @@ def test_a_cached_model_that_cannot_be_used_is_moved_aside_and_trained_again(fir
     kind = os.lstat(weights).st_mode
     content = weights.read_bytes() if stat.S_ISREG(kind) else None
     odebench.bench.harness.run._MODELS.clear()
-    with deadline(120):
+    with no_hang(120):
         summary = run_sweep(parse_spec(SPEC), out, progress=False)
     assert (summary.trained, summary.status_counts) == (1, {"ok": 1})
     assert len(count_fits) == 1
@@ -210,7 +180,7 @@ def test_the_dry_run_says_a_model_whose_weights_are_a_fifo_will_be_trained(first
     os.mkfifo(weights)
     spec = tmp_path / "heal.toml"
     spec.write_text(to_toml(SPEC))
-    with deadline(60):
+    with no_hang(60):
         assert main(["run", "--spec", str(spec), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "(1 to train, 0 cached)" in text

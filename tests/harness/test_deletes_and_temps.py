@@ -9,25 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from finished_sweep import SWEEP, copy_project, has_tensorboard, make_project, one_error_line, snapshot
+from finished_sweep import RUN, SWEEP, has_tensorboard, one_error_line, snapshot
 
 from odebench.bench.cli import main
 from odebench.bench.harness.safe_paths import UnsafePath, make_dirs, remove_file
 from odebench.bench.harness.stale_files import remove_stale_temps
-
-RUN = ["run", "--spec", "spec.toml", "--out", "results", "--jobs", "1", "--threads", "1", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return make_project(tmp_path_factory.mktemp("deletes") / "project")
-
-
-@pytest.fixture
-def work(project, tmp_path, monkeypatch) -> Path:
-    here = copy_project(project, tmp_path / "project")
-    monkeypatch.chdir(here)
-    return here
 
 
 @pytest.fixture

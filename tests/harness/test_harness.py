@@ -34,20 +34,6 @@ def one_thread():
         yield
 
 
-@pytest.fixture
-def count_fits(monkeypatch):
-    """Counts real trainings (calls of the optimisation loop)."""
-    calls = []
-    real_fit = odebench.bench.harness.train.fit
-
-    def counting_fit(method, *args, **kwargs):
-        calls.append(method.config())
-        return real_fit(method, *args, **kwargs)
-
-    monkeypatch.setattr(odebench.bench.harness.train, "fit", counting_fit)
-    return calls
-
-
 def metrics_by_cell(out: Path, name: str) -> dict[str, tuple]:
     records = RecordStore(out / name).records()
     return {r["cell_id"]: (r["status"], r.get("nfe"), r["metrics"]) for r in records}

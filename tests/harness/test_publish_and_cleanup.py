@@ -26,15 +26,6 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing after it runs (a BaseException, so no handler in the harness sees it)."""
 
 
-@pytest.fixture
-def count_fits(monkeypatch):
-    calls = []
-    real_fit = odebench.bench.harness.train.fit
-    monkeypatch.setattr(odebench.bench.harness.train, "fit",
-                        lambda method, *a, **k: calls.append(method.name) or real_fit(method, *a, **k))
-    return calls
-
-
 def test_temp_files_older_than_the_process_are_removed_at_start_and_young_ones_kept(tmp_path):
     out = tmp_path / "out"
     # today's names (.<name>.odebench-<random>.tmp) and, in the folders odebench owns, those from before the tag

@@ -12,11 +12,11 @@ import io
 import json
 import math
 import os
-import signal
 import zlib
 from pathlib import Path
 
 import pytest
+from alarms import no_hang
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_report import write_fixture
@@ -99,27 +99,6 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
-
-
-class Blocked(BaseException):
-    """Raised by no_hang's alarm: no ``except OSError`` or ``except Exception`` of the code under test takes it."""
-
-
-@contextlib.contextmanager
-def no_hang(seconds: int = 20):
-    """Fail, instead of hanging the suite, where a read blocks (a FIFO read the plain way)."""
-
-    def fail(*_):
-        signal.alarm(1)  # again, should a blocked read be retried after this one
-        raise Blocked(f"blocked for {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # ---------------------------------------------------------------------------------- the cases of the issue
