@@ -444,6 +444,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         sweeps = [root]
     else:  # a results root: report every sweep folder (or packed results folder) in it
         sweeps = sorted(p for p in root.glob("*") if _holds_records(p)) if root.is_dir() else []
+        for linked in [p for p in sweeps if p.is_symlink()]:  # its report would land outside the folder named
+            sweeps.remove(linked)
+            print(f"note: skipped {linked}: it is a symlink to {linked.resolve()}, outside {root}; report it there "
+                  f"with `odebench report {linked.resolve()}`", file=sys.stderr)
     if not sweeps:
         raise UsageError(f"{root} holds no sweep records (expected {root}/cells/*.json, a packed "
                          f"{root}/records.jsonl.gz, or sweep folders such as {root}/quick/cells); run "

@@ -121,3 +121,14 @@ def test_odebench_evaluate_shows_its_options_and_says_where_it_wrote(tmp_path, c
     where = tmp_path / "eval_Field_moons"
     assert frame.attrs["out_dir"] == str(where) and (where / "cells").is_dir()
     assert f"records in {where}" in capsys.readouterr().out
+
+
+def test_a_folder_named_like_a_built_in_spec_does_not_stop_the_same_command(tmp_path, monkeypatch, capsys):
+    """`odebench run --spec smoke --out .` makes ./smoke; running the same command again must resume, not read the
+    folder as the spec file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke" / "cells").mkdir(parents=True)
+    assert main(["run", "--spec", "smoke", "--out", ".", "--dry-run"]) == 0, capsys.readouterr().err
+    assert "smoke" in capsys.readouterr().out
+    (tmp_path / "mine").mkdir()  # a folder that is no built-in spec's name is still refused as a spec
+    assert main(["run", "--spec", "mine", "--dry-run"]) == 2

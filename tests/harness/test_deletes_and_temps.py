@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from finished_sweep import RUN, SWEEP, has_tensorboard, one_error_line, snapshot
+from finished_sweep import RUN, SWEEP, copy_project, has_tensorboard, one_error_line, snapshot
 
 from odebench.bench.cli import main
 from odebench.bench.harness.safe_paths import UnsafePath, make_dirs, remove_file
@@ -99,12 +99,35 @@ def test_run_with_a_symlinked_figures_folder_keeps_its_records_and_deletes_nothi
 
 def test_pack_into_a_dest_with_a_symlinked_figures_folder_deletes_nothing(work, victim, capsys):
     dest = work / "packs" / "tier"
-    dest.mkdir(parents=True)
-    (dest / "figures").symlink_to(victim)
+    assert main(["pack", f"results/{SWEEP}", "packs/tier", "--no-figures"]) == 0  # an earlier pack, then its
+    link_out(dest / "figures", victim)                                             # figures/ made a link out
     outside = snapshot(victim)
     assert main(["pack", f"results/{SWEEP}", "packs/tier", "--no-figures"]) == 2
     assert str(dest / "figures") in one_error_line(capsys.readouterr().err)
     assert snapshot(victim) == outside
+
+
+def test_pack_refuses_a_folder_that_is_neither_empty_nor_a_pack(work, capsys):
+    thesis = work / "thesis"
+    (thesis / "figures").mkdir(parents=True)
+    (thesis / "figures" / "my_plot.png").write_bytes(b"the user's own plot")
+    (thesis / "index.html").write_text("<p>mine</p>")
+    before = snapshot(thesis)
+    assert main(["pack", f"results/{SWEEP}", "thesis", "--no-figures"]) == 2
+    assert "neither empty nor an earlier pack" in one_error_line(capsys.readouterr().err)
+    assert snapshot(thesis) == before
+    assert main(["pack", f"results/{SWEEP}", "results", "--no-figures"]) == 2  # a results root is no pack either
+
+
+def test_report_of_a_results_root_skips_a_sweep_folder_linked_out_of_it(work, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    copy_project(work / "results" / SWEEP, elsewhere)
+    (elsewhere / "figures" / "user_plot.png").write_bytes(b"the user's own plot")
+    (work / "results" / "linked").symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    assert main(["report", "results", "--no-figures"]) == 0
+    assert f"skipped {work / 'results' / 'linked'}" in capsys.readouterr().err
+    assert snapshot(elsewhere) == before
 
 
 # ---------------------------------------------------------------------------- issue: stale temps and user files

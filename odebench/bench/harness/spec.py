@@ -130,7 +130,10 @@ def read_spec_text(name_or_path: str) -> tuple[str, str]:
     odebench.bench.harness.spec_text)."""
     path = Path(name_or_path)
     try:
-        is_file = path.suffix == ".toml" or path.exists()
+        # a built-in name stays the built-in spec when a folder of that name sits in the working folder: a run
+        # with `--out .` makes one (./smoke), and the same command run again must resume, not fail
+        is_file = path.suffix == ".toml" or (path.exists() and not (path.is_dir()
+                                                                    and name_or_path in builtin_spec_names()))
     except (OSError, ValueError):  # a NUL in the path, a name too long
         is_file = True
     if is_file:

@@ -23,6 +23,15 @@ class PackRefused(ValueError):
     """DEST cannot receive a pack (it is the sweep folder, lies inside it, or holds unpacked records)."""
 
 
+def _foreign_entries(dest: Path) -> list[str]:
+    """The entries of an existing ``dest`` that show it is not an earlier pack: anything at all when it holds no
+    ``records.jsonl.gz`` (an empty folder is fine)."""
+    from odebench.bench.harness.packed import PACKED
+
+    names = sorted(p.name for p in dest.iterdir())
+    return [] if not names or PACKED in names else names
+
+
 def pack_sweep(sweep_dir: str | Path, dest: str | Path, cache_dir: str | Path | None = None,
                figures: bool = True):
     """Pack ``sweep_dir`` into ``dest`` (see the module docstring); returns the Report written there."""
@@ -38,6 +47,11 @@ def pack_sweep(sweep_dir: str | Path, dest: str | Path, cache_dir: str | Path | 
     if (dest / "cells").exists():
         raise PackRefused(f"{dest} holds a cells/ folder (a sweep's records): give an empty folder or an "
                           f"earlier pack")
+    foreign = _foreign_entries(dest)
+    if foreign:  # a pack replaces DEST's report and figures: never those of a folder that is not a pack
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise PackRefused(f"{dest} is neither empty nor an earlier pack (it holds {shown}): packing would replace "
+                          f"its report files and figures; give an empty or new folder, or an earlier pack")
     sweep = load_sweep(src)
     if not sweep.records:
         raise PackRefused(f"{src} holds no records to pack")
