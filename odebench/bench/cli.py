@@ -235,9 +235,12 @@ def _check_run_options(args: argparse.Namespace, spec) -> str | None:
 def _apply_locations(args: argparse.Namespace) -> None:
     """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset). A
     weights file that is not there is refused now, not when the first FID cell fails on it."""
+    from odebench.bench.harness.bounded_read import not_a_file
+
     weights = args.inception_weights
-    if weights is not None and not weights.is_file():
-        raise UsageError(f"--inception-weights {weights}: no such file; give the Inception weights file for FID "
+    problem = not_a_file(weights) if weights is not None else None
+    if problem:
+        raise UsageError(f"--inception-weights {weights}: {problem}; give the Inception weights file for FID "
                          f"(odebench never downloads it), or drop the option")
     if args.data_dir is not None:
         os.environ["ODEBENCH_DATA"] = str(args.data_dir)  # read by the image loaders (odebench.bench.data.images)
@@ -735,7 +738,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; re-run the same command to resume (a run keeps every cell it finished)",
+        print("interrupted; re-run the same command to resume (a run keeps every cell it finished; a report or "
+              "pack leaves the previous one whole)",
               file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output was cut short on purpose (a pager, `head`): not an error

@@ -132,3 +132,20 @@ def test_a_folder_named_like_a_built_in_spec_does_not_stop_the_same_command(tmp_
     assert "smoke" in capsys.readouterr().out
     (tmp_path / "mine").mkdir()  # a folder that is no built-in spec's name is still refused as a spec
     assert main(["run", "--spec", "mine", "--dry-run"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_weights_or_checkpoint_path_that_is_no_file_is_called_what_it_is(tmp_path, capsys, kind):
+    import os
+
+    from odebench.bench.harness.given import GivenModelError, read_checkpoint
+
+    path = tmp_path / "weights"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    said = "a FIFO" if kind == "fifo" else "a folder"
+    assert main(["run", "--spec", "smoke", "--out", str(tmp_path / "out"), "--dry-run",
+                 "--inception-weights", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"is {said}, not a regular file" in err and "no such file" not in err
+    with pytest.raises(GivenModelError, match=f"is {said}, not a regular file"):
+        read_checkpoint(path)

@@ -34,6 +34,18 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def not_a_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a file ("no such file", "is a FIFO, not a regular file", ...); None for a
+    regular file. Checked with ``stat``, so a FIFO or a device is never opened."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None if stat.S_ISREG(st.st_mode) else f"is {_kind(st.st_mode)}, not a regular file"
+
+
 def _check(st: os.stat_result, path: Path, limit: int) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise RefusedFile(f"{path} is {_kind(st.st_mode)}, not a regular file; refused without reading it")

@@ -133,9 +133,12 @@ def read_checkpoint(path: str | Path, state_key: str | None = None) -> tuple[dic
     ``.safetensors`` files are read by safetensors; anything else by ``torch.load(weights_only=True)``, which
     unpickles only tensors and plain containers.
     """
+    from odebench.bench.harness.bounded_read import not_a_file
+
     path = Path(path)
-    if not path.is_file():
-        raise GivenModelError(f"--checkpoint {path}: no such file; give the file your training saved "
+    problem = not_a_file(path)
+    if problem:
+        raise GivenModelError(f"--checkpoint {path}: {problem}; give the file your training saved "
                               f"(torch.save(model.state_dict(), PATH) or a .safetensors file)")
     if path.suffix == ".safetensors":
         try:
