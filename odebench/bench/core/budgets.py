@@ -7,7 +7,7 @@ has passed. Fixed-step solvers spend exactly their budget, so the NFE cap binds 
 (``solvers.sample``/``solve`` mark them with :func:`adaptive_solve`); the deadline binds every call, and the
 training loop checks it once per step (:func:`check_deadline`), the per-sample source draws every few hundred
 draws, the harness after every metric. Work that cannot be interrupted (an exact OT solve) asks
-:func:`remaining` first and is refused when it would not fit (``odebench.metrics.cost``). Outside a ``limits``
+:func:`remaining` first and is refused when it would not fit (``odebench.metrics.budget_guard``). Outside a ``limits``
 context nothing is capped.
 """
 
