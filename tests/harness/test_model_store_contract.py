@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact, config_hash
+from odebench.bench.core.hashing import config_hash
+from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.safe_paths import UnsafePath
 
 KEY = "0123456789abcdef"  # model keys are 16 hex digits

@@ -24,7 +24,7 @@ from test_report import write_fixture
 import odebench.bench.harness.bounded_read as bounded_read
 import odebench.bench.harness.packed as packed
 from odebench.bench.cli import main
-from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.core.hashing import config_hash
 from odebench.bench.harness.packed import PACKED, pack_bytes, read_packed
 from odebench.bench.harness.spec import Cell
 from odebench.bench.report import floors as fl

@@ -54,12 +54,6 @@ def _identity(path: Path) -> tuple[int, ...] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def config_hash(config: Any) -> str:
-    """SHA-256 (hex, first 16 chars) of a JSON-serialisable config, keys sorted."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def current_umask() -> int:
     """The process's umask, read without changing it where the system allows (Linux: /proc/self/status)."""
     try:

@@ -36,8 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from odebench.adapters import Adapter, PeerMissing, adapt
-from odebench.bench.core.hashing import sha256_file
-from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.core.hashing import config_hash, sha256_file
 from odebench.bench.harness.errors import RunRefused
 from odebench.bench.harness.plan import GivenModel
 

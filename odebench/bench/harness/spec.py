@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from odebench.bench.core.hashing import config_hash
 from odebench.bench.core.solvers import GRIDS, SOLVERS
 from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE, dataset_kind
 from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
-from odebench.bench.harness.artifacts import config_hash
 from odebench.bench.harness.safe_paths import name_problem
 from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
 from odebench.bench.harness.suggest import did_you_mean

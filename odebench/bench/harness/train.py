@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from odebench.bench.core import budgets, seeding
+from odebench.bench.core.hashing import config_hash
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
 from odebench.bench.harness import distributed
 from odebench.bench.harness import training_evidence as ev
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact, config_hash
+from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.progress import report_steps
 from odebench.bench.harness.runtime import Runtime, compile_modules
 from odebench.bench.nets import build_net

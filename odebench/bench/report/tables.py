@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from odebench.bench.harness.artifacts import config_hash
+from odebench.bench.core.hashing import config_hash
 from odebench.bench.harness.packed import PACKED
 from odebench.bench.harness.records import RecordStore, method_label, records_frame
 from odebench.bench.harness.versions import change_of, current_cell_ids, flat_config, short
