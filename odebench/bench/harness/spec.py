@@ -25,7 +25,7 @@ from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.safe_paths import name_problem
 from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
 from odebench.bench.harness.suggest import did_you_mean
-from odebench.bench.harness.train import train_key_fields
+from odebench.bench.harness.train_config import train_key_fields
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
             "datasets", "solvers", "precision", "compile", "budgets", "limits", "track"}

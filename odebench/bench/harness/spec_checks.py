@@ -16,7 +16,7 @@ from typing import Any
 
 from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.suggest import did_you_mean
-from odebench.bench.harness.train import TrainConfig
+from odebench.bench.harness.train_config import TrainConfig
 
 Problems = list[str]
 Cfg = dict[str, Any]

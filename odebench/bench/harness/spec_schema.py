@@ -91,7 +91,7 @@ def _by_name(key: str, variants: dict[str, Schema], default: str | None = None) 
 
 # --------------------------------------------------------------------------------------------- the tables
 def train_schema() -> Schema:
-    from odebench.bench.harness.train import TrainConfig
+    from odebench.bench.harness.train_config import TrainConfig
 
     return _table({f.name: rule_schema(lim.RULES_TRAIN.get(f.name) or lim.generic_rule(f.default), f.default)
                    for f in fields(TrainConfig)}, "training settings (every model's cache key)")

@@ -25,6 +25,7 @@ from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.progress import report_steps
 from odebench.bench.harness.runtime import Runtime, compile_modules
+from odebench.bench.harness.train_config import TrainConfig, train_key_fields
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
 from odebench.methods.couplings import IndependentCoupling, PairCoupling
@@ -32,26 +33,6 @@ from odebench.methods.couplings import IndependentCoupling, PairCoupling
 
 class DivergenceError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (part of every model's cache key).
-
-    ``forward_equivalents`` > 0 budgets a training by compute instead of steps: the model's own optimisation
-    runs round(forward_equivalents / forward-equivalents per step) steps (at least 1), the per-step cost
-    measured before training (``training_evidence.step_cost``), so a method with an encoder or a second pass
-    gets fewer steps for the same compute; ``steps`` then does not act. Parents and reflow pairs are not
-    deducted: they are reported in the record's total. 0 (the default) budgets by ``steps``.
-    """
-
-    steps: int = 2000
-    batch_size: int = 256
-    lr: float = 1e-3
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    weight_decay: float = 0.0
-    forward_equivalents: int = 0
 
 
 def budgeted_steps(cfg: TrainConfig, forward_equivalents_per_step: float | None) -> int:
@@ -62,13 +43,6 @@ def budgeted_steps(cfg: TrainConfig, forward_equivalents_per_step: float | None)
         raise ValueError("train.forward_equivalents needs the per-step cost, and torch's FLOP counter saw no "
                          "FLOPs in this network's forward pass; budget this training by train.steps")
     return max(1, round(cfg.forward_equivalents / forward_equivalents_per_step))
-
-
-def train_key_fields(train: dict[str, Any]) -> dict[str, Any]:
-    """The training settings (TrainConfig fields as a dict) that key a model and a cell: all of them, less
-    ``forward_equivalents`` when it is off or absent (so models and cells budgeted by steps keep the keys they
-    always had, records written before the option existed included)."""
-    return {k: v for k, v in train.items() if k != "forward_equivalents" or v}
 
 
 @dataclass

@@ -1,0 +1,38 @@
+"""The training settings of a spec (``train``, ``[[datasets]].train``): what every model's cache key and every cell's
+id are made of, and the rule for which of them count.
+
+They are the spec's, not the training loop's: the spec checks and the JSON schema read the fields and their
+defaults here without loading a network or touching the model store; odebench.bench.harness.train trains with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (part of every model's cache key).
+
+    ``forward_equivalents`` > 0 budgets a training by compute instead of steps: the model's own optimisation
+    runs round(forward_equivalents / forward-equivalents per step) steps (at least 1), the per-step cost
+    measured before training (``training_evidence.step_cost``), so a method with an encoder or a second pass
+    gets fewer steps for the same compute; ``steps`` then does not act. Parents and reflow pairs are not
+    deducted: they are reported in the record's total. 0 (the default) budgets by ``steps``.
+    """
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    forward_equivalents: int = 0
+
+
+def train_key_fields(train: dict[str, Any]) -> dict[str, Any]:
+    """The training settings (TrainConfig fields as a dict) that key a model and a cell: all of them, less
+    ``forward_equivalents`` when it is off or absent (so models and cells budgeted by steps keep the keys they
+    always had, records written before the option existed included)."""
+    return {k: v for k, v in train.items() if k != "forward_equivalents" or v}
