@@ -33,6 +33,7 @@ from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
 from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.data_shapes import check_data_shapes
+from odebench.bench.harness.effective_spec import write_effective_spec
 from odebench.bench.harness.errors import RunRefused
 from odebench.bench.harness.lock import acquire
 from odebench.bench.harness.model_size import check_model_sizes
@@ -54,7 +55,6 @@ from odebench.bench.harness.safe_paths import inside, sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of
-from odebench.bench.harness.spec_toml import write_effective_spec
 from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest

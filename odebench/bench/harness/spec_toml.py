@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
@@ -64,18 +63,3 @@ def dumps(raw: dict[str, Any], header: str = "") -> str:
     lines = [f"# {line}".rstrip() for line in header.splitlines()]
     _block(lines, [], raw)
     return "\n".join(lines).strip("\n") + "\n"
-
-
-#: the file a run leaves in its sweep folder: the spec it ran, ``--set`` overrides applied
-EFFECTIVE_SPEC = "effective_spec.toml"
-
-
-def write_effective_spec(sweep_dir: Path, raw: dict[str, Any], origin: str, *, root: str | Path) -> Path:
-    """Write ``raw`` (the validated spec, overrides applied) to ``<sweep_dir>/effective_spec.toml``, atomically
-    and inside ``root``; ``origin`` says where it came from."""
-    from odebench.bench.harness.artifacts import atomic_write_bytes
-
-    path = Path(sweep_dir) / EFFECTIVE_SPEC
-    header = (f"The spec of the latest `odebench run` into this folder: {origin or 'a spec from Python'}.\n"
-              f"Run it again: odebench run --spec {path} --out {Path(sweep_dir).parent}")
-    return atomic_write_bytes(path, dumps(raw, header).encode(), root=root)
