@@ -25,10 +25,10 @@ import pandas as pd
 from odebench.adapters import Adapter, DynamicsAdapter, adapt
 from odebench.bench.data import GAUSSIAN_SOURCE
 from odebench.bench.harness.given import given_model, state_dict_sha256
+from odebench.bench.harness.guards.safe_paths import suggest_name
 from odebench.bench.harness.plan import GivenModel
 from odebench.bench.harness.records import RecordStore, records_frame
 from odebench.bench.harness.run import SweepSummary, run_sweep
-from odebench.bench.harness.safe_paths import suggest_name
 from odebench.bench.harness.spec import Spec, SpecError, parse_eval_spec, read_spec
 
 __all__ = ["EvalResult", "default_name", "evaluate", "evaluate_given", "read_eval_spec"]
@@ -71,7 +71,7 @@ def check_fits(given: GivenModel, spec: Spec) -> None:
     import torch
 
     from odebench.bench.data import load_dataset
-    from odebench.bench.harness.errors import RunRefused
+    from odebench.bench.harness.guards.errors import RunRefused
 
     dynamics = given.method.dynamics(given.model)
     seen = set()

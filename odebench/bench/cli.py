@@ -235,7 +235,7 @@ def _check_run_options(args: argparse.Namespace, spec) -> str | None:
 def _apply_locations(args: argparse.Namespace) -> None:
     """Where datasets and weights are read from; a dry run needs them too (planning loads every dataset). A
     weights file that is not there is refused now, not when the first FID cell fails on it."""
-    from odebench.bench.harness.bounded_read import not_a_file
+    from odebench.bench.harness.guards.bounded_read import not_a_file
 
     weights = args.inception_weights
     problem = not_a_file(weights) if weights is not None else None
@@ -313,8 +313,8 @@ def _waits_for_rank_zero(spec) -> bool:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.data.images import DataDirError
-    from odebench.bench.harness.errors import RunRefused
     from odebench.bench.harness.executors import ExecutorUnavailable
+    from odebench.bench.harness.guards.errors import RunRefused
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch, run_sweep
     from odebench.bench.report.summary import summary_text
@@ -384,8 +384,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.api import default_name, evaluate_given, read_eval_spec
     from odebench.bench.data.images import DataDirError
-    from odebench.bench.harness.errors import RunRefused
     from odebench.bench.harness.given import load_given
+    from odebench.bench.harness.guards.errors import RunRefused
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch
     from odebench.bench.harness.runtime import resolve_device
@@ -721,7 +721,7 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from odebench.bench.harness.errors import RunRefused
+    from odebench.bench.harness.guards.errors import RunRefused
 
     try:
         interrupts.install()  # again, for a caller that imported this module from another thread

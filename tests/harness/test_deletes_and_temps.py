@@ -12,7 +12,7 @@ import pytest
 from finished_sweep import RUN, SWEEP, copy_project, has_tensorboard, one_error_line, snapshot
 
 from odebench.bench.cli import main
-from odebench.bench.harness.safe_paths import UnsafePath, make_dirs, remove_file
+from odebench.bench.harness.guards.safe_paths import UnsafePath, make_dirs, remove_file
 from odebench.bench.harness.stale_files import remove_stale_temps
 
 

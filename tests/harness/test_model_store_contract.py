@@ -16,7 +16,7 @@ from torch import nn
 
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
-from odebench.bench.harness.safe_paths import UnsafePath
+from odebench.bench.harness.guards.safe_paths import UnsafePath
 
 KEY = "0123456789abcdef"  # model keys are 16 hex digits
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_report import write_fixture
 
-import odebench.bench.harness.bounded_read as bounded_read
+import odebench.bench.harness.guards.bounded_read as bounded_read
 import odebench.bench.harness.packed as packed
 from odebench.bench.cli import main
 from odebench.bench.core.hashing import config_hash

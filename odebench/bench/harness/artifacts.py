@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from odebench.bench.core.hashing import sha256_file
-from odebench.bench.harness.safe_paths import inside
+from odebench.bench.harness.guards.safe_paths import inside
 from odebench.bench.harness.stale_files import temp_affixes
 
 

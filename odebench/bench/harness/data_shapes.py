@@ -11,7 +11,7 @@ shapes (an image folder's depends on its files and options), so the dry run and 
 from __future__ import annotations
 
 from odebench.bench.data import GAUSSIAN_SOURCE
-from odebench.bench.harness.errors import RunRefused
+from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.plan import problem_of
 from odebench.bench.harness.spec import Cell
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from odebench.adapters import Adapter, PeerMissing, adapt
 from odebench.bench.core.hashing import config_hash, sha256_file
-from odebench.bench.harness.errors import RunRefused
+from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.plan import GivenModel
 
 __all__ = ["GivenModelError", "given_model", "import_factory", "load_given", "read_checkpoint",
@@ -132,7 +132,7 @@ def read_checkpoint(path: str | Path, state_key: str | None = None) -> tuple[dic
     ``.safetensors`` files are read by safetensors; anything else by ``torch.load(weights_only=True)``, which
     unpickles only tensors and plain containers.
     """
-    from odebench.bench.harness.bounded_read import not_a_file
+    from odebench.bench.harness.guards.bounded_read import not_a_file
 
     path = Path(path)
     problem = not_a_file(path)

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odebench.bench.harness.errors import RunRefused
-from odebench.bench.harness.safe_paths import inside
+from odebench.bench.harness.guards.errors import RunRefused
+from odebench.bench.harness.guards.safe_paths import inside
 
 try:
     import fcntl

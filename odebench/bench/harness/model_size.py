@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from odebench.bench.harness import spec_limits as lim
-from odebench.bench.harness.errors import RunRefused
+from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.plan import Plan, method_at, problem_of
 from odebench.bench.harness.train import build_model
 

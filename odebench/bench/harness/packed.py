@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
-from odebench.bench.harness.bounded_read import RefusedFile, open_regular
+from odebench.bench.harness.guards.bounded_read import RefusedFile, open_regular
 from odebench.bench.harness.record_schema import record_problem
 
 PACKED = "records.jsonl.gz"

@@ -6,7 +6,7 @@ and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``m
 ``timings`` (train/sample/metric seconds), ``training`` (the model's cost and convergence) and ``environment``.
 Older schema versions are migrated on load. A file that fails the schema (odebench.bench.harness.record_schema),
 or is not a regular file of at most MAX_RECORD_BYTES (a FIFO, a link to ``/dev/zero``: refused before it is read,
-odebench.bench.harness.bounded_read), is *corrupt*: reading never returns it (its cell counts as not run) and
+odebench.bench.harness.guards.bounded_read), is *corrupt*: reading never returns it (its cell counts as not run) and
 ``RecordStore.corrupt`` says why; a run moves it aside with ``RecordStore.quarantine`` and evaluates the cell
 again.
 """
@@ -24,9 +24,9 @@ from typing import Any
 import pandas as pd
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
-from odebench.bench.harness.bounded_read import MAX_RECORD_BYTES, RefusedFile, read_bounded
+from odebench.bench.harness.guards.bounded_read import MAX_RECORD_BYTES, RefusedFile, read_bounded
+from odebench.bench.harness.guards.safe_paths import inside
 from odebench.bench.harness.record_schema import SCHEMA_VERSION, record_problem
-from odebench.bench.harness.safe_paths import inside
 from odebench.bench.harness.spec import Cell
 
 __all__ = ["SCHEMA_VERSION", "RecordStore", "base_record", "environment", "failed_record", "is_finished",

@@ -34,7 +34,8 @@ from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.data_shapes import check_data_shapes
 from odebench.bench.harness.effective_spec import write_effective_spec
-from odebench.bench.harness.errors import RunRefused
+from odebench.bench.harness.guards.errors import RunRefused
+from odebench.bench.harness.guards.safe_paths import inside, sweep_dir
 from odebench.bench.harness.lock import acquire
 from odebench.bench.harness.model_size import check_model_sizes
 from odebench.bench.harness.plan import (
@@ -51,7 +52,6 @@ from odebench.bench.harness.plan import (
 from odebench.bench.harness.progress import SweepProgress, listening
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
 from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
-from odebench.bench.harness.safe_paths import inside, sweep_dir
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of

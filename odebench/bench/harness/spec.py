@@ -22,9 +22,9 @@ from odebench.bench.core.solvers import GRIDS, SOLVERS
 from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE, dataset_kind
 from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
-from odebench.bench.harness.safe_paths import name_problem
+from odebench.bench.harness.guards.safe_paths import name_problem
+from odebench.bench.harness.guards.suggest import did_you_mean
 from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
-from odebench.bench.harness.suggest import did_you_mean
 from odebench.bench.harness.train_config import train_key_fields
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",

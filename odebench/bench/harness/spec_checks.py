@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 from odebench.bench.harness import spec_limits as lim
-from odebench.bench.harness.suggest import did_you_mean
+from odebench.bench.harness.guards.suggest import did_you_mean
 from odebench.bench.harness.train_config import TrainConfig
 
 Problems = list[str]

@@ -21,7 +21,7 @@ from typing import Any
 
 from odebench.bench.harness import spec_checks as sc
 from odebench.bench.harness import spec_limits as lim
-from odebench.bench.harness.safe_paths import NAME_MAX, NAME_RE, NAME_RULE
+from odebench.bench.harness.guards.safe_paths import NAME_MAX, NAME_RE, NAME_RULE
 from odebench.bench.harness.spec import DATASET_KEYS, SOLVER_KEYS, TOP_KEYS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -23,7 +23,7 @@ import re
 import time
 from pathlib import Path
 
-from odebench.bench.harness.safe_paths import UnsafePath, remove_file
+from odebench.bench.harness.guards.safe_paths import UnsafePath, remove_file
 
 #: when this process imported the harness: a temp file older than that was not written by it
 PROCESS_START = time.time()

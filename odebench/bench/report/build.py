@@ -452,7 +452,7 @@ def remove_figures(sweep_dir: str | Path, keep: Iterable[str] = ()) -> list[Path
     earlier one. Each goes through ``safe_paths.remove_file``: a ``figures`` that leads out of the sweep folder
     is refused (UnsafePath) before anything is deleted, and a link or folder named like a figure is left alone.
     """
-    from odebench.bench.harness.safe_paths import UnsafePath, folder_inside, remove_file
+    from odebench.bench.harness.guards.safe_paths import UnsafePath, folder_inside, remove_file
 
     d = Path(sweep_dir).absolute()
     folder = d / "figures"
@@ -473,7 +473,7 @@ def remove_figures(sweep_dir: str | Path, keep: Iterable[str] = ()) -> list[Path
 def check_report_targets(sweep_dir: Path) -> None:
     """Refuse (UnsafePath), before any work, a report whose files or ``figures/`` would land outside the sweep
     folder (a symlinked ``index.html`` or ``figures``)."""
-    from odebench.bench.harness.safe_paths import folder_inside, inside
+    from odebench.bench.harness.guards.safe_paths import folder_inside, inside
 
     folder_inside(sweep_dir, sweep_dir / "figures")
     for name in REPORT_FILES:
@@ -485,7 +485,7 @@ def publish(sweep_dir: Path, staging: Path, names: Iterable[str], keep: Iterable
     the old one of the same name), then the files ``names`` with ``index.html`` last, then the old figures the
     new report no longer shows (neither drawn nor named in ``keep``) are deleted. At every moment the
     ``index.html`` in place finds all its figures."""
-    from odebench.bench.harness.safe_paths import inside, make_dirs
+    from odebench.bench.harness.guards.safe_paths import inside, make_dirs
 
     drawn = staging / "figures"
     figures = sorted(p.name for p in drawn.iterdir()) if drawn.is_dir() else []

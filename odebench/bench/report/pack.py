@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
-from odebench.bench.harness.bounded_read import MAX_SIDE_FILE_BYTES, RefusedFile, read_bounded
+from odebench.bench.harness.guards.bounded_read import MAX_SIDE_FILE_BYTES, RefusedFile, read_bounded
+from odebench.bench.harness.guards.safe_paths import inside
 from odebench.bench.harness.packed import write_packed
-from odebench.bench.harness.safe_paths import inside
 
 
 class PackRefused(ValueError):

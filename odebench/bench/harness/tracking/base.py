@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.safe_paths import folder_inside, inside, make_dirs
+from odebench.bench.harness.guards.safe_paths import folder_inside, inside, make_dirs
 from odebench.bench.harness.spec_limits import TRACK_SINKS
 
 #: sink name -> (module of its sink class here, the module its library must provide, the extra that installs it)

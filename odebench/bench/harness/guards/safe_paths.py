@@ -26,7 +26,7 @@ import re
 import stat
 from pathlib import Path
 
-from odebench.bench.harness.errors import RunRefused
+from odebench.bench.harness.guards.errors import RunRefused
 
 NAME_MAX = 64
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
