@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from odebench.bench.core.solvers import sample  # noqa: E402
 from odebench.bench.data import Dataset  # noqa: E402
-from odebench.bench.harness.runtime import Runtime, compile_modules  # noqa: E402
+from odebench.bench.harness.process.runtime import Runtime, compile_modules  # noqa: E402
 from odebench.bench.harness.train import TrainConfig, make_train_step  # noqa: E402
 from odebench.bench.nets import build_net  # noqa: E402
 from odebench.methods import get_method  # noqa: E402

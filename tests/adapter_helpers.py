@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from odebench.bench.harness.plan import problem_of
+from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.run import draw_sources, sample_cell
-from odebench.bench.harness.runtime import Runtime
 from odebench.bench.harness.spec import Cell
 
 

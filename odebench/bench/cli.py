@@ -22,13 +22,13 @@ in what the user asked for ends with one ``error:`` line naming the fix and exit
 user can fix (a full disk, a read-only or immutable folder: one line naming the path and the cause; others exit
 1), and a path that leads out of the folder named (a symlinked ``index.html`` or ``figures/``). Ctrl-C ends with exit
 code 130 and the advice to re-run the same command (finished cells are kept), at any moment: the import-safe SIGINT
-handler (odebench.bench.harness.interrupts) is installed before this module imports anything else, so an interrupt
-that lands inside an import is taken once the import is done.
+handler (odebench.bench.harness.process.interrupts) is installed before this module imports anything else, so an
+interrupt that lands inside an import is taken once the import is done.
 """
 
 from __future__ import annotations
 
-from odebench.bench.harness import interrupts
+from odebench.bench.harness.process import interrupts
 
 interrupts.install()  # first: a Ctrl-C inside the imports below (or torch's, later) must not break them
 
@@ -178,8 +178,8 @@ def _resolve_parallelism(args: argparse.Namespace, spec) -> tuple[int, int | Non
     and cells fill the cores, and one thread per process never spin-waits on a busy machine. On a GPU, under
     torchrun and with Ray the default is this process (None threads: torch's own choice on a GPU).
     """
-    from odebench.bench.harness import distributed
     from odebench.bench.harness.pool_executor import available_cores
+    from odebench.bench.harness.process import distributed
 
     cpu = (args.device or spec.device) == "cpu"
     if args.jobs is not None and args.jobs > 1 and distributed.is_distributed():
@@ -195,7 +195,7 @@ def _resolve_parallelism(args: argparse.Namespace, spec) -> tuple[int, int | Non
 def _apply_process_options(args: argparse.Namespace, spec) -> None:
     """Settings of this process, checked before any work: threads, data and weights locations, device, executor."""
     from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
-    from odebench.bench.harness.runtime import resolve_device
+    from odebench.bench.harness.process.runtime import resolve_device
 
     _apply_locations(args)
     args.jobs, threads = _resolve_parallelism(args, spec)
@@ -218,7 +218,7 @@ def _check_run_options(args: argparse.Namespace, spec) -> str | None:
     ray, and a ``--device`` given on the command line exists here. A spec's own device that is missing here
     (planning a GPU sweep on a laptop) is refused by the run; the dry run still prints the plan, then this note
     (returned)."""
-    from odebench.bench.harness.runtime import resolve_device
+    from odebench.bench.harness.process.runtime import resolve_device
 
     if args.address is not None and args.executor != "ray":
         raise UsageError(f"--address {args.address} only applies to --executor ray; add --executor ray or drop "
@@ -299,7 +299,7 @@ def _open_tracker(sinks: list[str], spec, out: Path):
 def _waits_for_rank_zero(spec) -> bool:
     """Under torchrun rank 0 alone evaluates and writes; the other ranks wait here until its last record is
     written, then leave without touching the folder (no report or summary from a rank that has no records)."""
-    from odebench.bench.harness import distributed
+    from odebench.bench.harness.process import distributed
 
     if not distributed.is_distributed():
         return False
@@ -347,7 +347,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     earlier = _earlier(spec, args.out)
     if earlier:  # said before any work, and again in the closing summary
         print(f"note: {earlier}", file=sys.stderr)
-    from odebench.bench.harness import distributed
+    from odebench.bench.harness.process import distributed
 
     tracker = _open_tracker(sinks, spec, args.out) if distributed.is_main() else None
     try:
@@ -386,9 +386,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.data.images import DataDirError
     from odebench.bench.harness.given import load_given
     from odebench.bench.harness.guards.errors import RunRefused
+    from odebench.bench.harness.process.runtime import resolve_device
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch
-    from odebench.bench.harness.runtime import resolve_device
     from odebench.bench.harness.spec import SpecError, parse_eval_spec
     from odebench.bench.report.summary import summary_text
 

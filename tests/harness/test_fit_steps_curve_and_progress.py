@@ -15,7 +15,7 @@ from torch import nn
 
 import odebench.bench.harness.train as train
 from odebench.bench.harness import training_evidence as ev
-from odebench.bench.harness.runtime import Runtime
+from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.train import DivergenceError, TrainConfig, fit, make_train_step
 
 LABEL = "train probe"

@@ -14,9 +14,9 @@ from PIL import Image
 
 from odebench.bench.cli import main as cli_main
 from odebench.bench.data import load_dataset
+from odebench.bench.harness.process.runtime import Runtime, autocast, resolve_device
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import PrecisionMismatch, run_sweep
-from odebench.bench.harness.runtime import Runtime, autocast, resolve_device
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import SpecError, load_spec, parse_spec
 from odebench.bench.harness.train import Problem, TrainConfig, model_key

@@ -10,8 +10,8 @@ import pytest
 from harness_tiny import tiny_spec
 
 import odebench.bench.harness.run
-from odebench.bench.harness import progress
-from odebench.bench.harness.progress import MIN_CELLS, SweepProgress
+from odebench.bench.harness.process import progress
+from odebench.bench.harness.process.progress import MIN_CELLS, SweepProgress
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec import parse_spec
 

@@ -13,7 +13,7 @@ from threads import torch_threads
 
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.artifacts import ArtifactStore
-from odebench.bench.harness.runtime import Runtime
+from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.train import (
     Problem,
     TrainConfig,
@@ -291,7 +291,7 @@ def test_under_torchrun_the_rank_has_its_own_batch_stream_and_keeps_the_runtime(
     compile, and draws batches from derive(seed, key, "batches", rank)."""
     import odebench.bench.harness.train as train
     from odebench.bench.core import seeding
-    from odebench.bench.harness import distributed
+    from odebench.bench.harness.process import distributed
 
     inits, seen = [], {}
     monkeypatch.setattr(distributed, "is_distributed", lambda: True)
@@ -379,7 +379,7 @@ def test_a_train_step_compiles_and_wraps_the_networks_when_asked(monkeypatch):
     """runtime.compile hands the model to compile_modules, and under torchrun the networks go through
     distributed.wrap; the step then trains through what they return."""
     import odebench.bench.harness.train as train
-    from odebench.bench.harness import distributed
+    from odebench.bench.harness.process import distributed
 
     seen = []
     monkeypatch.setattr(train, "compile_modules", lambda m: seen.append(("compile", m)) or m)

@@ -15,12 +15,12 @@ dies (killed, out of memory) fails the jobs it held, with the reason, and the ru
 Workers are started with ``forkserver`` where the platform has it (the server imports the harness once; each
 worker forks from it in milliseconds), else ``spawn``. Workers ignore SIGINT: on Ctrl-C the driver stops them
 and leaves, so the terminal shows one line and no worker tracebacks. The server and every worker are started
-inside :func:`odebench.bench.harness.interrupts.deferred`: they start with SIGINT blocked (the server until it
+inside :func:`odebench.bench.harness.process.interrupts.deferred`: they start with SIGINT blocked (the server until it
 ignores it, a worker until its initializer does), and the driver takes a Ctrl-C that lands meanwhile once the
 process is started and known to the pool, so that stopping the pool stops it.
 
 Training steps come back while a training runs, not only when it ends: when the driver's progress line listens
-(odebench.bench.harness.progress), each worker forwards its step reports to a queue of the pool, and the driver,
+(odebench.bench.harness.process.progress), each worker forwards its step reports to a queue of the pool, and the driver,
 which wakes at least every ``WAKE_SECONDS``, drains it into the line.
 """
 
@@ -38,9 +38,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from odebench.bench.harness import progress
-from odebench.bench.harness.interrupts import deferred
 from odebench.bench.harness.plan import JobContext, Plan, TrainingJob, TrainOutcome
+from odebench.bench.harness.process import progress
+from odebench.bench.harness.process.interrupts import deferred
 from odebench.bench.harness.records import failed_record
 from odebench.bench.harness.spec import Cell
 

@@ -30,7 +30,6 @@ import torch
 
 from odebench.bench.core import budgets, seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
-from odebench.bench.harness import distributed
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.data_shapes import check_data_shapes
 from odebench.bench.harness.effective_spec import write_effective_spec
@@ -49,9 +48,10 @@ from odebench.bench.harness.plan import (
     problem_of,
     quarantine_corrupt,
 )
-from odebench.bench.harness.progress import SweepProgress, listening
+from odebench.bench.harness.process import distributed
+from odebench.bench.harness.process.progress import SweepProgress, listening
+from odebench.bench.harness.process.runtime import Runtime, compile_modules, resolve_device
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
-from odebench.bench.harness.runtime import Runtime, compile_modules, resolve_device
 from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec import Cell, Spec
 from odebench.bench.harness.spec_limits import limits_of

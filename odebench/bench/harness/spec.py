@@ -448,7 +448,7 @@ def _dataset_options(entry: dict[str, Any], target: Any, where: str, problems: l
 
 
 def _runtime_problem(key: str, raw: dict[str, Any]) -> list[str]:
-    from odebench.bench.harness.runtime import PRECISIONS
+    from odebench.bench.harness.process.runtime import PRECISIONS
 
     if key == "precision" and raw.get(key, "fp32") not in PRECISIONS:
         return [f"precision: must be one of {', '.join(PRECISIONS)}, got {lim.show(raw[key])}"]

@@ -199,7 +199,7 @@ def solvers_schema() -> Schema:
 
 def spec_schema() -> Schema:
     """The JSON Schema (draft 2020-12) of a sweep spec, as parsed from TOML."""
-    from odebench.bench.harness.runtime import PRECISIONS
+    from odebench.bench.harness.process.runtime import PRECISIONS
 
     seed = rule_schema(lim.SEED)
     props: dict[str, Schema] = {

@@ -20,11 +20,11 @@ from torch import nn
 from odebench.bench.core import budgets, seeding
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
-from odebench.bench.harness import distributed
 from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
-from odebench.bench.harness.progress import report_steps
-from odebench.bench.harness.runtime import Runtime, compile_modules
+from odebench.bench.harness.process import distributed
+from odebench.bench.harness.process.progress import report_steps
+from odebench.bench.harness.process.runtime import Runtime, compile_modules
 from odebench.bench.harness.train_config import TrainConfig, train_key_fields
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
@@ -158,7 +158,8 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
     """Train ``method`` (and its parents) on ``problem`` unless cached; return the EMA model.
 
     ``runtime`` (device, precision, compile) overrides ``device`` when given. Under torchrun with several
-    processes the training is data parallel (odebench.bench.harness.distributed) and rank 0 alone saves the model.
+    processes the training is data parallel (odebench.bench.harness.process.distributed) and rank 0 alone saves the
+    model.
     """
     runtime = runtime or Runtime(device)
     if distributed.is_distributed():
@@ -276,7 +277,7 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     given, is evaluated on the EMA weights at ``training_evidence.eval_steps(cfg.steps)`` and appended to
     ``heldout_curve`` as (completed steps, loss); it draws from its own generator, so training is unchanged.
     ``report(done, total)``, if given, is called at every loss read-back with the completed steps (the sweep's
-    progress line counts them: odebench.bench.harness.progress).
+    progress line counts them: odebench.bench.harness.process.progress).
     """
     from tqdm.auto import tqdm
 
