@@ -80,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from odebench.bench.harness.records import RecordStore, method_label
     from odebench.bench.harness.run import run_sweep
-    from odebench.bench.harness.spec import load_spec
+    from odebench.bench.harness.spec.sweep import load_spec
 
     full = load_spec(args.spec)
     label_of = {c.id: method_label(c.method) for c in full.cells}

@@ -14,7 +14,7 @@ import torch
 from odebench.bench.harness.plan import problem_of
 from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.run import draw_sources, sample_cell
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 
 
 @pytest.fixture

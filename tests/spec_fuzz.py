@@ -128,7 +128,7 @@ def _paths(spec: Any, prefix: tuple = ()) -> list[tuple]:
 
 
 def _method_hparams() -> dict[str, list[str]]:
-    from odebench.bench.harness.spec_checks import method_hparams
+    from odebench.bench.harness.spec.checks import method_hparams
     from odebench.methods import METHODS
 
     return {name: list(method_hparams(name)) for name in METHODS.names()}
@@ -371,7 +371,7 @@ def _call_main(argv: list[str], sandbox: Path, timeout: float, outcome: Outcome)
 def _accepted_but_wrong(spec_path: Path, sets: list[str]) -> list[str]:
     """What a spec the dry run accepted holds that no run can use: a cell with no metric for its data."""
     from odebench.bench.data import dataset_kind
-    from odebench.bench.harness.spec import load_spec
+    from odebench.bench.harness.spec.sweep import load_spec
 
     spec = load_spec(str(spec_path), sets=tuple(sets))
     return [f"cell {c.id}: no metric for {c.target}" for c in spec.cells

@@ -29,7 +29,7 @@ from odebench.bench.harness.guards.safe_paths import suggest_name
 from odebench.bench.harness.plan import GivenModel
 from odebench.bench.harness.records import RecordStore, records_frame
 from odebench.bench.harness.run import SweepSummary, run_sweep
-from odebench.bench.harness.spec import Spec, SpecError, parse_eval_spec, read_spec
+from odebench.bench.harness.spec.sweep import Spec, SpecError, parse_eval_spec, read_spec
 
 __all__ = ["EvalResult", "default_name", "evaluate", "evaluate_given", "read_eval_spec"]
 

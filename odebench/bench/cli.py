@@ -1,4 +1,4 @@
-"""``odebench`` command line: thin parsing on top of odebench.bench.harness.spec, odebench.bench.harness.run and
+"""``odebench`` command line: thin parsing on top of odebench.bench.harness.spec.sweep, odebench.bench.harness.run and
 odebench.bench.report.build.
 
     odebench run [--spec NAME|PATH] [--set KEY=VALUE ...] [--track tensorboard|mlflow|wandb ...] [--out DIR]
@@ -40,7 +40,7 @@ from pathlib import Path  # noqa: E402
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from odebench.bench.harness import catalog
+    from odebench.bench.harness.spec import catalog
 
     categories = [args.category] if args.category else list(catalog.CATEGORIES)
     print(catalog.listing(categories, verbose=args.verbose))
@@ -55,7 +55,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     import difflib
 
-    from odebench.bench.harness import catalog
+    from odebench.bench.harness.spec import catalog
 
     found = catalog.find(args.name)
     if not found:
@@ -73,7 +73,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from odebench.bench.harness.spec_schema import spec_schema
+    from odebench.bench.harness.spec.schema import spec_schema
 
     print(json.dumps(spec_schema(), indent=1))
     return 0
@@ -85,7 +85,7 @@ def _print_plan(spec, out: Path) -> None:
     from odebench.bench.harness.model_size import check_model_sizes
     from odebench.bench.harness.plan import make_plan
     from odebench.bench.harness.records import RecordStore
-    from odebench.bench.harness.spec_limits import limits_of
+    from odebench.bench.harness.spec.limits import limits_of
     from odebench.bench.report.summary import plan_text
 
     check_data_shapes(spec.cells)  # the checks a run makes before any work: a dry run refuses what it refuses
@@ -118,7 +118,7 @@ def _absolute(text: str) -> Path:
 
 
 def _load_spec(name_or_path: str, sets: list[str] | None = None):
-    from odebench.bench.harness.spec import SpecError, load_spec
+    from odebench.bench.harness.spec.sweep import SpecError, load_spec
 
     try:
         return load_spec(name_or_path, sets=tuple(sets or ()))
@@ -389,7 +389,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.harness.process.runtime import resolve_device
     from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch
-    from odebench.bench.harness.spec import SpecError, parse_eval_spec
+    from odebench.bench.harness.spec.sweep import SpecError, parse_eval_spec
     from odebench.bench.report.summary import summary_text
 
     _check_count("--threads", args.threads)
@@ -665,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model cache for trajectory and sample figures (default: <sweep>/../.cache/models)")
     pk.add_argument("--no-figures", action="store_true", help="tables only")
     pk.set_defaults(func=_cmd_pack)
-    from odebench.bench.harness.catalog import CATEGORIES
+    from odebench.bench.harness.spec.catalog import CATEGORIES
 
     ls = sub.add_parser("list", help="registered methods, solvers, datasets, metrics and specs, one line each")
     ls.add_argument("category", nargs="?", choices=CATEGORIES, metavar="KIND",

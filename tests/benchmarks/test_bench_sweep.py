@@ -17,7 +17,7 @@ import pandas as pd
 
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import load_spec
+from odebench.bench.harness.spec.sweep import load_spec
 
 REDUCED = {
     "name": "quick_reduced",

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from odebench.bench.cli import main
-from odebench.bench.harness.spec import load_spec
+from odebench.bench.harness.spec.sweep import load_spec
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from odebench.bench.harness.spec import tomllib  # tomli before Python 3.11
+from odebench.bench.harness.spec.sweep import tomllib  # tomli before Python 3.11
 
 ROOT = Path(__file__).resolve().parents[2]
 

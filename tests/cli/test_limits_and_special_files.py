@@ -19,8 +19,8 @@ from odebench.bench.harness import pool_executor
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.executors import ExecutorUnavailable, check_ray_address
 from odebench.bench.harness.plan import JobContext, make_plan
-from odebench.bench.harness.spec import parse_spec
-from odebench.bench.harness.spec_text import MAX_SPEC_BYTES
+from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.spec.text import MAX_SPEC_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from odebench.bench.cli import main
-from odebench.bench.harness import catalog
+from odebench.bench.harness.spec import catalog
 
 
 def test_every_entry_is_one_line_with_its_description(capsys):

@@ -26,7 +26,7 @@ def test_the_wheel_installs_odebench_as_its_only_top_level_package(tmp_path):
         assert zf.read(top_level).decode().split() == ["odebench"]
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert packages == {"odebench"}
-    assert "odebench/bench/harness/specs/quick.toml" in names  # package data travels
+    assert "odebench/bench/harness/spec/builtin/quick.toml" in names  # package data travels
     assert "odebench/metrics/weights/digits_cnn.pt" in names
 
 

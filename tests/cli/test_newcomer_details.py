@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from odebench.bench.cli import main
-from odebench.bench.harness import catalog
-from odebench.bench.harness.spec import load_spec
+from odebench.bench.harness.spec import catalog
+from odebench.bench.harness.spec.sweep import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -145,7 +145,7 @@ def _sound_records(n: int) -> list[dict]:
     from harness_tiny import tiny_spec
 
     from odebench.bench.harness.records import base_record
-    from odebench.bench.harness.spec import parse_spec
+    from odebench.bench.harness.spec.sweep import parse_spec
 
     cells = parse_spec(tiny_spec(solvers=[{"name": "euler", "nfe": list(range(1, n + 1))}])).cells
     return [{**base_record(c, "cpu"), "status": "ok", "reason": None, "metrics": {"w2": 0.5}, "timings": {},

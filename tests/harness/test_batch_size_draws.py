@@ -12,8 +12,8 @@ from threads import torch_threads
 import odebench.bench.harness.run
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
-from odebench.bench.harness.spec_checks import EVAL_BATCH_DEFAULT
+from odebench.bench.harness.spec.checks import EVAL_BATCH_DEFAULT
+from odebench.bench.harness.spec.sweep import parse_spec
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -16,7 +16,7 @@ from odebench.bench.core.solvers import solve
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 
 def stiff(x, t):

@@ -17,7 +17,7 @@ import odebench.bench.harness.run
 from odebench.bench.core import budgets, seeding
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.metrics import METRICS, EvalContext, MetricUndefined, register_metric
 from odebench.metrics.budget_guard import PROBE_POINTS, MetricOverBudget
 

@@ -32,7 +32,7 @@ from odebench.bench.cli import main
 from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 SPEC = tiny_spec(name="heal", solvers=[{"name": "euler", "nfe": [4]}])  # one model, one cell
 

@@ -11,7 +11,7 @@ from odebench.bench.data import load_dataset
 from odebench.bench.harness.data_hparams import resolve_spec
 from odebench.bench.harness.plan import model_chain
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import SpecError, parse_spec
+from odebench.bench.harness.spec.sweep import SpecError, parse_spec
 from odebench.methods.diffusion import song_ermon_sigma_max
 
 VE_SOLVERS = [{"name": "euler", "nfe": [2]}]

@@ -18,7 +18,7 @@ from odebench.bench.harness.process.runtime import Runtime, autocast, resolve_de
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import PrecisionMismatch, run_sweep
 from odebench.bench.harness.sample_sheets import save_sample_sheet
-from odebench.bench.harness.spec import SpecError, load_spec, parse_spec
+from odebench.bench.harness.spec.sweep import SpecError, load_spec, parse_spec
 from odebench.bench.harness.train import Problem, TrainConfig, model_key
 from odebench.methods import METHODS, get_method
 from odebench.metrics import METRICS
@@ -121,7 +121,7 @@ def test_dataset_options_in_specs(tmp_path):
 
 @pytest.mark.parametrize("name", ["images", "cifar10"])
 def test_builtin_image_specs_parse_once_every_name_is_registered(name):
-    from odebench.bench.harness.spec import read_spec_text, tomllib
+    from odebench.bench.harness.spec.sweep import read_spec_text, tomllib
 
     raw = tomllib.loads(read_spec_text(name)[0])
     missing = sorted({m["name"] for m in raw["methods"]} - set(METHODS.names())) + sorted(

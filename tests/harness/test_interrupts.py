@@ -23,7 +23,7 @@ from odebench.bench.harness.pool_executor import PoolExecutor
 from odebench.bench.harness.process import interrupts
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import cell_job, train_job
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

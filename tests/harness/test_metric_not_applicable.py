@@ -5,7 +5,7 @@ import json
 from harness_tiny import EVAL, tiny_spec
 
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 
 def test_a_path_metric_of_a_distilled_flow_is_not_applicable_and_the_cell_is_done(tmp_path):

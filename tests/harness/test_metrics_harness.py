@@ -4,7 +4,7 @@ import pytest
 
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 
 @pytest.mark.slow

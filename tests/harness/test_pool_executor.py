@@ -23,7 +23,7 @@ from odebench.bench.harness.plan import JobContext, make_plan
 from odebench.bench.harness.pool_executor import PoolExecutor
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import cell_job, run_sweep, train_job
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = tiny_spec(methods=[{"name": "fm_ot"}, {"name": "rf", "k": [1, 2], "n_pairs": 64}],

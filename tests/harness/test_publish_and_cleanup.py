@@ -16,7 +16,7 @@ import odebench.bench.harness.train
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.stale_files import remove_stale_temps
 
 SPEC = tiny_spec(name="pub", solvers=[{"name": "euler", "nfe": [2]}])

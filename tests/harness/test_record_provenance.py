@@ -25,7 +25,7 @@ from threads import torch_threads
 import odebench
 from odebench.bench.harness import records
 from odebench.bench.harness.records import SCHEMA_VERSION, base_record, environment, is_finished, method_label
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 KEYS = {"odebench", "torch", "python", "device", "threads", "git_commit", "platform"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

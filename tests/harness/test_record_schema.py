@@ -13,7 +13,7 @@ from odebench.bench.cli import main
 from odebench.bench.harness.record_schema import record_problem
 from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 SPEC = tiny_spec(name="rs", solvers=[{"name": "euler", "nfe": [2]}])
 CELL = parse_spec(SPEC).cells[0]

@@ -19,7 +19,7 @@ from odebench.bench.harness.records import (
     records_frame,
     sweep_folders,
 )
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 
 TRAIN = {"steps": 30, "batch_size": 64, "lr": 2e-3}
 NET = {"name": "mlp", "hidden": 16, "depth": 1}

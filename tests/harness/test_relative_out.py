@@ -3,7 +3,7 @@
 from harness_tiny import tiny_spec
 
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 
 def test_a_relative_out_folder_holds_the_models_and_records_at_its_top(tmp_path, monkeypatch):

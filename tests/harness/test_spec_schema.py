@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from spec_fuzz import mutated_specs
 
 from odebench.bench.cli import main
-from odebench.bench.harness import spec_checks as sc
-from odebench.bench.harness import spec_limits as lim
-from odebench.bench.harness.spec import SpecError, builtin_spec_names, parse_spec, read_spec
-from odebench.bench.harness.spec_schema import spec_schema
+from odebench.bench.harness.spec import checks as sc
+from odebench.bench.harness.spec import limits as lim
+from odebench.bench.harness.spec.schema import spec_schema
+from odebench.bench.harness.spec.sweep import SpecError, builtin_spec_names, parse_spec, read_spec
 
 SCHEMA = spec_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

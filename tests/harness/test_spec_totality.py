@@ -10,7 +10,7 @@ import pytest
 from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
-from odebench.bench.harness.spec import SpecError, load_spec, parse_spec
+from odebench.bench.harness.spec.sweep import SpecError, load_spec, parse_spec
 
 
 def problems_of(raw) -> list[str]:

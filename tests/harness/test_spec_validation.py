@@ -6,7 +6,7 @@ import pytest
 from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
-from odebench.bench.harness.spec import SpecError, builtin_spec_names, load_spec, parse_spec
+from odebench.bench.harness.spec.sweep import SpecError, builtin_spec_names, load_spec, parse_spec
 
 
 def problems_of(raw) -> list[str]:
@@ -135,12 +135,12 @@ def test_builtin_specs_sweep_the_data_prediction_samplers():
 def test_standard_spec_validates_once_its_methods_exist():
     from importlib import resources
 
-    from odebench.bench.harness.spec import tomllib
+    from odebench.bench.harness.spec.sweep import tomllib
     from odebench.methods import METHODS
     from odebench.metrics import METRICS
 
     assert "standard" in builtin_spec_names()
-    raw = tomllib.loads(resources.files("odebench.bench.harness.specs").joinpath("standard.toml").read_text())
+    raw = tomllib.loads(resources.files("odebench.bench.harness.spec.builtin").joinpath("standard.toml").read_text())
     missing = sorted({m["name"] for m in raw["methods"]} - set(METHODS.names()))
     missing += sorted({m for names in raw["eval"]["metrics"].values() for m in names} - set(METRICS.names()))
     if missing:

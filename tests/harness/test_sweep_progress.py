@@ -13,7 +13,7 @@ import odebench.bench.harness.run
 from odebench.bench.harness.process import progress
 from odebench.bench.harness.process.progress import MIN_CELLS, SweepProgress
 from odebench.bench.harness.run import run_sweep
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 
 
 class Clock:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
-from odebench.bench.harness.spec import parse_spec
+from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.train import TrainConfig, fit
 from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling

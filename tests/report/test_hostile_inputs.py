@@ -26,7 +26,7 @@ import odebench.bench.harness.packed as packed
 from odebench.bench.cli import main
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.harness.packed import PACKED, pack_bytes, read_packed
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 from odebench.bench.report import floors as fl
 from odebench.bench.report.build import write_report
 from odebench.bench.report.tables import load_sweep, summary_frame

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import torch
 
 from odebench.bench.core.solvers import Unsupported
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 from odebench.bench.report import model_figures as mf
 
 REFUSAL = "a one-step map; sample it with solver 'euler' at nfe = 1"

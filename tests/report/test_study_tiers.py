@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from odebench.bench.harness.spec import builtin_spec_names, load_spec
+from odebench.bench.harness.spec.sweep import builtin_spec_names, load_spec
 from odebench.bench.report import claims_table as ct
 
 TIERS = ("study-toy", "study-transfer", "study-digits")

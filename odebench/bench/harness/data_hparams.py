@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from odebench.bench.harness.spec import Cell, Spec
+from odebench.bench.harness.spec.sweep import Cell, Spec
 
 #: the spec value that asks for the data rule
 FROM_DATA = "data"

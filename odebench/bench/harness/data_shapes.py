@@ -13,7 +13,7 @@ from __future__ import annotations
 from odebench.bench.data import GAUSSIAN_SOURCE
 from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.plan import problem_of
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 
 #: (metric, option, value) -> the sample shape it needs
 SHAPED_OPTIONS = {("precision", "features", "digits"): (1, 8, 8), ("recall", "features", "digits"): (1, 8, 8)}

@@ -1,5 +1,5 @@
 """The spec a run leaves in its sweep folder, ``<sweep>/effective_spec.toml``: the spec it ran, ``--set``
-overrides applied, as TOML text (odebench.bench.harness.spec_toml) written atomically inside the results folder.
+overrides applied, as TOML text (odebench.bench.harness.spec.toml) written atomically inside the results folder.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.harness.artifacts import atomic_write_bytes
-from odebench.bench.harness.spec_toml import dumps
+from odebench.bench.harness.spec.toml import dumps
 
 #: the file a run leaves in its sweep folder: the spec it ran, ``--set`` overrides applied
 EFFECTIVE_SPEC = "effective_spec.toml"

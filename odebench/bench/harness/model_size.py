@@ -4,16 +4,16 @@ Each key of a spec has its own bound, but a combination of them (``hidden = 6553
 still ask for more parameters than any machine holds; building that network would exhaust memory, or get
 the process killed, at the start of its training. So the plan's networks are built first on the meta device
 (no memory is allocated), their parameters counted, and a run whose networks pass the policy bound
-``parameters`` (spec_limits.POLICY) stops before any work, with the bound and how to raise it.
+``parameters`` (spec.limits.POLICY) stops before any work, with the bound and how to raise it.
 """
 
 from __future__ import annotations
 
 import torch
 
-from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.plan import Plan, method_at, problem_of
+from odebench.bench.harness.spec import limits as lim
 from odebench.bench.harness.train import build_model
 
 

@@ -31,7 +31,7 @@ from odebench.bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
 from odebench.bench.data.images import DATA_ENV
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.process.runtime import Runtime
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 from odebench.bench.harness.train import Problem, TrainConfig, model_key
 from odebench.methods import Method, get_method
 

@@ -42,7 +42,7 @@ from odebench.bench.harness.plan import JobContext, Plan, TrainingJob, TrainOutc
 from odebench.bench.harness.process import progress
 from odebench.bench.harness.process.interrupts import deferred
 from odebench.bench.harness.records import failed_record
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 
 #: what the forkserver imports once, so that workers start with the harness already loaded
 PRELOAD = ["odebench.bench.harness.run"]

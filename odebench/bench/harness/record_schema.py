@@ -15,7 +15,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 
 #: the record format this odebench writes; older versions are migrated on read (records.migrate)
 SCHEMA_VERSION = 1

@@ -27,7 +27,7 @@ from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.guards.bounded_read import MAX_RECORD_BYTES, RefusedFile, read_bounded
 from odebench.bench.harness.guards.safe_paths import inside
 from odebench.bench.harness.record_schema import SCHEMA_VERSION, record_problem
-from odebench.bench.harness.spec import Cell
+from odebench.bench.harness.spec.sweep import Cell
 
 __all__ = ["SCHEMA_VERSION", "RecordStore", "base_record", "environment", "failed_record", "is_finished",
            "method_label", "migrate", "records_frame", "skipped_record"]

@@ -53,8 +53,8 @@ from odebench.bench.harness.process.progress import SweepProgress, listening
 from odebench.bench.harness.process.runtime import Runtime, compile_modules, resolve_device
 from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
 from odebench.bench.harness.sample_sheets import save_sample_sheet
-from odebench.bench.harness.spec import Cell, Spec
-from odebench.bench.harness.spec_limits import limits_of
+from odebench.bench.harness.spec.limits import limits_of
+from odebench.bench.harness.spec.sweep import Cell, Spec
 from odebench.bench.harness.stale_files import remove_stale_temps
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
 from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest

@@ -25,7 +25,7 @@ from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.process import distributed
 from odebench.bench.harness.process.progress import report_steps
 from odebench.bench.harness.process.runtime import Runtime, compile_modules
-from odebench.bench.harness.train_config import TrainConfig, train_key_fields
+from odebench.bench.harness.spec.train_config import TrainConfig, train_key_fields
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
 from odebench.methods.couplings import IndependentCoupling, PairCoupling

@@ -150,7 +150,7 @@ def _costs(sweep: Sweep) -> dict[tuple[str, str], float]:
 
 
 def _paper(method: str) -> str:
-    from odebench.bench.harness.catalog import paper_title
+    from odebench.bench.harness.spec.catalog import paper_title
     from odebench.methods import METHODS
 
     try:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from odebench.bench.harness.plan import Plan, dataset_label
 from odebench.bench.harness.records import RecordStore, method_label
-from odebench.bench.harness.spec import Cell, Spec
+from odebench.bench.harness.spec.sweep import Cell, Spec
 from odebench.bench.report.tables import Sweep, cell_text, headline_metric, load_sweep, nfe_text
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.harness.guards.safe_paths import folder_inside, inside, make_dirs
-from odebench.bench.harness.spec_limits import TRACK_SINKS
+from odebench.bench.harness.spec.limits import TRACK_SINKS
 
 #: sink name -> (module of its sink class here, the module its library must provide, the extra that installs it)
 SINK_MODULES = {

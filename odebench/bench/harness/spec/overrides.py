@@ -23,7 +23,7 @@ import copy
 import re
 from typing import Any
 
-from odebench.bench.harness.spec_text import text_problems, tomllib
+from odebench.bench.harness.spec.text import text_problems, tomllib
 
 #: the key that names an entry of each array of tables, for ``methods[rf]``
 ENTRY_KEYS = {"methods": "name", "solvers": "name", "datasets": "target"}
@@ -42,7 +42,7 @@ class OverrideError(ValueError):
 def parse_value(text: str, where: str) -> Any:
     """A TOML value; a plain word that is not TOML is a string."""
     problems = text_problems(text, "the value")
-    if problems:  # bounded before parsing, as a spec file is (odebench.bench.harness.spec_text)
+    if problems:  # bounded before parsing, as a spec file is (odebench.bench.harness.spec.text)
         raise OverrideError(f"--set {where if len(where) < 80 else where[:60] + '...'}: {'; '.join(problems)}")
     try:
         return tomllib.loads(f"v = {text}")["v"]

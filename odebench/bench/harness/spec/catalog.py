@@ -66,7 +66,7 @@ def _registry(category: str):
 
 def names(category: str) -> list[str]:
     if category == "specs":
-        from odebench.bench.harness.spec import builtin_spec_names
+        from odebench.bench.harness.spec.sweep import builtin_spec_names
 
         return builtin_spec_names()
     return _registry(category).names()
@@ -84,7 +84,7 @@ def plugin_errors() -> list[str]:
 def describe(category: str, name: str) -> str:
     """The one line ``odebench list`` prints for an entry."""
     if category == "specs":
-        from odebench.bench.harness.spec import read_spec
+        from odebench.bench.harness.spec.sweep import read_spec
 
         return str(read_spec(name)[0].get("description", ""))
     obj = _registry(category).get(name)
@@ -177,7 +177,7 @@ def _networks_detail(name: str) -> list[str]:
 
 
 def _specs_detail(name: str) -> list[str]:
-    from odebench.bench.harness.spec import load_spec
+    from odebench.bench.harness.spec.sweep import load_spec
 
     spec = load_spec(name)
     models = len({c.training_key() for c in spec.cells})

@@ -1,8 +1,8 @@
 """Field-by-field checks of a sweep spec: each returns the cleaned value and appends 'key.path: message'.
 
-``odebench.bench.harness.spec.parse_spec`` calls these in turn and raises one SpecError listing every problem, so a user
+``sweep.parse_spec`` calls these in turn and raises one SpecError listing every problem, so a user
 fixes a spec in one pass. A message always names the key path, what was wrong, and what is allowed.
-Types and ranges come from odebench.bench.harness.spec_limits: every built-in key has a Rule there; keys of
+Types and ranges come from odebench.bench.harness.spec.limits: every built-in key has a Rule there; keys of
 plugins (and new fields) are checked against the type of their default (TrainConfig fields, a network's and
 a method's keyword arguments), so a new field gets a type check without code here.
 """
@@ -14,9 +14,9 @@ import re
 from dataclasses import fields
 from typing import Any
 
-from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.guards.suggest import did_you_mean
-from odebench.bench.harness.train_config import TrainConfig
+from odebench.bench.harness.spec import limits as lim
+from odebench.bench.harness.spec.train_config import TrainConfig
 
 Problems = list[str]
 Cfg = dict[str, Any]
@@ -292,7 +292,7 @@ def check_metric_options(metric: str, opts: Cfg, path: str, problems: Problems) 
 
 
 def check_budgets(value: Any, problems: Problems) -> Cfg:
-    """The spec's ``[budgets]`` over the defaults: max_nfe, train_seconds, cell_seconds (see spec_limits)."""
+    """The spec's ``[budgets]`` over the defaults: max_nfe, train_seconds, cell_seconds (see limits)."""
     entry = table(value, "budgets", problems, "[budgets] max_nfe = 20000")
     unknown_keys(entry, lim.RULES_BUDGETS, "budgets", problems)
     out = dict(lim.DEFAULT_BUDGETS)
@@ -303,7 +303,7 @@ def check_budgets(value: Any, problems: Problems) -> Cfg:
 
 
 def check_track(value: Any, problems: Problems) -> Cfg:
-    """The spec's ``[track]`` table (spec_limits.RULES_TRACK): which tracking sinks, and their few settings."""
+    """The spec's ``[track]`` table (limits.RULES_TRACK): which tracking sinks, and their few settings."""
     entry = table(value, "track", problems, "[track] sinks = [\"tensorboard\"]")
     unknown_keys(entry, lim.RULES_TRACK, "track", problems)
     out: Cfg = {}

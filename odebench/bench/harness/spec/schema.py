@@ -1,9 +1,9 @@
 """A JSON Schema of sweep specs, generated from the validator's own definitions (``odebench schema``).
 
 Nothing here restates a rule: the types and ranges come from the ``RULES_*`` tables and ``method_rules`` /
-``metric_rules`` of odebench.bench.harness.spec_limits, the keys from ``TOP_KEYS``, ``DATASET_KEYS``,
+``metric_rules`` of odebench.bench.harness.spec.limits, the keys from ``TOP_KEYS``, ``DATASET_KEYS``,
 ``SOLVER_KEYS`` and ``EVAL_KEYS``, the accepted hparams and options from the same signatures the validator
-reads (spec_checks.method_hparams, net_options, loader_options, TrainConfig), and every name (methods, solvers,
+reads (checks.method_hparams, net_options, loader_options, TrainConfig), and every name (methods, solvers,
 time grids, datasets, networks, metrics, precisions, tracking sinks) from the registries, as enums. So the
 schema cannot drift from the validator, and a plugin's names appear in it once installed.
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from odebench.bench.harness import spec_checks as sc
-from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.guards.safe_paths import NAME_MAX, NAME_RE, NAME_RULE
-from odebench.bench.harness.spec import DATASET_KEYS, SOLVER_KEYS, TOP_KEYS
+from odebench.bench.harness.spec import checks as sc
+from odebench.bench.harness.spec import limits as lim
+from odebench.bench.harness.spec.sweep import DATASET_KEYS, SOLVER_KEYS, TOP_KEYS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "https://odebench.invalid/odebench-spec.schema.json"  # a name, not a place: nothing is fetched
@@ -91,7 +91,7 @@ def _by_name(key: str, variants: dict[str, Schema], default: str | None = None) 
 
 # --------------------------------------------------------------------------------------------- the tables
 def train_schema() -> Schema:
-    from odebench.bench.harness.train_config import TrainConfig
+    from odebench.bench.harness.spec.train_config import TrainConfig
 
     return _table({f.name: rule_schema(lim.RULES_TRAIN.get(f.name) or lim.generic_rule(f.default), f.default)
                    for f in fields(TrainConfig)}, "training settings (every model's cache key)")

@@ -24,7 +24,7 @@ else:  # pragma: no cover
 
 #: the largest spec file (and ``--set`` value) read; the built-in specs are under 4 KB
 MAX_SPEC_BYTES = 1_000_000
-#: the most dots in one dotted key (``a.b.c`` has 2); a spec nests at most spec_limits.MAX_DEPTH levels
+#: the most dots in one dotted key (``a.b.c`` has 2); a spec nests at most limits.MAX_DEPTH levels
 MAX_KEY_DOTS = 32
 #: the most digits in one number (a spec's integers fit in 64 bits: 19 digits)
 MAX_DIGITS = 100

@@ -4,8 +4,8 @@ A spec names methods (with hparams; a list value expands into one method per val
 solvers with NFE budgets (fixed step) or tolerances (adaptive), seeds, metrics and the training budget.
 ``load_spec`` reports every problem at once, each with its key path and the allowed values. Validation is
 total: whatever a TOML file holds (any nesting, any number, any string) ends in a Spec or a SpecError, never
-in another exception; the types, ranges and policy bounds live in odebench.bench.harness.spec_limits, and the
-bounds on the file and its text before parsing in odebench.bench.harness.spec_text.
+in another exception; the types, ranges and policy bounds live in odebench.bench.harness.spec.limits, and the
+bounds on the file and its text before parsing in odebench.bench.harness.spec.text.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.core.solvers import GRIDS, SOLVERS
 from odebench.bench.data import DATASETS, GAUSSIAN_SOURCE, dataset_kind
-from odebench.bench.harness import spec_checks as sc
-from odebench.bench.harness import spec_limits as lim
 from odebench.bench.harness.guards.safe_paths import name_problem
 from odebench.bench.harness.guards.suggest import did_you_mean
-from odebench.bench.harness.spec_text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
-from odebench.bench.harness.train_config import train_key_fields
+from odebench.bench.harness.spec import checks as sc
+from odebench.bench.harness.spec import limits as lim
+from odebench.bench.harness.spec.text import SpecTextError, loads, read_spec_file, tomllib  # noqa: F401 (tomllib)
+from odebench.bench.harness.spec.train_config import train_key_fields
 
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
             "datasets", "solvers", "precision", "compile", "budgets", "limits", "track"}
@@ -110,24 +110,24 @@ class Spec:
     raw: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     compile: bool = False
-    #: what a run may spend (spec_limits.RULES_BUDGETS): max_nfe, train_seconds, cell_seconds; not in cell ids
+    #: what a run may spend (limits.RULES_BUDGETS): max_nfe, train_seconds, cell_seconds; not in cell ids
     budgets: dict[str, Any] = field(default_factory=lambda: dict(lim.DEFAULT_BUDGETS))
     #: the validated ``[track]`` table (sinks, experiment, ...): where curves and metrics are also logged
     track: dict[str, Any] = field(default_factory=dict)
-    #: the ``--set`` overrides applied to the spec file, as given (odebench.bench.harness.overrides)
+    #: the ``--set`` overrides applied to the spec file, as given (odebench.bench.harness.spec.overrides)
     overrides: tuple[str, ...] = ()
     #: where the spec came from ("built-in 'quick'", a file path, with its --set), for messages and files
     origin: str = ""
 
 
 def builtin_spec_names() -> list[str]:
-    specs = resources.files("odebench.bench.harness.specs")
+    specs = resources.files("odebench.bench.harness.spec.builtin")
     return sorted(p.name[:-5] for p in specs.iterdir() if p.name.endswith(".toml"))
 
 
 def read_spec_text(name_or_path: str) -> tuple[str, str]:
     """(text, where) for a built-in spec name or a path to a TOML file (a regular file of bounded size:
-    odebench.bench.harness.spec_text)."""
+    odebench.bench.harness.spec.text)."""
     path = Path(name_or_path)
     try:
         # a built-in name stays the built-in spec when a folder of that name sits in the working folder: a run
@@ -146,7 +146,7 @@ def read_spec_text(name_or_path: str) -> tuple[str, str]:
         raise SpecError(repr(name_or_path), [f"spec: no built-in spec {lim.show(name_or_path)}"
                                              f"{did_you_mean(name_or_path, names)} and no such file; "
                                              f"built-in specs: {', '.join(names)}"])
-    text = resources.files("odebench.bench.harness.specs").joinpath(f"{name_or_path}.toml").read_text()
+    text = resources.files("odebench.bench.harness.spec.builtin").joinpath(f"{name_or_path}.toml").read_text()
     return text, f"built-in {lim.show(name_or_path)}"
 
 
@@ -161,8 +161,8 @@ def read_spec(name_or_path: str) -> tuple[dict[str, Any], str]:
 
 def load_spec(name_or_path: str, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()) -> Spec:
     """Parse and validate a spec (built-in name or TOML path); ``overrides`` replace top-level keys, then
-    ``sets`` (``--set KEY=VALUE``, odebench.bench.harness.overrides) change single values, before validation."""
-    from odebench.bench.harness.overrides import OverrideError, apply_overrides
+    ``sets`` (``--set KEY=VALUE``, odebench.bench.harness.spec.overrides) change single values, before validation."""
+    from odebench.bench.harness.spec.overrides import OverrideError, apply_overrides
 
     raw, where = read_spec(name_or_path)
     raw.update(overrides or {})
