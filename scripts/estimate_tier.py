@@ -78,9 +78,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from odebench.bench.harness.records import RecordStore, method_label
     from odebench.bench.harness.run import run_sweep
     from odebench.bench.harness.spec.sweep import load_spec
+    from odebench.bench.harness.store.records import RecordStore, method_label
 
     full = load_spec(args.spec)
     label_of = {c.id: method_label(c.method) for c in full.cells}
@@ -148,8 +148,8 @@ def main() -> None:
             unpriced.add(label)
             continue
         train_total += own[ref]
-    from odebench.bench.harness.artifacts import ArtifactStore
     from odebench.bench.harness.plan import make_plan
+    from odebench.bench.harness.store.artifacts import ArtifactStore
 
     plan = make_plan(full.cells, lambda _id: False, ArtifactStore(out / ".none", read_only=True), "fp32")
     for c in full.cells:

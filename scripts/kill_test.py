@@ -101,8 +101,8 @@ def killed_run(aim: str, n: int, spec: Path, out: Path, rng: random.Random) -> s
 
 def inspect(out: Path) -> dict:
     """Corrupt files, temp files and published models of a results folder."""
-    from odebench.bench.harness.artifacts import ArtifactStore, sha256_file
-    from odebench.bench.harness.record_schema import record_problem
+    from odebench.bench.harness.store.artifacts import ArtifactStore, sha256_file
+    from odebench.bench.harness.store.record_schema import record_problem
 
     corrupt, published = [], {}
     for p in sorted((out / "kills" / "cells").glob("*.json")):

@@ -27,9 +27,9 @@ from odebench.bench.data import GAUSSIAN_SOURCE
 from odebench.bench.harness.given import given_model, state_dict_sha256
 from odebench.bench.harness.guards.safe_paths import suggest_name
 from odebench.bench.harness.plan import GivenModel
-from odebench.bench.harness.records import RecordStore, records_frame
 from odebench.bench.harness.run import SweepSummary, run_sweep
 from odebench.bench.harness.spec.sweep import Spec, SpecError, parse_eval_spec, read_spec
+from odebench.bench.harness.store.records import RecordStore, records_frame
 
 __all__ = ["EvalResult", "default_name", "evaluate", "evaluate_given", "read_eval_spec"]
 
@@ -40,7 +40,7 @@ DEFAULT_SPEC = "quick"
 @dataclass
 class EvalResult:
     """What one evaluation did: its spec (cells), the run's summary, the report (None if not written) and the
-    records of the spec's cells as a DataFrame (``odebench.bench.harness.records.records_frame``)."""
+    records of the spec's cells as a DataFrame (``odebench.bench.harness.store.records.records_frame``)."""
 
     spec: Spec
     summary: SweepSummary

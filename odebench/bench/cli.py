@@ -80,12 +80,12 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _print_plan(spec, out: Path) -> None:
-    from odebench.bench.harness.artifacts import ArtifactStore
     from odebench.bench.harness.data_shapes import check_data_shapes
     from odebench.bench.harness.model_size import check_model_sizes
     from odebench.bench.harness.plan import make_plan
-    from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.spec.limits import limits_of
+    from odebench.bench.harness.store.artifacts import ArtifactStore
+    from odebench.bench.harness.store.records import RecordStore
     from odebench.bench.report.summary import plan_text
 
     check_data_shapes(spec.cells)  # the checks a run makes before any work: a dry run refuses what it refuses
@@ -98,7 +98,7 @@ def _print_plan(spec, out: Path) -> None:
 
 def _earlier(spec, out: Path) -> str | None:
     """The note on records of the sweep folder that this spec no longer produces (None: there are none)."""
-    from odebench.bench.harness.versions import earlier_configs, earlier_note
+    from odebench.bench.harness.store.versions import earlier_configs, earlier_note
 
     sweep_dir = out / spec.name
     old = earlier_configs(sweep_dir, {c.id for c in spec.cells})
@@ -315,8 +315,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.data.images import DataDirError
     from odebench.bench.harness.executors import ExecutorUnavailable
     from odebench.bench.harness.guards.errors import RunRefused
-    from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch, run_sweep
+    from odebench.bench.harness.store.records import RecordStore
     from odebench.bench.report.summary import summary_text
 
     spec = _load_spec(args.spec, args.set)
@@ -387,9 +387,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.harness.given import load_given
     from odebench.bench.harness.guards.errors import RunRefused
     from odebench.bench.harness.process.runtime import resolve_device
-    from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import PrecisionMismatch
     from odebench.bench.harness.spec.sweep import SpecError, parse_eval_spec
+    from odebench.bench.harness.store.records import RecordStore
     from odebench.bench.report.summary import summary_text
 
     _check_count("--threads", args.threads)
@@ -518,7 +518,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 def _holds_records(folder: Path) -> bool:
     """A sweep folder: records in cells/, or packed into records.jsonl.gz (whatever that name is: reading it says
     what is wrong with a pack that is not a regular file)."""
-    from odebench.bench.harness.packed import PACKED
+    from odebench.bench.harness.store.packed import PACKED
 
     return (folder / "cells").is_dir() or os.path.lexists(folder / PACKED)
 

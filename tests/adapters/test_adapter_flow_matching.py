@@ -18,7 +18,7 @@ from flow_matching.utils import ModelWrapper  # noqa: E402
 import odebench  # noqa: E402
 from odebench.adapters import FlowMatching, adapt  # noqa: E402
 from odebench.bench.data import load_dataset  # noqa: E402
-from odebench.bench.harness.records import RecordStore  # noqa: E402
+from odebench.bench.harness.store.records import RecordStore  # noqa: E402
 from odebench.metrics.quality import wasserstein2  # noqa: E402
 
 

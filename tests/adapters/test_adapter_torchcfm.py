@@ -15,7 +15,7 @@ from torchcfm.models import MLP  # noqa: E402
 from odebench.adapters import TorchCFM, adapt  # noqa: E402
 from odebench.bench.cli import main  # noqa: E402
 from odebench.bench.data import load_dataset  # noqa: E402
-from odebench.bench.harness.records import RecordStore  # noqa: E402
+from odebench.bench.harness.store.records import RecordStore  # noqa: E402
 from odebench.metrics.quality import wasserstein2  # noqa: E402
 
 WIDTH = 64

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import load_spec
+from odebench.bench.harness.store.records import RecordStore
 
 REDUCED = {
     "name": "quick_reduced",

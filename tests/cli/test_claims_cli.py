@@ -29,8 +29,8 @@ def test_claims_no_write_writes_nothing(tmp_path, capsys):
 def test_pack_refuses_what_is_not_a_sweep_and_packs_one(tmp_path, capsys):
     assert main(["pack", str(FIXTURE), str(tmp_path / "p")]) == 2  # a pack is not a sweep folder
     assert "not a sweep folder" in capsys.readouterr().err
-    from odebench.bench.harness.packed import read_packed
-    from odebench.bench.harness.records import RecordStore
+    from odebench.bench.harness.store.packed import read_packed
+    from odebench.bench.harness.store.records import RecordStore
 
     records, _ = read_packed(FIXTURE / "records.jsonl.gz")
     sweep = tmp_path / "runs" / "claims-tiny"

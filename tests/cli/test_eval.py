@@ -13,7 +13,7 @@ import torch
 
 from odebench.bench.cli import main
 from odebench.bench.core.hashing import sha256_file
-from odebench.bench.harness.lock import acquire
+from odebench.bench.harness.store.lock import acquire
 
 FACTORY = '''
 import torch

@@ -15,7 +15,7 @@ import pytest
 from finished_sweep import RUN, SWEEP, Patched, one_error_line, snapshot
 
 from odebench.bench.cli import main
-from odebench.bench.harness import artifacts, lock
+from odebench.bench.harness.store import artifacts, lock
 
 CAUSES = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
           errno.EPERM: "Operation not permitted"}

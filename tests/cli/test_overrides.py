@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from spec_fuzz import mutated_specs
 
 from odebench.bench.cli import main
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.spec.limits import shape_problems
 from odebench.bench.harness.spec.overrides import OverrideError, apply_overrides
 from odebench.bench.harness.spec.sweep import builtin_spec_names, load_spec, read_spec
 from odebench.bench.harness.spec.toml import dumps
+from odebench.bench.harness.store.records import RecordStore
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -14,7 +14,7 @@ import pytest
 from load import scaled
 
 from odebench.bench.cli import main
-from odebench.bench.harness.records import NoRecords, RecordStore
+from odebench.bench.harness.store.records import NoRecords, RecordStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

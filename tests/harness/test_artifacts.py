@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from odebench.bench.harness import artifacts
-from odebench.bench.harness.artifacts import ArtifactStore, atomic_write_bytes
-from odebench.bench.harness.records import SCHEMA_VERSION, RecordStore, is_finished, method_label, migrate
+from odebench.bench.harness.store import artifacts
+from odebench.bench.harness.store.artifacts import ArtifactStore, atomic_write_bytes
+from odebench.bench.harness.store.records import SCHEMA_VERSION, RecordStore, is_finished, method_label, migrate
 
 
 def test_a_failed_replace_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
@@ -144,8 +144,8 @@ def _sound_records(n: int) -> list[dict]:
     """Records of ``n`` real cells of a tiny spec (their configs hash to their ids, as the schema asks)."""
     from harness_tiny import tiny_spec
 
-    from odebench.bench.harness.records import base_record
     from odebench.bench.harness.spec.sweep import parse_spec
+    from odebench.bench.harness.store.records import base_record
 
     cells = parse_spec(tiny_spec(solvers=[{"name": "euler", "nfe": list(range(1, n + 1))}])).cells
     return [{**base_record(c, "cpu"), "status": "ok", "reason": None, "metrics": {"w2": 0.5}, "timings": {},

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from odebench.bench.harness import artifacts
-from odebench.bench.harness.artifacts import atomic_write_bytes, current_umask
-from odebench.bench.harness.stale_files import remove_stale_temps
+from odebench.bench.harness.store import artifacts
+from odebench.bench.harness.store.artifacts import atomic_write_bytes, current_umask
+from odebench.bench.harness.store.stale_files import remove_stale_temps
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to kill a writer mid-write")

@@ -10,10 +10,10 @@ from harness_tiny import tiny_spec
 from threads import torch_threads
 
 import odebench.bench.harness.run
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.checks import EVAL_BATCH_DEFAULT
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import RecordStore
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -13,10 +13,10 @@ from harness_tiny import tiny_spec
 import odebench.bench.harness.run
 from odebench.bench.core import budgets
 from odebench.bench.core.solvers import solve
-from odebench.bench.harness.artifacts import ArtifactStore
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.artifacts import ArtifactStore
+from odebench.bench.harness.store.records import RecordStore
 
 
 def stiff(x, t):

@@ -15,9 +15,9 @@ from harness_tiny import tiny_spec
 
 import odebench.bench.harness.run
 from odebench.bench.core import budgets, seeding
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import RecordStore
 from odebench.metrics import METRICS, EvalContext, MetricUndefined, register_metric
 from odebench.metrics.budget_guard import PROBE_POINTS, MetricOverBudget
 

@@ -29,10 +29,10 @@ from torch import nn
 import odebench.bench.harness.run
 import odebench.bench.harness.train
 from odebench.bench.cli import main
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact
+from odebench.bench.harness.store.records import RecordStore
 
 SPEC = tiny_spec(name="heal", solvers=[{"name": "euler", "nfe": [4]}])  # one model, one cell
 

@@ -13,7 +13,7 @@ from finished_sweep import RUN, SWEEP, copy_project, has_tensorboard, one_error_
 
 from odebench.bench.cli import main
 from odebench.bench.harness.guards.safe_paths import UnsafePath, make_dirs, remove_file
-from odebench.bench.harness.stale_files import remove_stale_temps
+from odebench.bench.harness.store.stale_files import remove_stale_temps
 
 
 @pytest.fixture

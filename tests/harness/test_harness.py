@@ -17,9 +17,9 @@ import odebench.bench.harness.train
 from odebench.bench.cli import main
 from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
 from odebench.bench.harness.plan import JobContext, TrainOutcome
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import cell_job, run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import RecordStore
 from odebench.methods.base import METHODS, Dynamics, Method, register_method
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,11 +16,11 @@ import pytest
 from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
-from odebench.bench.harness import lock as lock_mod
-from odebench.bench.harness.lock import LOCK_NAME, FolderLocked, acquire
+from odebench.bench.harness.store import lock as lock_mod
+from odebench.bench.harness.store.lock import LOCK_NAME, FolderLocked, acquire
 
 ROOT = Path(__file__).resolve().parents[2]
-HOLD = ("import sys, time; from odebench.bench.harness.lock import acquire; l = acquire(sys.argv[1]); "
+HOLD = ("import sys, time; from odebench.bench.harness.store.lock import acquire; l = acquire(sys.argv[1]); "
         "print('held', flush=True); time.sleep(60)")
 
 

@@ -9,11 +9,11 @@ from harness_tiny import tiny_spec
 from threads import torch_threads
 
 import odebench.bench.harness.run
-from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.plan import make_plan
-from odebench.bench.harness.records import RecordStore, is_finished
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec
+from odebench.bench.harness.store.artifacts import ArtifactStore
+from odebench.bench.harness.store.records import RecordStore, is_finished
 from odebench.bench.report.build import build_report
 from odebench.bench.report.model_figures import why_no_model
 from odebench.metrics import METRICS

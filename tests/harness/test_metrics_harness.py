@@ -2,9 +2,9 @@
 
 import pytest
 
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import RecordStore
 
 
 @pytest.mark.slow

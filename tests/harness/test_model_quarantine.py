@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.store.artifacts import ArtifactStore
 
 KEY = "0123456789abcdef"  # model keys are 16 hex digits
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from odebench.bench.core.hashing import config_hash
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.guards.safe_paths import UnsafePath
+from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact
 
 KEY = "0123456789abcdef"  # model keys are 16 hex digits
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save
 from torch import nn
 
-from odebench.bench.harness.artifacts import META_FIELD, ArtifactStore, CorruptArtifact
+from odebench.bench.harness.store.artifacts import META_FIELD, ArtifactStore, CorruptArtifact
 
 KEY = "e" * 16
 

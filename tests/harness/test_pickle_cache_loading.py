@@ -14,7 +14,7 @@ import torch
 import torch.serialization
 from torch import nn
 
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact, sha256_file
+from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact, sha256_file
 
 KEY = "c" * 16
 

@@ -18,12 +18,12 @@ from threads import torch_threads
 
 import odebench.bench.harness.run
 from odebench.bench.cli import main
-from odebench.bench.harness.artifacts import ArtifactStore, read_safetensors
 from odebench.bench.harness.plan import JobContext, make_plan
 from odebench.bench.harness.pool_executor import PoolExecutor
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import cell_job, run_sweep, train_job
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.artifacts import ArtifactStore, read_safetensors
+from odebench.bench.harness.store.records import RecordStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = tiny_spec(methods=[{"name": "fm_ot"}, {"name": "rf", "k": [1, 2], "n_pairs": 64}],

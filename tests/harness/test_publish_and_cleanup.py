@@ -10,14 +10,14 @@ import time
 import pytest
 from harness_tiny import tiny_spec
 
-import odebench.bench.harness.artifacts
 import odebench.bench.harness.run
+import odebench.bench.harness.store.artifacts
 import odebench.bench.harness.train
-from odebench.bench.harness.artifacts import ArtifactStore
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
-from odebench.bench.harness.stale_files import remove_stale_temps
+from odebench.bench.harness.store.artifacts import ArtifactStore
+from odebench.bench.harness.store.records import RecordStore
+from odebench.bench.harness.store.stale_files import remove_stale_temps
 
 SPEC = tiny_spec(name="pub", solvers=[{"name": "euler", "nfe": [2]}])
 
@@ -49,21 +49,21 @@ def test_temp_files_older_than_the_process_are_removed_at_start_and_young_ones_k
 
 def test_a_kill_between_weights_and_meta_never_forces_a_retrain(tmp_path, monkeypatch, count_fits):
     out = tmp_path / "out"
-    real_write = odebench.bench.harness.artifacts.atomic_write_bytes
+    real_write = odebench.bench.harness.store.artifacts.atomic_write_bytes
 
     def killed_after_weights(path, data, *, root):
         if path.suffix == ".json" and path.parent.name == "models":
             raise Killed()  # the weights are published; the process dies before the meta
         return real_write(path, data, root=root)
 
-    monkeypatch.setattr(odebench.bench.harness.artifacts, "atomic_write_bytes", killed_after_weights)
+    monkeypatch.setattr(odebench.bench.harness.store.artifacts, "atomic_write_bytes", killed_after_weights)
     odebench.bench.harness.run._MODELS.clear()
     with pytest.raises(Killed):
         run_sweep(parse_spec(SPEC), out, progress=False)
     models = out / ".cache" / "models"
     [orphan] = list(models.glob("*.safetensors"))
     assert not list(models.glob("*.json")) and count_fits == ["fm_ot"]
-    monkeypatch.setattr(odebench.bench.harness.artifacts, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(odebench.bench.harness.store.artifacts, "atomic_write_bytes", real_write)
 
     odebench.bench.harness.run._MODELS.clear()
     summary = run_sweep(parse_spec(SPEC), out, progress=False)
@@ -85,7 +85,7 @@ def test_old_caches_with_key_named_weights_still_load(tmp_path):
 
     import torch
 
-    from odebench.bench.harness.artifacts import sha256_file
+    from odebench.bench.harness.store.artifacts import sha256_file
 
     net = torch.nn.Linear(2, 2)
     key = "c" * 16

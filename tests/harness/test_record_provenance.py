@@ -23,9 +23,9 @@ from harness_tiny import tiny_spec
 from threads import torch_threads
 
 import odebench
-from odebench.bench.harness import records
-from odebench.bench.harness.records import SCHEMA_VERSION, base_record, environment, is_finished, method_label
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store import records
+from odebench.bench.harness.store.records import SCHEMA_VERSION, base_record, environment, is_finished, method_label
 
 KEYS = {"odebench", "torch", "python", "device", "threads", "git_commit", "platform"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -10,10 +10,10 @@ from harness_tiny import tiny_spec, to_toml
 
 import odebench.bench.harness.run
 from odebench.bench.cli import main
-from odebench.bench.harness.record_schema import record_problem
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.record_schema import record_problem
+from odebench.bench.harness.store.records import RecordStore
 
 SPEC = tiny_spec(name="rs", solvers=[{"name": "euler", "nfe": [2]}])
 CELL = parse_spec(SPEC).cells[0]

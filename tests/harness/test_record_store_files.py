@@ -10,9 +10,9 @@ import json
 
 from harness_tiny import tiny_spec
 
-from odebench.bench.harness.packed import PACKED, pack_bytes, write_packed
-from odebench.bench.harness.records import RecordStore, migrate, skipped_record
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.packed import PACKED, pack_bytes, write_packed
+from odebench.bench.harness.store.records import RecordStore, migrate, skipped_record
 
 CELLS = parse_spec(tiny_spec(name="rsf", solvers=[{"name": "euler", "nfe": [1, 2]}])).cells
 CELL = CELLS[0]

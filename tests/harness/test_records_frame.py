@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from odebench.bench.harness.record_schema import record_problem
-from odebench.bench.harness.records import (
+from odebench.bench.harness.spec.sweep import Cell
+from odebench.bench.harness.store.record_schema import record_problem
+from odebench.bench.harness.store.records import (
     NoRecords,
     RecordStore,
     failed_record,
@@ -19,7 +20,6 @@ from odebench.bench.harness.records import (
     records_frame,
     sweep_folders,
 )
-from odebench.bench.harness.spec.sweep import Cell
 
 TRAIN = {"steps": 30, "batch_size": 64, "lr": 2e-3}
 NET = {"name": "mlp", "hidden": 16, "depth": 1}

@@ -10,10 +10,10 @@ import pytest
 from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
-from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.guards.safe_paths import UnsafePath, inside, name_problem, sweep_dir
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
+from odebench.bench.harness.store.records import RecordStore
 
 BAD_NAMES = ["../../escape", "..", ".", ".cache", "a/b", "a\\b", "/tmp/abs_escape", "x" * 300, "nul\0byte",
              "CON", "lpt1.txt", "", "-dash", "trailing.", "sp ace"]

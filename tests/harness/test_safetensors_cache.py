@@ -11,7 +11,7 @@ import struct
 import torch
 from torch import nn
 
-from odebench.bench.harness.artifacts import ArtifactStore, read_safetensors, sha256_file
+from odebench.bench.harness.store.artifacts import ArtifactStore, read_safetensors, sha256_file
 
 KEY = "d" * 16
 

@@ -14,7 +14,7 @@ import odebench.bench.harness.train as train
 from odebench.bench.core import seeding
 from odebench.bench.data import load_dataset
 from odebench.bench.harness import training_evidence as ev
-from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.train import Problem, TrainConfig, build_model, model_key, train_model, training_data
 from odebench.methods import get_method
 

@@ -12,8 +12,8 @@ import torch
 from threads import torch_threads
 
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.process.runtime import Runtime
+from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.train import (
     Problem,
     TrainConfig,

@@ -299,8 +299,8 @@ def tiny_spec(methods: list[dict], solvers: list[dict]):
 
 
 def test_harness_runs_both_methods_and_skips_sde_solvers_for_ode_methods(tmp_path):
-    from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import run_sweep
+    from odebench.bench.harness.store.records import RecordStore
 
     solvers = [{"name": s, "nfe": [4]} for s in ("euler", "heun", "euler_maruyama", "ancestral")]
     spec = tiny_spec([{"name": "ddpm"}, {"name": "score_ve"}, {"name": "fm_ot"}], solvers)
@@ -325,8 +325,8 @@ def test_harness_runs_both_methods_and_skips_sde_solvers_for_ode_methods(tmp_pat
 def test_sampling_only_hparams_reuse_one_trained_model(tmp_path):
     """ddpm's sampling_eps and score_ve's corrector_steps / snr act only when sampling: sweeping them trains
     one model per method, and the records still name the value each cell used."""
-    from odebench.bench.harness.records import RecordStore
     from odebench.bench.harness.run import run_sweep
+    from odebench.bench.harness.store.records import RecordStore
 
     spec = tiny_spec([{"name": "ddpm", "sampling_eps": [1e-3, 1e-2]},
                       {"name": "score_ve", "corrector_steps": [1, 2], "snr": [0.1, 0.16]}],

@@ -12,7 +12,7 @@ import torch
 from odebench.bench.core import seeding
 from odebench.bench.core.solvers import SOLVERS, sample
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.train import Problem, TrainConfig, source_sampler, train_model
 from odebench.methods import METHODS, get_method
 

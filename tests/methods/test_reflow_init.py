@@ -9,7 +9,7 @@ from threads import torch_threads
 
 import odebench.bench.harness.train as train_module
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.artifacts import ArtifactStore
+from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.train import Problem, TrainConfig, train_model
 from odebench.methods import get_method
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import odebench.bench.harness.run
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import RecordStore
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics import fid as fid_mod
 from odebench.metrics.registry import split_output

@@ -7,9 +7,9 @@ import torch
 from harness_tiny import tiny_spec
 
 import odebench.bench.harness.run
-from odebench.bench.harness.records import RecordStore
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import RecordStore
 from odebench.metrics import METRICS, EvalContext, MetricUndefined
 
 

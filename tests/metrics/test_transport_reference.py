@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from odebench.bench.harness.records import migrate
+from odebench.bench.harness.store.records import migrate
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics.registry import split_output
 from odebench.metrics.transport_reference import _MEMO, gaussian_w2_squared, ot_cost, reference_cost

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from test_report import write_fixture
 
 import odebench.bench.harness.guards.bounded_read as bounded_read
-import odebench.bench.harness.packed as packed
+import odebench.bench.harness.store.packed as packed
 from odebench.bench.cli import main
 from odebench.bench.core.hashing import config_hash
-from odebench.bench.harness.packed import PACKED, pack_bytes, read_packed
 from odebench.bench.harness.spec.sweep import Cell
+from odebench.bench.harness.store.packed import PACKED, pack_bytes, read_packed
 from odebench.bench.report import floors as fl
 from odebench.bench.report.build import write_report
 from odebench.bench.report.tables import load_sweep, summary_frame
@@ -231,7 +231,7 @@ def test_special_record_files_are_refused_before_reading(base, tmp_path):
 def test_an_oversize_record_file_is_refused_before_reading(base, tmp_path, monkeypatch):
     records, floors = base
     monkeypatch.setattr(bounded_read, "MAX_RECORD_BYTES", 4096)
-    import odebench.bench.harness.records as records_module
+    import odebench.bench.harness.store.records as records_module
 
     monkeypatch.setattr(records_module, "MAX_RECORD_BYTES", 4096)
     big = copy.deepcopy(records[0])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from odebench.bench.cli import main
-from odebench.bench.harness.packed import PACKED, pack_bytes, read_packed
+from odebench.bench.harness.store.packed import PACKED, pack_bytes, read_packed
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = sorted(p for p in (ROOT / "results").glob("*/") if (p / PACKED).is_file())

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from odebench.bench.harness.records import SCHEMA_VERSION, RecordStore
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.records import SCHEMA_VERSION, RecordStore
 from odebench.bench.report.build import write_report
 from odebench.bench.report.format import fmt_sig, unmark
 from odebench.bench.report.tables import FLOOR_LABEL, NEAR, fmt_stat, load_sweep

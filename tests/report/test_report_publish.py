@@ -13,7 +13,7 @@ from finished_sweep import SWEEP, copy_project, figures_of, linked_figures, make
 
 import odebench.bench.report.html
 import odebench.bench.report.plots
-from odebench.bench.harness.stale_files import remove_stale_temps
+from odebench.bench.harness.store.stale_files import remove_stale_temps
 from odebench.bench.report.build import write_report
 
 

@@ -15,9 +15,9 @@ from harness_tiny import tiny_spec
 from threads import torch_threads
 
 import odebench.bench.harness.run
-from odebench.bench.harness.artifacts import ArtifactStore, read_safetensors, sha256_file
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.artifacts import ArtifactStore, read_safetensors, sha256_file
 from odebench.bench.report.build import write_report
 from odebench.bench.report.tables import fmt_stat
 

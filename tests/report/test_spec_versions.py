@@ -14,7 +14,7 @@ from threads import torch_threads
 from odebench.bench.cli import main
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
-from odebench.bench.harness.versions import MANIFEST, change_of, current_cell_ids, flat_config
+from odebench.bench.harness.store.versions import MANIFEST, change_of, current_cell_ids, flat_config
 from odebench.bench.report.build import write_report
 
 SPEC = tiny_spec(name="edited", methods=[{"name": "fm_ot"}, {"name": "rf", "n_pairs": 64}],

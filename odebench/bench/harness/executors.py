@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.harness.plan import JobContext, Plan, TrainOutcome
-from odebench.bench.harness.records import failed_record
+from odebench.bench.harness.store.records import failed_record
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL = 'pip install "odebench[ray]"  (or: pip install "ray>=2.9")'

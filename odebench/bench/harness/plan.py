@@ -29,9 +29,9 @@ from odebench.bench.core.solvers import SOLVERS, BudgetTooSmall
 from odebench.bench.core.time_grids import grid_unmet
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset, load_dataset
 from odebench.bench.data.images import DATA_ENV
-from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.spec.sweep import Cell
+from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.train import Problem, TrainConfig, model_key
 from odebench.methods import Method, get_method
 
@@ -222,7 +222,7 @@ def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore | None, prec
 
 
 def method_label_of(method: Method) -> str:
-    from odebench.bench.harness.records import method_label
+    from odebench.bench.harness.store.records import method_label
 
     return method_label(method.config())
 

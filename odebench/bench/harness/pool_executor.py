@@ -41,8 +41,8 @@ from typing import Any
 from odebench.bench.harness.plan import JobContext, Plan, TrainingJob, TrainOutcome
 from odebench.bench.harness.process import progress
 from odebench.bench.harness.process.interrupts import deferred
-from odebench.bench.harness.records import failed_record
 from odebench.bench.harness.spec.sweep import Cell
+from odebench.bench.harness.store.records import failed_record
 
 #: what the forkserver imports once, so that workers start with the harness already loaded
 PRELOAD = ["odebench.bench.harness.run"]

@@ -6,7 +6,7 @@ and the driver writes each record as it arrives. A failure in one training or on
 record and the sweep goes on; budgets a solver cannot use and samplers a method lacks become "skipped"
 records with the reason.
 
-Before any of that, ``run_sweep`` takes the results folder's lock (odebench.bench.harness.lock: a second run
+Before any of that, ``run_sweep`` takes the results folder's lock (odebench.bench.harness.store.lock: a second run
 on the same ``--out`` is refused), removes temp files a killed run left (stale_files), and moves corrupt
 records aside (records.RecordStore.quarantine) so that their cells run again. Every job runs inside the
 spec's budgets (odebench.bench.core.budgets: an NFE cap per adaptive solve, wall-clock limits per training
@@ -30,12 +30,9 @@ import torch
 
 from odebench.bench.core import budgets, seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
-from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.data_shapes import check_data_shapes
-from odebench.bench.harness.effective_spec import write_effective_spec
 from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.guards.safe_paths import inside, sweep_dir
-from odebench.bench.harness.lock import acquire
 from odebench.bench.harness.model_size import check_model_sizes
 from odebench.bench.harness.plan import (
     GivenModel,
@@ -51,13 +48,16 @@ from odebench.bench.harness.plan import (
 from odebench.bench.harness.process import distributed
 from odebench.bench.harness.process.progress import SweepProgress, listening
 from odebench.bench.harness.process.runtime import Runtime, compile_modules, resolve_device
-from odebench.bench.harness.records import RecordStore, base_record, failed_record, is_finished, skipped_record
-from odebench.bench.harness.sample_sheets import save_sample_sheet
 from odebench.bench.harness.spec.limits import limits_of
 from odebench.bench.harness.spec.sweep import Cell, Spec
-from odebench.bench.harness.stale_files import remove_stale_temps
+from odebench.bench.harness.store.artifacts import ArtifactStore
+from odebench.bench.harness.store.effective_spec import write_effective_spec
+from odebench.bench.harness.store.lock import acquire
+from odebench.bench.harness.store.records import RecordStore, base_record, failed_record, is_finished, skipped_record
+from odebench.bench.harness.store.sample_sheets import save_sample_sheet
+from odebench.bench.harness.store.stale_files import remove_stale_temps
+from odebench.bench.harness.store.versions import earlier_configs, earlier_note, write_manifest
 from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
-from odebench.bench.harness.versions import earlier_configs, earlier_note, write_manifest
 from odebench.methods import get_method
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics.registry import MetricUndefined, split_output

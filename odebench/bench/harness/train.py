@@ -21,11 +21,11 @@ from odebench.bench.core import budgets, seeding
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
 from odebench.bench.harness import training_evidence as ev
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.process import distributed
 from odebench.bench.harness.process.progress import report_steps
 from odebench.bench.harness.process.runtime import Runtime, compile_modules
 from odebench.bench.harness.spec.train_config import TrainConfig, train_key_fields
+from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
 from odebench.methods.couplings import IndependentCoupling, PairCoupling

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from odebench.bench.harness.versions import describe_changes
+from odebench.bench.harness.store.versions import describe_changes
 from odebench.bench.report import training
 from odebench.bench.report.tables import (
     Sweep,
@@ -511,8 +511,8 @@ def write_report(sweep_dir: str | Path, figures: bool = True, cache_dir: str | P
     interrupted leaves the previous one as it was, every figure included, and its staging folder is removed
     (by the next report or run when a kill left it). Nothing is written or deleted outside the sweep folder.
     """
-    from odebench.bench.harness.artifacts import atomic_write_bytes
-    from odebench.bench.harness.stale_files import PROCESS_START, STAGING_PREFIX, remove_staging
+    from odebench.bench.harness.store.artifacts import atomic_write_bytes
+    from odebench.bench.harness.store.stale_files import PROCESS_START, STAGING_PREFIX, remove_staging
     from odebench.bench.report.html import to_html
 
     d = Path(sweep_dir).absolute()  # one absolute folder for every check and join below

@@ -421,7 +421,7 @@ def splice_html(page: str, section: str) -> str:
 
 def write_claims(sweep_dir: str | Path, claims: Claims) -> list[Path]:
     """claims.md, claims.csv and the claims section of an existing index.html, in the sweep folder."""
-    from odebench.bench.harness.artifacts import atomic_write_bytes
+    from odebench.bench.harness.store.artifacts import atomic_write_bytes
 
     d = Path(sweep_dir).absolute()
     files = []

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from odebench.bench.harness.artifacts import atomic_write_bytes
-from odebench.bench.harness.stale_files import STAGING_RE
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
+from odebench.bench.harness.store.stale_files import STAGING_RE
 
 
 def write_figure(fig, path: Path, root: Path, **savefig_kwargs) -> Path:

@@ -37,8 +37,8 @@ import torch
 
 from odebench.bench.core import seeding
 from odebench.bench.core.hashing import config_hash
-from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.guards.bounded_read import MAX_SIDE_FILE_BYTES, RefusedFile, read_bounded
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
 
 FLOOR_FILE = "floors.json"
 DRAWS = 5

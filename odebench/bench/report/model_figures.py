@@ -26,8 +26,8 @@ from matplotlib.collections import LineCollection
 
 from odebench.bench.core import seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
-from odebench.bench.harness.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.spec.sweep import Cell
+from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.report.plots import FigureFile, plt, save, slug
 
 #: budgets shown in the sample figures, besides each method's best cell

@@ -1,7 +1,7 @@
 """``odebench pack SWEEP_DIR DEST``: a sweep's results in the compact form committed under ``results/<tier>/``.
 
 DEST receives the sweep's current records packed into one deterministic ``records.jsonl.gz``
-(odebench.bench.harness.packed), its two-sample floors (``floors.json``, computed if the sweep has none yet),
+(odebench.bench.harness.store.packed), its two-sample floors (``floors.json``, computed if the sweep has none yet),
 and the report built from the pack: ``leaderboard.md`` / ``.csv`` / ``.tex`` / ``.html``, ``claims.md`` /
 ``.csv``, PNG figures (no PDFs) and ``index.html``. Trajectory and sample figures are drawn from the sweep's
 model cache (``<SWEEP_DIR>/../.cache/models``, or ``cache``) while packing; ``odebench report DEST`` and
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.guards.bounded_read import MAX_SIDE_FILE_BYTES, RefusedFile, read_bounded
 from odebench.bench.harness.guards.safe_paths import inside
-from odebench.bench.harness.packed import write_packed
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
+from odebench.bench.harness.store.packed import write_packed
 
 
 class PackRefused(ValueError):
@@ -26,7 +26,7 @@ class PackRefused(ValueError):
 def _foreign_entries(dest: Path) -> list[str]:
     """The entries of an existing ``dest`` that show it is not an earlier pack: anything at all when it holds no
     ``records.jsonl.gz`` (an empty folder is fine)."""
-    from odebench.bench.harness.packed import PACKED
+    from odebench.bench.harness.store.packed import PACKED
 
     names = sorted(p.name for p in dest.iterdir())
     return [] if not names or PACKED in names else names

@@ -48,7 +48,7 @@ def slug(text: str) -> str:
 def save(fig, sweep_dir: Path, stem: str, title: str, caption: str = "", dpi: int = 150) -> FigureFile:
     """Write ``figures/<stem>.png`` (at ``dpi``) and ``.pdf`` under the sweep folder, each atomically, and close
     the figure. A packed results folder (``records.jsonl.gz``, committed to the repository) gets the PNG only."""
-    from odebench.bench.harness.packed import PACKED
+    from odebench.bench.harness.store.packed import PACKED
     from odebench.bench.report.figure_files import report_folder
 
     pdf = not (report_folder(sweep_dir) / PACKED).is_file()  # ``sweep_dir``: the report's staging folder

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from odebench.bench.harness.plan import Plan, dataset_label
-from odebench.bench.harness.records import RecordStore, method_label
 from odebench.bench.harness.spec.sweep import Cell, Spec
+from odebench.bench.harness.store.records import RecordStore, method_label
 from odebench.bench.report.tables import Sweep, cell_text, headline_metric, load_sweep, nfe_text
 
 
@@ -27,7 +27,7 @@ def budget_order(cell: Cell) -> tuple:
 def plan_text(spec: Spec, plan: Plan, earlier: str | None = None) -> str:
     """What ``odebench run`` would do: cells done / skipped (and why) / to run, and every training;
     ``earlier`` is the note on records of the folder this spec no longer produces
-    (:func:`odebench.bench.harness.versions.earlier_note`)."""
+    (:func:`odebench.bench.harness.store.versions.earlier_note`)."""
     cells = {c.id: c for c in spec.cells}
     n_models = len({c.training_key() for c in spec.cells})
     lines = [f"sweep {spec.name!r}: {len(spec.cells)} cells over {n_models} trained models",

@@ -5,9 +5,9 @@ dataset, method and its hparams, solver, budget, and training, network, evaluati
 and the sample standard deviation (ddof = 1) over the seeds whose status is ``ok``. Where records of a dataset
 differ in a setting the method label does not show (``train.steps``, say), the label says it
 (``fm_ot [train.steps=300]``), so two configurations never share a row. Records the latest run's spec no longer
-produces (``odebench.bench.harness.versions``) are left out; the report lists them separately. Seeds that failed or were
-skipped are never dropped silently: a cell with no ok seed reads ``failed`` / ``skipped``, and a cell with
-some ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
+produces (``odebench.bench.harness.store.versions``) are left out; the report lists them separately. Seeds that failed
+or were skipped are never dropped silently: a cell with no ok seed reads ``failed`` / ``skipped``, and a cell with some
+ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 
 from odebench.bench.core.hashing import config_hash
-from odebench.bench.harness.packed import PACKED
-from odebench.bench.harness.records import RecordStore, method_label, records_frame
-from odebench.bench.harness.versions import change_of, current_cell_ids, flat_config, short
+from odebench.bench.harness.store.packed import PACKED
+from odebench.bench.harness.store.records import RecordStore, method_label, records_frame
+from odebench.bench.harness.store.versions import change_of, current_cell_ids, flat_config, short
 from odebench.bench.report.format import best_positions, fmt_mean_std, fmt_sig, mark
 from odebench.metrics.registry import headline_order
 
@@ -87,7 +87,7 @@ class Sweep:
 def load_sweep(sweep_dir: str | Path) -> Sweep:
     """Read every record of a sweep folder.
 
-    Besides :func:`odebench.bench.harness.records.records_frame`'s columns the frame has ``budget`` ("NFE 8", "tol
+    Besides :func:`odebench.bench.harness.store.records.records_frame`'s columns the frame has ``budget`` ("NFE 8", "tol
     1e-05"), ``budget_rank`` (sort key: fixed budgets by NFE, then adaptive ones from loose to tight), ``is_adaptive``,
     one ``hp.<name>`` column per method hparam (NaN for methods without it) and the record's ``model_key``.
     """

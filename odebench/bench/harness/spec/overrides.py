@@ -13,7 +13,7 @@ Syntax (several ``--set`` apply in order, each to the spec as the previous ones 
   (quote strings with spaces or brackets: ``--set 'description="a b"'``).
 
 The result is validated as the spec itself is (every problem with its key path), and a run writes it to
-``<out>/<sweep>/effective_spec.toml`` (odebench.bench.harness.effective_spec), so the folder says what ran and
+``<out>/<sweep>/effective_spec.toml`` (odebench.bench.harness.store.effective_spec), so the folder says what ran and
 ``odebench run --spec <out>/<sweep>/effective_spec.toml`` runs it again.
 """
 

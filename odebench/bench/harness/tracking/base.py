@@ -132,7 +132,7 @@ def model_event(job, outcome) -> ModelEvent:
 
 def cell_event(record: dict[str, Any]) -> CellEvent:
     """The CellEvent of a record as the driver writes it."""
-    from odebench.bench.harness.records import method_label
+    from odebench.bench.harness.store.records import method_label
 
     cfg = record.get("config", {})
     values = {k: float(v) for k, v in (record.get("metrics") or {}).items()}

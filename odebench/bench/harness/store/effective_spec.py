@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.spec.toml import dumps
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
 
 #: the file a run leaves in its sweep folder: the spec it ran, ``--set`` overrides applied
 EFFECTIVE_SPEC = "effective_spec.toml"

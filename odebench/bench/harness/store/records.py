@@ -4,7 +4,7 @@ Layout: ``<out>/<sweep>/cells/<cell_id>.json``. A record holds ``schema_version`
 and its ``config_hash``, ``status`` (ok | failed | skipped) with ``reason``, ``metrics``, ``metric_info``,
 ``metric_failures`` (only where a metric failed alone: metric -> reason, the others kept), actual ``nfe``,
 ``timings`` (train/sample/metric seconds), ``training`` (the model's cost and convergence) and ``environment``.
-Older schema versions are migrated on load. A file that fails the schema (odebench.bench.harness.record_schema),
+Older schema versions are migrated on load. A file that fails the schema (odebench.bench.harness.store.record_schema),
 or is not a regular file of at most MAX_RECORD_BYTES (a FIFO, a link to ``/dev/zero``: refused before it is read,
 odebench.bench.harness.guards.bounded_read), is *corrupt*: reading never returns it (its cell counts as not run) and
 ``RecordStore.corrupt`` says why; a run moves it aside with ``RecordStore.quarantine`` and evaluates the cell
@@ -23,11 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.guards.bounded_read import MAX_RECORD_BYTES, RefusedFile, read_bounded
 from odebench.bench.harness.guards.safe_paths import inside
-from odebench.bench.harness.record_schema import SCHEMA_VERSION, record_problem
 from odebench.bench.harness.spec.sweep import Cell
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
+from odebench.bench.harness.store.record_schema import SCHEMA_VERSION, record_problem
 
 __all__ = ["SCHEMA_VERSION", "RecordStore", "base_record", "environment", "failed_record", "is_finished",
            "method_label", "migrate", "records_frame", "skipped_record"]
@@ -139,8 +139,8 @@ class RecordStore:
 
     def records(self) -> list[dict[str, Any]]:
         """Every sound record of the folder; the others are listed in ``corrupt``. A folder without ``cells/``
-        that holds a pack (``records.jsonl.gz``, odebench.bench.harness.packed) is read from the pack."""
-        from odebench.bench.harness.packed import PACKED, read_packed
+        that holds a pack (``records.jsonl.gz``, odebench.bench.harness.store.packed) is read from the pack."""
+        from odebench.bench.harness.store.packed import PACKED, read_packed
 
         if not self.cells.is_dir() and os.path.lexists(self.dir / PACKED):  # read_packed refuses a special file
             packed, corrupt = read_packed(self.dir / PACKED)

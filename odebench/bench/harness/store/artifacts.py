@@ -29,7 +29,7 @@ from torch import nn
 
 from odebench.bench.core.hashing import sha256_file
 from odebench.bench.harness.guards.safe_paths import inside
-from odebench.bench.harness.stale_files import temp_affixes
+from odebench.bench.harness.store.stale_files import temp_affixes
 
 
 class CorruptArtifact(RuntimeError):

@@ -6,7 +6,7 @@ records do. :func:`read_packed` checks every line against the record schema, as 
 ``cells/*.json``; it refuses a cell id found on several lines (its docstring says how), a pack that is not a
 regular file, a damaged gzip stream and one that expands past MAX_PACK_BYTES (a gzip bomb), each with the
 reason. A folder holding a pack and no ``cells/`` is read from it by
-:class:`odebench.bench.harness.records.RecordStore`, so the report and the claims rebuild every table from it.
+:class:`odebench.bench.harness.store.records.RecordStore`, so the report and the claims rebuild every table from it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.artifacts import atomic_write_bytes
 from odebench.bench.harness.guards.bounded_read import RefusedFile, open_regular
-from odebench.bench.harness.record_schema import record_problem
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
+from odebench.bench.harness.store.record_schema import record_problem
 
 PACKED = "records.jsonl.gz"
 #: the most a pack may hold, decompressed (the largest committed pack is under 10 MB for 2,652 records)

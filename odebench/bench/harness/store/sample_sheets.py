@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from odebench.bench.harness.artifacts import atomic_write_bytes
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
 from odebench.metrics.images import to_uint8_hwc
 
 

@@ -3,7 +3,7 @@
 Every write goes through ``artifacts.atomic_write_bytes``: a temp file ``.<name>.odebench-<random>.tmp`` next to
 the target (:func:`temp_affixes`), then a rename. A kill between the two leaves the temp file, which no later
 write reuses. A report is drawn into a staging folder ``<sweep>/.report.odebench-<random>.tmp/`` first
-(odebench.bench.report.build), which a kill leaves too. With the folder's lock held (odebench.bench.harness.lock)
+(odebench.bench.report.build), which a kill leaves too. With the folder's lock held (odebench.bench.harness.store.lock)
 no other run writes there, so a temp file older than this process is an orphan; younger ones (this process's own
 writes in flight) are left alone.
 
