@@ -22,7 +22,7 @@ from odebench.bench.core.solvers import sample
 from odebench.bench.harness.plan import problem_of
 from odebench.bench.harness.spec.sweep import load_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import TrainConfig, train_model
+from odebench.bench.harness.training.train import TrainConfig, train_model
 from odebench.methods import get_method
 from odebench.metrics.quality import frechet_from_samples
 

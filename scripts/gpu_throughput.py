@@ -2,8 +2,8 @@
 
     python3 scripts/gpu_throughput.py [--out DIR] [--small]
 
-Training times ``odebench.bench.harness.train.make_train_step`` (the harness's own step: fm_ot loss, backward, gradient
-clipping, Adam, EMA) on the DDPM CIFAR-10 U-Net (35.7M parameters) at batch 128 with data resident on the
+Training times ``odebench.bench.harness.training.train.make_train_step`` (the harness's own step: fm_ot loss, backward,
+gradient clipping, Adam, EMA) on the DDPM CIFAR-10 U-Net (35.7M parameters) at batch 128 with data resident on the
 GPU; sampling times ``odebench.bench.core.solvers.sample`` (Euler, fixed NFE) at batch 1,000 under inference mode. Every
 figure is the median of several timed repeats after warm-up (compilation included in the warm-up), timed
 with CUDA events. The network's FLOPs per image (torch.utils.flop_counter) turn times into achieved TFLOP/s.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from odebench.bench.core.solvers import sample  # noqa: E402
 from odebench.bench.data import Dataset  # noqa: E402
 from odebench.bench.harness.process.runtime import Runtime, compile_modules  # noqa: E402
-from odebench.bench.harness.train import TrainConfig, make_train_step  # noqa: E402
+from odebench.bench.harness.training.train import TrainConfig, make_train_step  # noqa: E402
 from odebench.bench.nets import build_net  # noqa: E402
 from odebench.methods import get_method  # noqa: E402
 from odebench.methods.couplings import IndependentCoupling  # noqa: E402

@@ -17,7 +17,7 @@ from adapter_helpers import factory_module  # noqa: E402, F401
 @pytest.fixture
 def count_fits(monkeypatch):
     """The names of the methods the optimisation loop really trained, in order (cache hits add nothing)."""
-    import odebench.bench.harness.train as train
+    import odebench.bench.harness.training.train as train
 
     calls = []
     real_fit = train.fit

@@ -1,5 +1,5 @@
-"""Training throughput: ``odebench.bench.harness.train.fit`` with ``fm_ot`` against TorchCFM's ConditionalFlowMatcher
-loop.
+"""Training throughput: ``odebench.bench.harness.training.train.fit`` with ``fm_ot`` against TorchCFM's
+ConditionalFlowMatcher loop.
 
 Both sides train the same network (the suite's MLP, 2-D, hidden 128, depth 3, same initial weights) with
 the same optimizer (torch.optim.Adam, same learning rate) on the same batches (256 points: x0 ~ N(0, I),
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.train import TrainConfig, fit
+from odebench.bench.harness.training.train import TrainConfig, fit
 from odebench.bench.nets.mlp import MLP
 from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling

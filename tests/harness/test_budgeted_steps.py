@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odebench.bench.harness.train import TrainConfig, budgeted_steps
+from odebench.bench.harness.training.train import TrainConfig, budgeted_steps
 
 
 @pytest.mark.parametrize("per_step", [None, 0.0, 3.0])

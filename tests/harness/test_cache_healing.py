@@ -27,7 +27,7 @@ from threads import torch_threads
 from torch import nn
 
 import odebench.bench.harness.run
-import odebench.bench.harness.train
+import odebench.bench.harness.training.train
 from odebench.bench.cli import main
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec

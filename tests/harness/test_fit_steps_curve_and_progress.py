@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-import odebench.bench.harness.train as train
-from odebench.bench.harness import training_evidence as ev
+import odebench.bench.harness.training.train as train
 from odebench.bench.harness.process.runtime import Runtime
-from odebench.bench.harness.train import DivergenceError, TrainConfig, fit, make_train_step
+from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training.train import DivergenceError, TrainConfig, fit, make_train_step
 
 LABEL = "train probe"
 

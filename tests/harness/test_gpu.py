@@ -10,7 +10,7 @@ from odebench.bench.cli import main as cli_main
 from odebench.bench.core.solvers import sample
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.process.runtime import Runtime
-from odebench.bench.harness.train import TrainConfig, fit
+from odebench.bench.harness.training.train import TrainConfig, fit
 from odebench.bench.nets import build_net
 from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling

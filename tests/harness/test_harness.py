@@ -13,7 +13,7 @@ from harness_tiny import tiny_spec, to_toml
 from threads import torch_threads
 
 import odebench.bench.harness.run
-import odebench.bench.harness.train
+import odebench.bench.harness.training.train
 from odebench.bench.cli import main
 from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
 from odebench.bench.harness.plan import JobContext, TrainOutcome

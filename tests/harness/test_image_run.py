@@ -19,7 +19,7 @@ from odebench.bench.harness.run import PrecisionMismatch, run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, load_spec, parse_spec
 from odebench.bench.harness.store.records import RecordStore
 from odebench.bench.harness.store.sample_sheets import save_sample_sheet
-from odebench.bench.harness.train import Problem, TrainConfig, model_key
+from odebench.bench.harness.training.train import Problem, TrainConfig, model_key
 from odebench.methods import METHODS, get_method
 from odebench.metrics import METRICS
 from odebench.metrics.images import to_uint8

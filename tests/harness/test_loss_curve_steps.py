@@ -9,7 +9,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odebench.bench.harness.train import loss_chunk, loss_steps
+from odebench.bench.harness.training.train import loss_chunk, loss_steps
 
 
 def test_loss_steps_at_a_few_lengths():

@@ -12,7 +12,7 @@ from harness_tiny import tiny_spec
 
 import odebench.bench.harness.run
 import odebench.bench.harness.store.artifacts
-import odebench.bench.harness.train
+import odebench.bench.harness.training.train
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore

@@ -14,7 +14,7 @@ from threads import torch_threads
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import (
+from odebench.bench.harness.training.train import (
     Problem,
     TrainConfig,
     TrainedModel,
@@ -149,11 +149,11 @@ def test_data_seed_target_source_parent_and_precision_change_the_model_key():
 
 
 def test_a_run_with_more_steps_retrains(tmp_path, monkeypatch):
-    import odebench.bench.harness.train
+    import odebench.bench.harness.training.train
 
     calls = []
-    real_fit = odebench.bench.harness.train.fit
-    monkeypatch.setattr(odebench.bench.harness.train, "fit",
+    real_fit = odebench.bench.harness.training.train.fit
+    monkeypatch.setattr(odebench.bench.harness.training.train, "fit",
                         lambda *a, **k: calls.append(a[3].steps) or real_fit(*a, **k))
     store, method, problem = ArtifactStore(tmp_path), get_method("fm_ot"), _moons_problem()
     first = train_model(method, problem, TrainConfig(steps=20, batch_size=32), 0, store)
@@ -254,7 +254,7 @@ def _fake_fit(seen):
 
 def _initial_weights(method, problem, seed, key):
     from odebench.bench.core import seeding
-    from odebench.bench.harness.train import build_model
+    from odebench.bench.harness.training.train import build_model
 
     torch.manual_seed(seeding.seed_of(seed, key, "init"))
     return _flat(build_model(method, problem))
@@ -267,7 +267,7 @@ def test_train_model_hands_fit_its_settings_and_stores_the_run(tmp_path, monkeyp
     marked as freshly trained."""
     import time
 
-    import odebench.bench.harness.train as train
+    import odebench.bench.harness.training.train as train
     from odebench.bench.core import seeding
 
     seen = {}
@@ -289,7 +289,7 @@ def test_train_model_hands_fit_its_settings_and_stores_the_run(tmp_path, monkeyp
 def test_under_torchrun_the_rank_has_its_own_batch_stream_and_keeps_the_runtime(tmp_path, monkeypatch):
     """With several processes, train_model asks the process group for this rank's device, keeps precision and
     compile, and draws batches from derive(seed, key, "batches", rank)."""
-    import odebench.bench.harness.train as train
+    import odebench.bench.harness.training.train as train
     from odebench.bench.core import seeding
     from odebench.bench.harness.process import distributed
 
@@ -311,7 +311,7 @@ def test_under_torchrun_the_rank_has_its_own_batch_stream_and_keeps_the_runtime(
 def test_reflow_pairs_and_held_out_pairs_get_generators_from_the_seed(tmp_path, monkeypatch):
     """make_pairs receives derive(seed, key, "pairs") for the training pairs and derive(seed, key,
     "heldout-pairs") for the held-out ones, so a method whose pairing draws stays reproducible."""
-    import odebench.bench.harness.train as train
+    import odebench.bench.harness.training.train as train
     from odebench.bench.core import seeding
 
     monkeypatch.setattr(train, "fit", _fake_fit({}))
@@ -348,7 +348,7 @@ def _step_setup(seed=0):
 def test_a_train_step_is_the_documented_adam_clip_and_ema_update():
     """Each step draws its batch and loss randomness from the generator, takes one clipped Adam step with the
     configured lr and weight decay, and moves the EMA by w = 1 - min(decay, (1 + i) / (10 + i))."""
-    from odebench.bench.harness.train import make_train_step
+    from odebench.bench.harness.training.train import make_train_step
 
     for cfg in (TrainConfig(batch_size=16, lr=0.05, ema_decay=0.5, grad_clip=0.5, weight_decay=0.1),
                 TrainConfig(batch_size=16, lr=0.02, ema_decay=0.999, grad_clip=0.0)):
@@ -378,7 +378,7 @@ def test_a_train_step_is_the_documented_adam_clip_and_ema_update():
 def test_a_train_step_compiles_and_wraps_the_networks_when_asked(monkeypatch):
     """runtime.compile hands the model to compile_modules, and under torchrun the networks go through
     distributed.wrap; the step then trains through what they return."""
-    import odebench.bench.harness.train as train
+    import odebench.bench.harness.training.train as train
     from odebench.bench.harness.process import distributed
 
     seen = []

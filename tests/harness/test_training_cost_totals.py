@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from odebench.bench.harness.train import TrainedModel
+from odebench.bench.harness.training.train import TrainedModel
 
 CONVERGED = {"converged": True, "converged_at_step": 40, "reason": None}
 

@@ -11,8 +11,8 @@ from threads import torch_threads
 
 from odebench.bench.core import seeding
 from odebench.bench.data import load_dataset
-from odebench.bench.harness import training_evidence as ev
-from odebench.bench.harness.train import Problem, TrainedModel, build_model, source_sampler, training_data
+from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training.train import Problem, TrainedModel, build_model, source_sampler, training_data
 from odebench.methods import get_method
 
 RF2 = {"k": 2, "n_pairs": 16, "pair_solver": "euler", "pair_nfe": 1}

@@ -12,9 +12,9 @@ import torch
 from threads import torch_threads
 
 from odebench.bench.data import load_dataset
-from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, build_model, fit, train_model
+from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training.train import Problem, TrainConfig, build_model, fit, train_model
 from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling
 

@@ -10,12 +10,19 @@ import pytest
 import torch
 from threads import torch_threads
 
-import odebench.bench.harness.train as train
+import odebench.bench.harness.training.train as train
 from odebench.bench.core import seeding
 from odebench.bench.data import load_dataset
-from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, budgeted_steps, build_model, train_model, training_data
+from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training.train import (
+    Problem,
+    TrainConfig,
+    budgeted_steps,
+    build_model,
+    train_model,
+    training_data,
+)
 from odebench.methods import get_method
 
 RF2 = {"k": 2, "n_pairs": 16, "pair_solver": "euler", "pair_nfe": 1}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.train import Problem, TrainConfig, build_model, model_key
+from odebench.bench.harness.training.train import Problem, TrainConfig, build_model, model_key
 from odebench.bench.nets.mlp import MLP
 from odebench.bench.nets.unet import UNet
 from odebench.methods import get_method

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.train import Problem, build_model
+from odebench.bench.harness.training.train import Problem, build_model
 from odebench.methods import get_method
 from odebench.methods.curvature import CurvatureMinimizing
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
 from odebench.bench.harness.spec.sweep import parse_spec
-from odebench.bench.harness.train import TrainConfig, fit
+from odebench.bench.harness.training.train import TrainConfig, fit
 from odebench.methods import get_method
 from odebench.methods.couplings import IndependentCoupling
 from odebench.methods.diffusion import song_ermon_sigma_max

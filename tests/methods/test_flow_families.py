@@ -13,7 +13,7 @@ from odebench.bench.data import load_dataset
 from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, train_model
+from odebench.bench.harness.training.train import Problem, TrainConfig, train_model
 from odebench.methods import get_method
 from odebench.methods.couplings import minibatch_ot_pairs
 

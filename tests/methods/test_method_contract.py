@@ -13,7 +13,7 @@ from odebench.bench.core import seeding
 from odebench.bench.core.solvers import SOLVERS, sample
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, source_sampler, train_model
+from odebench.bench.harness.training.train import Problem, TrainConfig, source_sampler, train_model
 from odebench.methods import METHODS, get_method
 
 CFG = TrainConfig(steps=240, batch_size=128, lr=3e-3)

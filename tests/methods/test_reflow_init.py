@@ -7,10 +7,10 @@ import pytest
 import torch
 from threads import torch_threads
 
-import odebench.bench.harness.train as train_module
+import odebench.bench.harness.training.train as train_module
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, train_model
+from odebench.bench.harness.training.train import Problem, TrainConfig, train_model
 from odebench.methods import get_method
 
 PAIRS = {"n_pairs": 256, "pair_solver": "euler", "pair_nfe": 8}

@@ -9,7 +9,7 @@ import torch
 from odebench.bench.core.solvers import sample
 from odebench.bench.data import load_dataset
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, train_model
+from odebench.bench.harness.training.train import Problem, TrainConfig, train_model
 from odebench.methods import get_method
 from odebench.metrics.trajectories import reference_trajectory, straightness_from_velocities
 

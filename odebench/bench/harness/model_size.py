@@ -14,7 +14,7 @@ import torch
 from odebench.bench.harness.guards.errors import RunRefused
 from odebench.bench.harness.plan import Plan, method_at, problem_of
 from odebench.bench.harness.spec import limits as lim
-from odebench.bench.harness.train import build_model
+from odebench.bench.harness.training.train import build_model
 
 
 class ModelTooLarge(RunRefused):

@@ -32,7 +32,7 @@ from odebench.bench.data.images import DATA_ENV
 from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.spec.sweep import Cell
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.train import Problem, TrainConfig, model_key
+from odebench.bench.harness.training.train import Problem, TrainConfig, model_key
 from odebench.methods import Method, get_method
 
 

@@ -57,7 +57,14 @@ from odebench.bench.harness.store.records import RecordStore, base_record, faile
 from odebench.bench.harness.store.sample_sheets import save_sample_sheet
 from odebench.bench.harness.store.stale_files import remove_stale_temps
 from odebench.bench.harness.store.versions import earlier_configs, earlier_note, write_manifest
-from odebench.bench.harness.train import Problem, TrainConfig, TrainedModel, build_model, source_sampler, train_model
+from odebench.bench.harness.training.train import (
+    Problem,
+    TrainConfig,
+    TrainedModel,
+    build_model,
+    source_sampler,
+    train_model,
+)
 from odebench.methods import get_method
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics.registry import MetricUndefined, split_output

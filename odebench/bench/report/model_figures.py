@@ -62,7 +62,7 @@ class ModelCache:
     def load(self, record: dict[str, Any]) -> LoadedModel:
         """Rebuild the record's method and problem and fill the network from the cache."""
         from odebench.bench.harness.run import problem_of
-        from odebench.bench.harness.train import build_model
+        from odebench.bench.harness.training.train import build_model
         from odebench.methods import get_method
 
         key = record.get("model_key")

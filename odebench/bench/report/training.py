@@ -1,6 +1,6 @@
 """The training side of a sweep's report: what each model cost and whether it had converged.
 
-Reads the ``training`` block every record carries (odebench.bench.harness.training_evidence): one row per
+Reads the ``training`` block every record carries (odebench.bench.harness.training.evidence): one row per
 trained model (cells of one model repeat it), a table per dataset with the cost in one unit for every method,
 the held-out loss curves as a figure, and the methods whose models were still improving, which the leaderboard
 marks with ``STILL_IMPROVING`` so that "this family is worse" is never read where "this model is not done" holds.
@@ -45,7 +45,7 @@ def current_verdict(training: dict[str, Any]) -> dict[str, Any]:
     """The convergence verdict of a record's training block by today's rule, judged again from its stored
     held-out curve (records written under an earlier rule get today's verdict); the stored verdict if the
     record holds no curve."""
-    from odebench.bench.harness.training_evidence import judge_convergence
+    from odebench.bench.harness.training.evidence import judge_convergence
 
     held = training.get("heldout") or {}
     steps, losses = held.get("steps") or [], held.get("loss") or []

@@ -2,7 +2,8 @@
 id are made of, and the rule for which of them count.
 
 They are the spec's, not the training loop's: the spec checks and the JSON schema read the fields and their
-defaults here without loading a network or touching the model store; odebench.bench.harness.train trains with them.
+defaults here without loading a network or touching the model store; odebench.bench.harness.training.train
+trains with them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class TrainConfig:
 
     ``forward_equivalents`` > 0 budgets a training by compute instead of steps: the model's own optimisation
     runs round(forward_equivalents / forward-equivalents per step) steps (at least 1), the per-step cost
-    measured before training (``training_evidence.step_cost``), so a method with an encoder or a second pass
+    measured before training (``training.evidence.step_cost``), so a method with an encoder or a second pass
     gets fewer steps for the same compute; ``steps`` then does not act. Parents and reflow pairs are not
     deducted: they are reported in the record's total. 0 (the default) budgets by ``steps``.
     """

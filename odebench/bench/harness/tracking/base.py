@@ -116,7 +116,7 @@ def safe_part(text: str) -> str:
 
 def model_event(job, outcome) -> ModelEvent:
     """The ModelEvent of a finished training job (odebench.bench.harness.plan.TrainingJob / TrainOutcome)."""
-    from odebench.bench.harness.train import loss_steps
+    from odebench.bench.harness.training.train import loss_steps
 
     evidence = outcome.evidence or {}
     steps = (evidence.get("cost") or {}).get("steps") or job.cell.train.get("steps", len(outcome.losses))

@@ -20,12 +20,12 @@ from torch import nn
 from odebench.bench.core import budgets, seeding
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
-from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.process import distributed
 from odebench.bench.harness.process.progress import report_steps
 from odebench.bench.harness.process.runtime import Runtime, compile_modules
 from odebench.bench.harness.spec.train_config import TrainConfig, train_key_fields
 from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact
+from odebench.bench.harness.training import evidence as ev
 from odebench.bench.nets import build_net
 from odebench.methods.base import Method
 from odebench.methods.couplings import IndependentCoupling, PairCoupling
@@ -68,7 +68,7 @@ class TrainedModel:
     cached: bool
     losses: list[float] = field(default_factory=list)
     parent: TrainedModel | None = None
-    #: cost, held-out loss curve and convergence verdict (odebench.bench.harness.training_evidence); empty for
+    #: cost, held-out loss curve and convergence verdict (odebench.bench.harness.training.evidence); empty for
     #: models cached before these were recorded
     evidence: dict[str, Any] = field(default_factory=dict)
     #: the method whose dynamics sample this model when it is not the cell's registered method: the adapter of
@@ -274,7 +274,7 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
     ``runtime`` adds bf16 autocast around the loss and torch.compile of the networks; under torchrun the
     networks train behind DistributedDataParallel on this rank's share of the batch. ``heldout(ema)``, if
-    given, is evaluated on the EMA weights at ``training_evidence.eval_steps(cfg.steps)`` and appended to
+    given, is evaluated on the EMA weights at ``evidence.eval_steps(cfg.steps)`` and appended to
     ``heldout_curve`` as (completed steps, loss); it draws from its own generator, so training is unchanged.
     ``report(done, total)``, if given, is called at every loss read-back with the completed steps (the sweep's
     progress line counts them: odebench.bench.harness.process.progress).
