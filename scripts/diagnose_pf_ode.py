@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from odebench.bench.core.solvers import sample
-from odebench.bench.harness.plan import problem_of
+from odebench.bench.harness.execution.plan import problem_of
 from odebench.bench.harness.spec.sweep import load_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.training.train import TrainConfig, train_model

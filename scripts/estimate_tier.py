@@ -78,7 +78,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from odebench.bench.harness.run import run_sweep
+    from odebench.bench.harness.execution.run import run_sweep
     from odebench.bench.harness.spec.sweep import load_spec
     from odebench.bench.harness.store.records import RecordStore, method_label
 
@@ -148,7 +148,7 @@ def main() -> None:
             unpriced.add(label)
             continue
         train_total += own[ref]
-    from odebench.bench.harness.plan import make_plan
+    from odebench.bench.harness.execution.plan import make_plan
     from odebench.bench.harness.store.artifacts import ArtifactStore
 
     plan = make_plan(full.cells, lambda _id: False, ArtifactStore(out / ".none", read_only=True), "fp32")

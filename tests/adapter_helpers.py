@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from odebench.bench.harness.plan import problem_of
+from odebench.bench.harness.execution.plan import problem_of
+from odebench.bench.harness.execution.run import draw_sources, sample_cell
 from odebench.bench.harness.process.runtime import Runtime
-from odebench.bench.harness.run import draw_sources, sample_cell
 from odebench.bench.harness.spec.sweep import Cell
 
 

@@ -53,7 +53,7 @@ def train_or_die(job, ctx, parent=None):
     Module-level, so that worker processes can unpickle it."""
     import os
 
-    from odebench.bench.harness.run import train_job
+    from odebench.bench.harness.execution.run import train_job
 
     if job.cell.method["name"] == "rf":
         os._exit(3)

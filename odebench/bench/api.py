@@ -1,7 +1,7 @@
 """Benchmark a model trained elsewhere: :func:`evaluate` (``odebench.evaluate``), the engine of ``odebench eval``.
 
 A given model is sampled and measured by the machinery of ``odebench run``, not a copy of it: its identity
-(odebench.bench.harness.given) is the ``method`` of every cell, the spec's ``[[solvers]]`` (with their time
+(odebench.bench.harness.execution.given) is the ``method`` of every cell, the spec's ``[[solvers]]`` (with their time
 grids) and seeds make the cells, the plan skips finished cells and solvers the adapter cannot serve, one job
 puts the model on the device in place of a training, and each cell writes its record; the same report follows.
 So a second call with the same model, spec and ``out`` does no work, and everything is written under
@@ -24,10 +24,10 @@ import pandas as pd
 
 from odebench.adapters import Adapter, DynamicsAdapter, adapt
 from odebench.bench.data import GAUSSIAN_SOURCE
-from odebench.bench.harness.given import given_model, state_dict_sha256
+from odebench.bench.harness.execution.given import given_model, state_dict_sha256
+from odebench.bench.harness.execution.plan import GivenModel
+from odebench.bench.harness.execution.run import SweepSummary, run_sweep
 from odebench.bench.harness.guards.safe_paths import suggest_name
-from odebench.bench.harness.plan import GivenModel
-from odebench.bench.harness.run import SweepSummary, run_sweep
 from odebench.bench.harness.spec.sweep import Spec, SpecError, parse_eval_spec, read_spec
 from odebench.bench.harness.store.records import RecordStore, records_frame
 

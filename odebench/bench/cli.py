@@ -1,5 +1,5 @@
-"""``odebench`` command line: thin parsing on top of odebench.bench.harness.spec.sweep, odebench.bench.harness.run and
-odebench.bench.report.build.
+"""``odebench`` command line: thin parsing on top of odebench.bench.harness.spec.sweep,
+odebench.bench.harness.execution.run and odebench.bench.report.build.
 
     odebench run [--spec NAME|PATH] [--set KEY=VALUE ...] [--track tensorboard|mlflow|wandb ...] [--out DIR]
                  [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--data-dir DIR]
@@ -80,9 +80,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _print_plan(spec, out: Path) -> None:
-    from odebench.bench.harness.data_shapes import check_data_shapes
-    from odebench.bench.harness.model_size import check_model_sizes
-    from odebench.bench.harness.plan import make_plan
+    from odebench.bench.harness.execution.data_shapes import check_data_shapes
+    from odebench.bench.harness.execution.model_size import check_model_sizes
+    from odebench.bench.harness.execution.plan import make_plan
     from odebench.bench.harness.spec.limits import limits_of
     from odebench.bench.harness.store.artifacts import ArtifactStore
     from odebench.bench.harness.store.records import RecordStore
@@ -178,7 +178,7 @@ def _resolve_parallelism(args: argparse.Namespace, spec) -> tuple[int, int | Non
     and cells fill the cores, and one thread per process never spin-waits on a busy machine. On a GPU, under
     torchrun and with Ray the default is this process (None threads: torch's own choice on a GPU).
     """
-    from odebench.bench.harness.pool_executor import available_cores
+    from odebench.bench.harness.execution.pool_executor import available_cores
     from odebench.bench.harness.process import distributed
 
     cpu = (args.device or spec.device) == "cpu"
@@ -194,7 +194,7 @@ def _resolve_parallelism(args: argparse.Namespace, spec) -> tuple[int, int | Non
 
 def _apply_process_options(args: argparse.Namespace, spec) -> None:
     """Settings of this process, checked before any work: threads, data and weights locations, device, executor."""
-    from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
+    from odebench.bench.harness.execution.executors import ExecutorUnavailable, get_executor
     from odebench.bench.harness.process.runtime import resolve_device
 
     _apply_locations(args)
@@ -203,7 +203,7 @@ def _apply_process_options(args: argparse.Namespace, spec) -> None:
         import torch
 
         # small models on a shared machine run many times slower when every process takes all cores; the
-        # job context carries this count to every worker (odebench.bench.harness.plan.JobContext.threads),
+        # job context carries this count to every worker (odebench.bench.harness.execution.plan.JobContext.threads),
         # the pool's and Ray's included
         torch.set_num_threads(threads)
     try:
@@ -250,7 +250,7 @@ def _apply_locations(args: argparse.Namespace) -> None:
 
 def _resolve_data_hparams(spec):
     """The spec with its data hparams (e.g. score_ve's sigma_max = "data") computed; each value is printed."""
-    from odebench.bench.harness.data_hparams import resolve_spec
+    from odebench.bench.harness.execution.data_hparams import resolve_spec
 
     spec, notes = resolve_spec(spec)
     for note in notes:
@@ -313,9 +313,9 @@ def _waits_for_rank_zero(spec) -> bool:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from odebench.bench.data.images import DataDirError
-    from odebench.bench.harness.executors import ExecutorUnavailable
+    from odebench.bench.harness.execution.executors import ExecutorUnavailable
+    from odebench.bench.harness.execution.run import PrecisionMismatch, run_sweep
     from odebench.bench.harness.guards.errors import RunRefused
-    from odebench.bench.harness.run import PrecisionMismatch, run_sweep
     from odebench.bench.harness.store.records import RecordStore
     from odebench.bench.report.summary import summary_text
 
@@ -384,10 +384,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from odebench.bench.api import default_name, evaluate_given, read_eval_spec
     from odebench.bench.data.images import DataDirError
-    from odebench.bench.harness.given import load_given
+    from odebench.bench.harness.execution.given import load_given
+    from odebench.bench.harness.execution.run import PrecisionMismatch
     from odebench.bench.harness.guards.errors import RunRefused
     from odebench.bench.harness.process.runtime import resolve_device
-    from odebench.bench.harness.run import PrecisionMismatch
     from odebench.bench.harness.spec.sweep import SpecError, parse_eval_spec
     from odebench.bench.harness.store.records import RecordStore
     from odebench.bench.report.summary import summary_text

@@ -282,8 +282,8 @@ class VEScoreSDE(GaussianDiffusion):
     ``sigma_max = "data"`` (the default) applies Song & Ermon's rule ("Improved techniques", technique 1):
     sigma_max is the largest pairwise distance of the training split (:func:`song_ermon_sigma_max`, rounded
     to 4 significant digits). The harness resolves it before anything is trained
-    (``odebench.bench.harness.data_hparams``), so the number itself keys the model cache, is written into every
-    record and is printed by ``--dry-run``; a number given in the spec is used as it is. The built-in sets
+    (``odebench.bench.harness.execution.data_hparams``), so the number itself keys the model cache, is written into
+    every record and is printed by ``--dry-run``; a number given in the spec is used as it is. The built-in sets
     give moons 6.6, spirals 6.7, swissroll 6.0, circles 7.6, 8gaussians 8.1, digits 9.5, checkerboard 11.3.
 
     Sampling (hparams that do not touch the trained model): the ``pc`` solver runs ``corrector_steps``

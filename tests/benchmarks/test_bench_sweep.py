@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import load_spec
 from odebench.bench.harness.store.records import RecordStore
 

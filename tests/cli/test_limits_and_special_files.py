@@ -15,9 +15,9 @@ import pytest
 from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
-from odebench.bench.harness import pool_executor
-from odebench.bench.harness.executors import ExecutorUnavailable, check_ray_address
-from odebench.bench.harness.plan import JobContext, make_plan
+from odebench.bench.harness.execution import pool_executor
+from odebench.bench.harness.execution.executors import ExecutorUnavailable, check_ray_address
+from odebench.bench.harness.execution.plan import JobContext, make_plan
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.spec.text import MAX_SPEC_BYTES
 from odebench.bench.harness.store.artifacts import ArtifactStore

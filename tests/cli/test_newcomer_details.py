@@ -138,7 +138,7 @@ def test_a_folder_named_like_a_built_in_spec_does_not_stop_the_same_command(tmp_
 def test_a_weights_or_checkpoint_path_that_is_no_file_is_called_what_it_is(tmp_path, capsys, kind):
     import os
 
-    from odebench.bench.harness.given import GivenModelError, read_checkpoint
+    from odebench.bench.harness.execution.given import GivenModelError, read_checkpoint
 
     path = tmp_path / "weights"
     os.mkfifo(path) if kind == "fifo" else path.mkdir()

@@ -70,7 +70,7 @@ def test_out_that_cannot_be_created(tmp_path, capsys, monkeypatch):
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    import odebench.bench.harness.run as run
+    import odebench.bench.harness.execution.run as run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

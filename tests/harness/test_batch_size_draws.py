@@ -9,8 +9,8 @@ import pytest
 from harness_tiny import tiny_spec
 from threads import torch_threads
 
-import odebench.bench.harness.run
-from odebench.bench.harness.run import run_sweep
+import odebench.bench.harness.execution.run
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.checks import EVAL_BATCH_DEFAULT
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.records import RecordStore
@@ -27,7 +27,7 @@ def _metrics(tmp_path, solver: dict, batch_size: int | None, method: str = "fm_o
     if batch_size is not None:
         raw["eval"] = {**raw["eval"], "batch_size": batch_size}
     spec = parse_spec(raw)
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(spec, tmp_path, progress=False)  # one --out: the model is trained once, then loaded
     [cell] = spec.cells
     rec = RecordStore(tmp_path / "batch").read(cell.id)

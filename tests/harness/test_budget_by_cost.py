@@ -4,7 +4,7 @@ import json
 
 from harness_tiny import tiny_spec
 
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import Cell, parse_spec
 
 BUDGET = 600  # forward passes of the spec's network: ~200 steps of a method that costs ~3 per step

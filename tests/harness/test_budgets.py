@@ -10,10 +10,10 @@ import pytest
 import torch
 from harness_tiny import tiny_spec
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 from odebench.bench.core import budgets
 from odebench.bench.core.solvers import solve
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.store.records import RecordStore
@@ -44,7 +44,7 @@ def test_a_deadline_stops_solves_and_training_loops():
 
 
 def run_budgeted(tmp_path, budget: dict, solvers=None) -> list[dict]:
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     spec = parse_spec(tiny_spec(name="budget", solvers=solvers or [{"name": "dopri5", "tolerances": [1e-9]}],
                                 budgets=budget))
     run_sweep(spec, tmp_path, progress=False)
@@ -84,8 +84,8 @@ def test_networks_no_machine_could_hold_are_refused_before_any_training(tmp_path
     assert "parameters" in err and "[limits] parameters = N" in err and "Traceback" not in err
     assert time.perf_counter() - start < 60 and not (tmp_path / "o" / "huge" / "cells").exists()
     raw["limits"] = {"parameters": 2**53}  # raised: the check passes (the run itself is not attempted here)
-    from odebench.bench.harness.model_size import check_model_sizes
-    from odebench.bench.harness.plan import make_plan
+    from odebench.bench.harness.execution.model_size import check_model_sizes
+    from odebench.bench.harness.execution.plan import make_plan
 
     plan = make_plan(parse_spec(raw).cells, lambda _: False, ArtifactStore(tmp_path / "m"))
     check_model_sizes(plan, {"parameters": 2**53})

@@ -13,9 +13,9 @@ import pytest
 import torch
 from harness_tiny import tiny_spec
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 from odebench.bench.core import budgets, seeding
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.records import RecordStore
 from odebench.metrics import METRICS, EvalContext, MetricUndefined, register_metric
@@ -103,7 +103,7 @@ def slow_metric():
 def test_a_metric_that_runs_past_the_cell_budget_fails_the_cell_and_is_never_recorded_ok(tmp_path, slow_metric):
     raw = tiny_spec(name="late", solvers=[{"name": "euler", "nfe": [2]}], budgets={"cell_seconds": 1.0})
     raw["eval"] = {**raw["eval"], "metrics": ["w2", slow_metric]}  # the slow one last: nothing checks after it
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(parse_spec(raw), tmp_path, progress=False)
     [rec] = RecordStore(tmp_path / "late").records()
     assert rec["status"] == "failed", rec
@@ -117,7 +117,7 @@ def test_a_refused_metric_fails_alone_and_the_cell_keeps_the_others(tmp_path, mo
     monkeypatch.setattr(guard, "PROBE_POINTS", 8)  # a tiny cell's 96 points count as large
     monkeypatch.setattr(guard.time, "perf_counter", iter(range(0, 10**6, 1000)).__next__)  # each trial: 1000 s
     raw = tiny_spec(name="refused", solvers=[{"name": "euler", "nfe": [2]}], budgets={"cell_seconds": 300.0})
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(parse_spec(raw), tmp_path, progress=False)
     [rec] = RecordStore(tmp_path / "refused").records()
     assert rec["status"] == "ok" and set(rec["metrics"]) == {"sliced_w"}

@@ -26,10 +26,10 @@ from safetensors.torch import save
 from threads import torch_threads
 from torch import nn
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 import odebench.bench.harness.training.train
 from odebench.bench.cli import main
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore, CorruptArtifact
 from odebench.bench.harness.store.records import RecordStore
@@ -46,7 +46,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("first")
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(parse_spec(SPEC), out, progress=False)
     [rec] = RecordStore(out / "heal").records()
     return out, rec
@@ -152,7 +152,7 @@ def test_a_cached_model_that_cannot_be_used_is_moved_aside_and_trained_again(fir
     weights = meta_path.with_name(json.loads(meta_path.read_text()).get("weights", f"{meta_path.stem}.pt"))
     kind = os.lstat(weights).st_mode
     content = weights.read_bytes() if stat.S_ISREG(kind) else None
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     with no_hang(120):
         summary = run_sweep(parse_spec(SPEC), out, progress=False)
     assert (summary.trained, summary.status_counts) == (1, {"ok": 1})

@@ -8,9 +8,9 @@ from harness_tiny import tiny_spec, to_toml
 
 from odebench.bench.cli import main
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.data_hparams import resolve_spec
-from odebench.bench.harness.plan import model_chain
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.data_hparams import resolve_spec
+from odebench.bench.harness.execution.plan import model_chain
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec
 from odebench.methods.diffusion import song_ermon_sigma_max
 

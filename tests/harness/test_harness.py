@@ -12,12 +12,12 @@ import torch
 from harness_tiny import tiny_spec, to_toml
 from threads import torch_threads
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 import odebench.bench.harness.training.train
 from odebench.bench.cli import main
-from odebench.bench.harness.executors import ExecutorUnavailable, get_executor
-from odebench.bench.harness.plan import JobContext, TrainOutcome
-from odebench.bench.harness.run import cell_job, run_sweep
+from odebench.bench.harness.execution.executors import ExecutorUnavailable, get_executor
+from odebench.bench.harness.execution.plan import JobContext, TrainOutcome
+from odebench.bench.harness.execution.run import cell_job, run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.records import RecordStore
 from odebench.methods.base import METHODS, Dynamics, Method, register_method
@@ -43,7 +43,7 @@ def metrics_by_cell(out: Path, name: str) -> dict[str, tuple]:
 def first_run(tmp_path_factory):
     """The tiny sweep, run once in this process; later tests compare against it."""
     out = tmp_path_factory.mktemp("first")
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(SPEC), out, progress=False)
     return out, summary, metrics_by_cell(out, "tiny")
 
@@ -68,7 +68,7 @@ def test_each_model_is_trained_once_and_reused(first_run, count_fits):
 
 
 def test_same_spec_and_seed_give_identical_metrics(first_run, tmp_path, count_fits):
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(parse_spec(SPEC), tmp_path, progress=False)  # a fresh cache: everything trained again
     assert len(count_fits) == 3
     assert metrics_by_cell(tmp_path, "tiny") == first_run[2]
@@ -82,7 +82,7 @@ def test_corrupt_cached_model_is_moved_aside_and_retrained(first_run, tmp_path, 
                 ["method"]["name"] == "fm_ot")
     model = meta.with_name(json.loads(meta.read_text())["weights"])  # <key>.<sha16>.pt, named by the meta
     model.write_bytes(model.read_bytes()[:-16] + b"\0" * 16)
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(spec), out, progress=False)
     assert len(count_fits) == 1 and summary.trained == 1
     assert any("failed its SHA-256 check" in n for n in summary.notes)
@@ -94,7 +94,7 @@ def test_corrupt_cached_model_is_moved_aside_and_retrained(first_run, tmp_path, 
     # corrupted after its training, before an evaluation: that cell fails with the message, nothing crashes
     model = meta.with_name(json.loads(meta.read_text())["weights"])  # the retrained model's file
     model.write_bytes(b"garbage")
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     cell = parse_spec(spec).cells[0]
     rec = cell_job(cell, TrainOutcome(meta.stem, True), JobContext(str(out / ".cache" / "models")))
     assert rec["status"] == "failed" and "CorruptArtifact" in rec["reason"] and "re-run" in rec["reason"]

@@ -14,8 +14,8 @@ from PIL import Image
 
 from odebench.bench.cli import main as cli_main
 from odebench.bench.data import load_dataset
+from odebench.bench.harness.execution.run import PrecisionMismatch, run_sweep
 from odebench.bench.harness.process.runtime import Runtime, autocast, resolve_device
-from odebench.bench.harness.run import PrecisionMismatch, run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, load_spec, parse_spec
 from odebench.bench.harness.store.records import RecordStore
 from odebench.bench.harness.store.sample_sheets import save_sample_sheet

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from harness_tiny import tiny_spec
 
-from odebench.bench.harness.plan import JobContext, make_plan
-from odebench.bench.harness.pool_executor import PoolExecutor
+from odebench.bench.harness.execution.plan import JobContext, make_plan
+from odebench.bench.harness.execution.pool_executor import PoolExecutor
+from odebench.bench.harness.execution.run import cell_job, train_job
 from odebench.bench.harness.process import interrupts
-from odebench.bench.harness.run import cell_job, train_job
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.store.records import RecordStore

@@ -8,9 +8,9 @@ import pytest
 from harness_tiny import tiny_spec
 from threads import torch_threads
 
-import odebench.bench.harness.run
-from odebench.bench.harness.plan import make_plan
-from odebench.bench.harness.run import run_sweep
+import odebench.bench.harness.execution.run
+from odebench.bench.harness.execution.plan import make_plan
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.store.records import RecordStore, is_finished
@@ -49,7 +49,7 @@ def test_a_failing_metric_fails_alone_and_the_report_names_it(boom_metric, tmp_p
     raw = tiny_spec(name="boom", solvers=[{"name": "euler", "nfe": [4]}],
                     eval={"n_samples": 64, "metrics": ["w2", "test_boom"]})
     with torch_threads(1):
-        odebench.bench.harness.run._MODELS.clear()
+        odebench.bench.harness.execution.run._MODELS.clear()
         summary = run_sweep(parse_spec(raw), tmp_path, progress=False)
     (rec,) = RecordStore(tmp_path / "boom").records()
     assert rec["status"] == "ok" and rec["metrics"]["w2"] > 0  # the other metric is kept

@@ -4,7 +4,7 @@ import json
 
 from harness_tiny import EVAL, tiny_spec
 
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.records import RecordStore
 
@@ -45,14 +45,14 @@ def test_nll_is_solved_once_per_model_and_equal_across_its_cells(tmp_path, monke
     NLL solve and record the same value; a second seed (another model) gets its own solve."""
     from collections import OrderedDict
 
-    import odebench.bench.harness.run
+    import odebench.bench.harness.execution.run
     import odebench.metrics.likelihood
 
     calls = []
     real = odebench.metrics.likelihood.nll
     monkeypatch.setattr(odebench.metrics.likelihood, "nll", lambda *a, **k: calls.append(1) or real(*a, **k))
     # nothing remembered from other tests
-    monkeypatch.setattr(odebench.bench.harness.run, "_MODEL_METRICS", OrderedDict())
+    monkeypatch.setattr(odebench.bench.harness.execution.run, "_MODEL_METRICS", OrderedDict())
     raw = {
         "name": "nll_once", "seeds": [0, 1],
         "train": {"steps": 10, "batch_size": 32},

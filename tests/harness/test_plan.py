@@ -8,7 +8,7 @@ import torch
 from harness_tiny import tiny_spec
 
 from odebench.bench.core.solvers import SOLVERS
-from odebench.bench.harness.plan import make_plan
+from odebench.bench.harness.execution.plan import make_plan
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.methods import METHODS, Dynamics, Method, get_method, register_method

@@ -16,11 +16,11 @@ import pytest
 from harness_tiny import tiny_spec, train_or_die
 from threads import torch_threads
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 from odebench.bench.cli import main
-from odebench.bench.harness.plan import JobContext, make_plan
-from odebench.bench.harness.pool_executor import PoolExecutor
-from odebench.bench.harness.run import cell_job, run_sweep, train_job
+from odebench.bench.harness.execution.plan import JobContext, make_plan
+from odebench.bench.harness.execution.pool_executor import PoolExecutor
+from odebench.bench.harness.execution.run import cell_job, run_sweep, train_job
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore, read_safetensors
 from odebench.bench.harness.store.records import RecordStore
@@ -48,7 +48,7 @@ def model_hashes(out: Path) -> dict[str, str]:
 
 def test_pool_records_equal_in_process_records_bit_for_bit(tmp_path):
     with torch_threads(1):
-        odebench.bench.harness.run._MODELS.clear()
+        odebench.bench.harness.execution.run._MODELS.clear()
         alone = run_sweep(parse_spec(SPEC), tmp_path / "alone", progress=False, jobs=1)
         pooled = run_sweep(parse_spec(SPEC), tmp_path / "pooled", progress=False, jobs=2)
     assert (alone.jobs, pooled.jobs, pooled.threads) == (1, 2, 1)
@@ -124,8 +124,8 @@ def test_workers_see_the_drivers_environment_and_folder_as_they_are_now(tmp_path
 
 DRIVER = """
 import os, signal, sys
-from odebench.bench.harness.plan import JobContext
-from odebench.bench.harness.pool_executor import PoolExecutor
+from odebench.bench.harness.execution.plan import JobContext
+from odebench.bench.harness.execution.pool_executor import PoolExecutor
 executor = PoolExecutor(2)
 pool = executor._pool(JobContext(sys.argv[1], threads=1))
 pids = {pool.submit(os.getpid).result() for _ in range(8)}
@@ -156,7 +156,7 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
 
 
 def test_the_command_uses_every_core_with_one_thread_each(tmp_path, capsys, monkeypatch):
-    import odebench.bench.harness.pool_executor as pool_executor
+    import odebench.bench.harness.execution.pool_executor as pool_executor
 
     monkeypatch.setattr(pool_executor, "available_cores", lambda: 2)
     with torch_threads(3):

@@ -10,10 +10,10 @@ import time
 import pytest
 from harness_tiny import tiny_spec
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 import odebench.bench.harness.store.artifacts
 import odebench.bench.harness.training.train
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.store.records import RecordStore
@@ -39,7 +39,7 @@ def test_temp_files_older_than_the_process_are_removed_at_start_and_young_ones_k
     for p in [*old, keep]:
         os.utime(p, (time.time() - 3600, time.time() - 3600))
     os.utime(young, (time.time() + 3600, time.time() + 3600))  # written after this process started
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(SPEC), out, progress=False)
     assert not any(p.exists() for p in old)
     assert young.exists() and keep.exists()
@@ -57,7 +57,7 @@ def test_a_kill_between_weights_and_meta_never_forces_a_retrain(tmp_path, monkey
         return real_write(path, data, root=root)
 
     monkeypatch.setattr(odebench.bench.harness.store.artifacts, "atomic_write_bytes", killed_after_weights)
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     with pytest.raises(Killed):
         run_sweep(parse_spec(SPEC), out, progress=False)
     models = out / ".cache" / "models"
@@ -65,7 +65,7 @@ def test_a_kill_between_weights_and_meta_never_forces_a_retrain(tmp_path, monkey
     assert not list(models.glob("*.json")) and count_fits == ["fm_ot"]
     monkeypatch.setattr(odebench.bench.harness.store.artifacts, "atomic_write_bytes", real_write)
 
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(SPEC), out, progress=False)
     assert count_fits == ["fm_ot"] and summary.trained == 0 and summary.loaded == 1  # not trained again
     meta = json.loads((models / f"{orphan.name.split('.')[0]}.json").read_text())

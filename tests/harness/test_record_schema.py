@@ -8,9 +8,9 @@ import json
 import pytest
 from harness_tiny import tiny_spec, to_toml
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
 from odebench.bench.cli import main
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.record_schema import record_problem
 from odebench.bench.harness.store.records import RecordStore
@@ -75,7 +75,7 @@ def test_a_run_moves_a_corrupt_record_aside_and_evaluates_its_cell_again(tmp_pat
     spec.write_text(to_toml(SPEC))
     assert main(["run", "--spec", str(spec), "--out", str(out), "--dry-run"]) == 0  # the dry run copes too
     assert "already done: 0 cells" in capsys.readouterr().out
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(SPEC), out, progress=False)
     assert summary.status_counts == {"ok": 1}
     assert any("is corrupt" in n and "runs again" in n for n in summary.notes), summary.notes
@@ -85,7 +85,7 @@ def test_a_run_moves_a_corrupt_record_aside_and_evaluates_its_cell_again(tmp_pat
 
 def test_a_truncated_record_is_listed_by_odebench_report(tmp_path, capsys):
     out = tmp_path / "out"
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(parse_spec(tiny_spec(name="rs", solvers=[{"name": "euler", "nfe": [1, 2]}])), out, progress=False)
     [victim, _] = sorted((out / "rs" / "cells").glob("*.json"))
     victim.write_bytes(victim.read_bytes()[:50])

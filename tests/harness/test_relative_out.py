@@ -2,7 +2,7 @@
 
 from harness_tiny import tiny_spec
 
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 
 

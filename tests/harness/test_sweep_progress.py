@@ -9,10 +9,10 @@ import re
 import pytest
 from harness_tiny import tiny_spec
 
-import odebench.bench.harness.run
+import odebench.bench.harness.execution.run
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.process import progress
 from odebench.bench.harness.process.progress import MIN_CELLS, SweepProgress
-from odebench.bench.harness.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 
 
@@ -103,7 +103,7 @@ def test_a_run_counts_its_training_steps_as_they_are_taken_and_no_eta_before_the
     and three cells are evaluated."""
     monkeypatch.setattr(progress, "REFRESH_SECONDS", 0.0)
     spec = {**SPEC, "train": {**SPEC["train"], "steps": 300}}
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(spec), tmp_path, progress=True, jobs=jobs)
     assert summary.status_counts == {"ok": 8, "skipped": 2}
     lines = progress_lines(capsys.readouterr().err)

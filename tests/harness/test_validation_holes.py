@@ -17,7 +17,7 @@ from torch import nn
 from odebench.bench.cli import main
 from odebench.bench.data import images
 from odebench.bench.data.images import DataDirError
-from odebench.bench.harness.given import GivenModelError, fill, load_given
+from odebench.bench.harness.execution.given import GivenModelError, fill, load_given
 from odebench.bench.harness.spec import limits as lim
 from odebench.bench.harness.spec.checks import method_hparams
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec

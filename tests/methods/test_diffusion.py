@@ -299,7 +299,7 @@ def tiny_spec(methods: list[dict], solvers: list[dict]):
 
 
 def test_harness_runs_both_methods_and_skips_sde_solvers_for_ode_methods(tmp_path):
-    from odebench.bench.harness.run import run_sweep
+    from odebench.bench.harness.execution.run import run_sweep
     from odebench.bench.harness.store.records import RecordStore
 
     solvers = [{"name": s, "nfe": [4]} for s in ("euler", "heun", "euler_maruyama", "ancestral")]
@@ -325,7 +325,7 @@ def test_harness_runs_both_methods_and_skips_sde_solvers_for_ode_methods(tmp_pat
 def test_sampling_only_hparams_reuse_one_trained_model(tmp_path):
     """ddpm's sampling_eps and score_ve's corrector_steps / snr act only when sampling: sweeping them trains
     one model per method, and the records still name the value each cell used."""
-    from odebench.bench.harness.run import run_sweep
+    from odebench.bench.harness.execution.run import run_sweep
     from odebench.bench.harness.store.records import RecordStore
 
     spec = tiny_spec([{"name": "ddpm", "sampling_eps": [1e-3, 1e-2]},

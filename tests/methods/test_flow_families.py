@@ -10,7 +10,7 @@ import torch
 
 from odebench.bench.core.solvers import Unsupported, sample
 from odebench.bench.data import load_dataset
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import SpecError, parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.training.train import Problem, TrainConfig, train_model

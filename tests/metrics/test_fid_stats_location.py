@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-import odebench.bench.harness.run
-from odebench.bench.harness.run import run_sweep
+import odebench.bench.harness.execution.run
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.records import RecordStore
 from odebench.metrics import METRICS, EvalContext
@@ -44,7 +44,7 @@ def _image_run(out: Path, options: dict) -> dict:
            "eval": {"n_samples": 24, "metrics": ["fid"], "metric_options": {"fid": {"reference": "test", **options}}},
            "methods": [{"name": "fm_ot"}], "datasets": [{"target": "digits"}],
            "solvers": [{"name": "euler", "nfe": [1]}]}
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     run_sweep(parse_spec(raw), out, progress=False, jobs=1)
     [rec] = RecordStore(out / "img").records()
     assert rec["status"] == "ok", rec

@@ -6,8 +6,8 @@ import pytest
 import torch
 from harness_tiny import tiny_spec
 
-import odebench.bench.harness.run
-from odebench.bench.harness.run import run_sweep
+import odebench.bench.harness.execution.run
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.records import RecordStore
 from odebench.metrics import METRICS, EvalContext, MetricUndefined
@@ -75,7 +75,7 @@ def test_a_cell_with_one_sample_records_mmd_as_failed_and_keeps_the_rest(tmp_pat
     raw = tiny_spec(name="one", solvers=[{"name": "euler", "nfe": [2]}])
     raw["eval"] = {"n_samples": 1, "metrics": ["w2", "mmd", "fd", "nll"],
                    "metric_options": {"nll": {"max_points": 8, "solver": "euler", "nfe": 4}}}
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     summary = run_sweep(parse_spec(raw), tmp_path, progress=False)
     [rec] = RecordStore(tmp_path / "one").records()
     assert rec["status"] == "ok" and summary.ok
@@ -90,7 +90,7 @@ def test_a_cell_with_one_sample_records_mmd_as_failed_and_keeps_the_rest(tmp_pat
 def test_a_metric_that_returns_nan_is_failed_for_the_cell(monkeypatch):
     import dataclasses
 
-    from odebench.bench.harness.run import measure_cell
+    from odebench.bench.harness.execution.run import measure_cell
 
     cell = parse_spec(tiny_spec()).cells[0]
     nan_metric = dataclasses.replace(METRICS.get("sliced_w"), fn=lambda ctx: float("nan"))
@@ -99,7 +99,7 @@ def test_a_metric_that_returns_nan_is_failed_for_the_cell(monkeypatch):
         def get(self, name):
             return nan_metric if name == "sliced_w" else METRICS.get(name)
 
-    monkeypatch.setattr(odebench.bench.harness.run, "METRICS", Registry())
+    monkeypatch.setattr(odebench.bench.harness.execution.run, "METRICS", Registry())
     ctx = EvalContext(samples=torch.randn(8, 2), reference=torch.randn(8, 2))
     values, info, _ = measure_cell(cell, ctx, ["w2", "sliced_w"], "key", "cpu")
     assert set(values) == {"w2"} and info["sliced_w"]["status"] == "failed"

@@ -40,7 +40,7 @@ def fixture_value(method: str, k: int, solver: str, nfe: int | None, seed: int) 
 
 
 def write_fixture(sweep_dir: Path) -> list[dict]:
-    """Records as odebench.bench.harness.run writes them: ok ones, heun@1 skipped, one failed, two seeds."""
+    """Records as odebench.bench.harness.execution.run writes them: ok ones, heun@1 skipped, one failed, two seeds."""
     spec = parse_spec(dict(RAW_SPEC))
     store = RecordStore(sweep_dir)
     records = []

@@ -14,8 +14,8 @@ import torch
 from harness_tiny import tiny_spec
 from threads import torch_threads
 
-import odebench.bench.harness.run
-from odebench.bench.harness.run import run_sweep
+import odebench.bench.harness.execution.run
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore, read_safetensors, sha256_file
 from odebench.bench.report.build import write_report
@@ -28,7 +28,7 @@ SPEC = tiny_spec(name="mix", methods=[{"name": "fm_ot"}, {"name": "otcfm"}, {"na
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mix")
-    odebench.bench.harness.run._MODELS.clear()
+    odebench.bench.harness.execution.run._MODELS.clear()
     with torch_threads(1):
         run_sweep(parse_spec(SPEC), out, progress=False)
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from harness_tiny import tiny_spec
 from threads import torch_threads
 
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.report.build import write_report
 from odebench.bench.report.training import STILL_IMPROVING

@@ -12,7 +12,7 @@ from harness_tiny import tiny_spec, to_toml
 from threads import torch_threads
 
 from odebench.bench.cli import main
-from odebench.bench.harness.run import run_sweep
+from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.versions import MANIFEST, change_of, current_cell_ids, flat_config
 from odebench.bench.report.build import write_report

@@ -3,11 +3,11 @@ classic rectified-flow figure), sample scatters for 2-D sets and image sheets at
 
 Records hold numbers, not samples, so each figure re-loads a method's model from the artifact cache
 (``<results root>/.cache/models``, keyed by the record's ``model_key``) and samples again. The source draws
-and the SDE noise are those of the record's cell (same seed tags as :func:`odebench.bench.harness.run.evaluate_cell`),
-so a panel shows the first samples the cell's metrics were computed on. A model missing from the cache, or
-one whose files cannot be read, is skipped with a note, never a crash; the cache is only read. A model given to
-``odebench eval`` is not in the cache: that command hands it to the report (``given``), and a later
-``odebench report`` of the folder says so in its note. Samples that are
+and the SDE noise are those of the record's cell (same seed tags as
+:func:`odebench.bench.harness.execution.run.evaluate_cell`), so a panel shows the first samples the cell's metrics were
+computed on. A model missing from the cache, or one whose files cannot be read, is skipped with a note, never a crash;
+the cache is only read. A model given to ``odebench eval`` is not in the cache: that command hands it to the report
+(``given``), and a later ``odebench report`` of the folder says so in its note. Samples that are
 NaN/inf (a diverged model) are counted in the panel title and left out of the axis limits.
 """
 
@@ -61,7 +61,7 @@ class ModelCache:
 
     def load(self, record: dict[str, Any]) -> LoadedModel:
         """Rebuild the record's method and problem and fill the network from the cache."""
-        from odebench.bench.harness.run import problem_of
+        from odebench.bench.harness.execution.run import problem_of
         from odebench.bench.harness.training.train import build_model
         from odebench.methods import get_method
 
@@ -69,7 +69,7 @@ class ModelCache:
         if key is None:
             raise MissingModel(f"record {record['cell_id']} names no model (status {record['status']})")
         if key not in self._models and key in self.given:
-            from odebench.bench.harness.run import problem_of
+            from odebench.bench.harness.execution.run import problem_of
 
             cell = cell_of(record)
             method, model = self.given[key]
@@ -107,7 +107,7 @@ def regenerate(loaded: LoadedModel, cell: Cell, n: int, trajectory: bool = False
     Returns the :class:`odebench.bench.core.solvers.SolveResult` (x: [n, *shape]; trajectory [T + 1, n, *shape] if
     asked).
     """
-    from odebench.bench.harness.run import draw_sources
+    from odebench.bench.harness.execution.run import draw_sources
 
     x0 = draw_sources(replace(cell, eval={**cell.eval, "n_samples": n}), loaded.method, loaded.problem)
     dyn = loaded.method.dynamics(loaded.model)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from odebench.bench.harness.plan import Plan, dataset_label
+from odebench.bench.harness.execution.plan import Plan, dataset_label
 from odebench.bench.harness.spec.sweep import Cell, Spec
 from odebench.bench.harness.store.records import RecordStore, method_label
 from odebench.bench.report.tables import Sweep, cell_text, headline_metric, load_sweep, nfe_text

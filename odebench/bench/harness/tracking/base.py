@@ -115,7 +115,7 @@ def safe_part(text: str) -> str:
 
 
 def model_event(job, outcome) -> ModelEvent:
-    """The ModelEvent of a finished training job (odebench.bench.harness.plan.TrainingJob / TrainOutcome)."""
+    """The ModelEvent of a finished training job (odebench.bench.harness.execution.plan.TrainingJob / TrainOutcome)."""
     from odebench.bench.harness.training.train import loss_steps
 
     evidence = outcome.evidence or {}

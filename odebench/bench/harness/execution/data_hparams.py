@@ -19,7 +19,7 @@ FROM_DATA = "data"
 
 def resolve_spec(spec: Spec) -> tuple[Spec, list[str]]:
     """(``spec`` with every data hparam of its cells resolved, one note per resolved value)."""
-    from odebench.bench.harness.plan import training_split
+    from odebench.bench.harness.execution.plan import training_split
     from odebench.methods import METHODS
 
     resolved: dict[tuple, object] = {}

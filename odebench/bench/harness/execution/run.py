@@ -1,8 +1,8 @@
 """Run a sweep: plan it, train each model once, evaluate every cell, write records.
 
 Data flows one way: spec -> cells -> (cached) training -> sampling -> metrics -> record. ``train_job`` and
-``cell_job`` are the two units of work; an executor (odebench.bench.harness.executors: in-process or Ray) runs them
-and the driver writes each record as it arrives. A failure in one training or one cell is written as a "failed"
+``cell_job`` are the two units of work; an executor (odebench.bench.harness.execution.executors: in-process or Ray) runs
+them and the driver writes each record as it arrives. A failure in one training or one cell is written as a "failed"
 record and the sweep goes on; budgets a solver cannot use and samplers a method lacks become "skipped"
 records with the reason.
 
@@ -30,11 +30,9 @@ import torch
 
 from odebench.bench.core import budgets, seeding
 from odebench.bench.core.solvers import BudgetTooSmall, Unsupported, sample
-from odebench.bench.harness.data_shapes import check_data_shapes
-from odebench.bench.harness.guards.errors import RunRefused
-from odebench.bench.harness.guards.safe_paths import inside, sweep_dir
-from odebench.bench.harness.model_size import check_model_sizes
-from odebench.bench.harness.plan import (
+from odebench.bench.harness.execution.data_shapes import check_data_shapes
+from odebench.bench.harness.execution.model_size import check_model_sizes
+from odebench.bench.harness.execution.plan import (
     GivenModel,
     JobContext,
     TrainingJob,
@@ -45,6 +43,8 @@ from odebench.bench.harness.plan import (
     problem_of,
     quarantine_corrupt,
 )
+from odebench.bench.harness.guards.errors import RunRefused
+from odebench.bench.harness.guards.safe_paths import inside, sweep_dir
 from odebench.bench.harness.process import distributed
 from odebench.bench.harness.process.progress import SweepProgress, listening
 from odebench.bench.harness.process.runtime import Runtime, compile_modules, resolve_device
@@ -482,8 +482,8 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     training's curves and each record, after it is written, to TensorBoard, MLflow or W&B; its notes (a sink
     that failed) join the summary's. None: no tracking, and nothing in the run differs.
     """
-    from odebench.bench.harness.data_hparams import resolve_spec
-    from odebench.bench.harness.executors import get_executor
+    from odebench.bench.harness.execution.data_hparams import resolve_spec
+    from odebench.bench.harness.execution.executors import get_executor
 
     spec, _ = resolve_spec(spec)  # a no-op when the caller resolved it (the CLI does, to print the values)
     check_data_shapes(spec.cells)  # a source of another shape than its target would fail every training

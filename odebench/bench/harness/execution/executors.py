@@ -1,12 +1,12 @@
 """Where a sweep's jobs run: in this process, in worker processes on this machine, or as Ray tasks on a local
 or remote Ray cluster.
 
-Both executors take the same plan and the same two job functions (``odebench.bench.harness.run.train_job`` and
-``odebench.bench.harness.run.cell_job``) and report every finished job to the same sink, which writes the records in the
-driver. They differ only in scheduling:
+Both executors take the same plan and the same two job functions (``odebench.bench.harness.execution.run.train_job`` and
+``odebench.bench.harness.execution.run.cell_job``) and report every finished job to the same sink, which writes the
+records in the driver. They differ only in scheduling:
 
 - ``local``: each training in plan order (parents first), then that model's cells, one at a time; with
-  ``jobs`` > 1, the same jobs in that many worker processes (``odebench.bench.harness.pool_executor``).
+  ``jobs`` > 1, the same jobs in that many worker processes (``odebench.bench.harness.execution.pool_executor``).
 - ``ray``: every training is a task whose parent's result is one of its arguments, so Ray starts it only
   once the parent is done; every cell is a task taking its model's training result. Records are written as
   tasks finish, so a killed driver loses nothing that was reported. With ``device = "cuda"`` each task asks
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from odebench.bench.harness.plan import JobContext, Plan, TrainOutcome
+from odebench.bench.harness.execution.plan import JobContext, Plan, TrainOutcome
 from odebench.bench.harness.store.records import failed_record
 
 EXECUTORS = ("local", "ray")
@@ -166,14 +166,14 @@ def get_executor(name: str, address: str | None = None, jobs: int = 1) -> Execut
     """The executor called ``name``; unknown names and a missing Ray raise with the fix.
 
     ``local`` with ``jobs`` > 1 runs the jobs in that many worker processes
-    (:class:`odebench.bench.harness.pool_executor.PoolExecutor`), with 1 in this process.
+    (:class:`odebench.bench.harness.execution.pool_executor.PoolExecutor`), with 1 in this process.
     """
     if name == "local":
         if address:
             raise ExecutorUnavailable("--address only applies to --executor ray; add --executor ray or drop "
                                       "--address")
         if jobs > 1:
-            from odebench.bench.harness.pool_executor import PoolExecutor
+            from odebench.bench.harness.execution.pool_executor import PoolExecutor
 
             return PoolExecutor(jobs)
         return LocalExecutor()

@@ -3,9 +3,9 @@
 A sweep becomes a :class:`Plan`: the cells still to evaluate, the cells whose skip is known before any
 training (a budget below a solver's minimum, an SDE solver on an ODE-only method), and the trainings those
 cells need -- one per distinct model key, parents (reflow rounds) included and listed before their
-children. The jobs themselves (``odebench.bench.harness.run.train_job`` and ``odebench.bench.harness.run.cell_job``)
-take only the picklable objects defined here, so the in-process executor calls them directly and the Ray
-executor ships them as tasks.
+children. The jobs themselves (``odebench.bench.harness.execution.run.train_job`` and
+``odebench.bench.harness.execution.run.cell_job``) take only the picklable objects defined here, so the in-process
+executor calls them directly and the Ray executor ships them as tasks.
 
 A cached model whose file is no regular file of a possible size, no longer matches its recorded SHA-256, or does
 not load whatever its hash says is a cache miss: ``quarantine_corrupt`` (and ``train_model``, for a file that fails
@@ -180,7 +180,7 @@ def skip_reason(cell: Cell, method: Method | None = None) -> str | None:
 class GivenModel:
     """A model evaluated as it is (``odebench eval``): no training; one "training" job loads it.
 
-    ``key`` is its identity (odebench.bench.harness.given: the weights' SHA-256 with the factory and the
+    ``key`` is its identity (odebench.bench.harness.execution.given: the weights' SHA-256 with the factory and the
     adapter's settings), which every cell of it records as ``model_key``; ``method`` is its adapter, whose
     ``dynamics(model)`` sample it; ``model`` the networks (``nn.ModuleDict``); ``label`` names it in messages.
     """

@@ -37,8 +37,8 @@ from torch import Tensor, nn
 
 from odebench.adapters import Adapter, PeerMissing, adapt
 from odebench.bench.core.hashing import config_hash, sha256_file
+from odebench.bench.harness.execution.plan import GivenModel
 from odebench.bench.harness.guards.errors import RunRefused
-from odebench.bench.harness.plan import GivenModel
 
 __all__ = ["GivenModelError", "given_model", "import_factory", "load_given", "read_checkpoint",
            "state_dict_sha256"]

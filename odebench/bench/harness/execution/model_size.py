@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from odebench.bench.harness.execution.plan import Plan, method_at, problem_of
 from odebench.bench.harness.guards.errors import RunRefused
-from odebench.bench.harness.plan import Plan, method_at, problem_of
 from odebench.bench.harness.spec import limits as lim
 from odebench.bench.harness.training.train import build_model
 

@@ -11,8 +11,8 @@ shapes (an image folder's depends on its files and options), so the dry run and 
 from __future__ import annotations
 
 from odebench.bench.data import GAUSSIAN_SOURCE
+from odebench.bench.harness.execution.plan import problem_of
 from odebench.bench.harness.guards.errors import RunRefused
-from odebench.bench.harness.plan import problem_of
 from odebench.bench.harness.spec.sweep import Cell
 
 #: (metric, option, value) -> the sample shape it needs

@@ -38,14 +38,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from odebench.bench.harness.plan import JobContext, Plan, TrainingJob, TrainOutcome
+from odebench.bench.harness.execution.plan import JobContext, Plan, TrainingJob, TrainOutcome
 from odebench.bench.harness.process import progress
 from odebench.bench.harness.process.interrupts import deferred
 from odebench.bench.harness.spec.sweep import Cell
 from odebench.bench.harness.store.records import failed_record
 
 #: what the forkserver imports once, so that workers start with the harness already loaded
-PRELOAD = ["odebench.bench.harness.run"]
+PRELOAD = ["odebench.bench.harness.execution.run"]
 #: how often the driver drains the workers' step reports while their jobs run (when a progress line listens)
 WAKE_SECONDS = 0.5
 
