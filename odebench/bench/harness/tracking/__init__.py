@@ -6,6 +6,8 @@ config as parameters, and the sample sheets and report figures as images or arti
 an optional extra, imported only when asked for (a missing one is a usage error naming ``pip install
 'odebench[NAME]'``), and every sink is offline by default, its files under the sweep folder
 (``<sweep>/tracking/``). A sink that fails is dropped with a note; the run and its records go on unchanged.
+It may import training, the store, the spec, ``process`` and ``guards``; nothing in the harness imports it: the
+command line opens a tracker and hands it to the run.
 """
 
 from odebench.bench.harness.tracking.base import (
