@@ -18,6 +18,7 @@ import torch
 from scipy import linalg
 from torch import Tensor
 
+from odebench.metrics import computed_once
 from odebench.metrics.budget_guard import refuse_if_over_budget
 from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric, require_points
 
@@ -244,4 +245,5 @@ def _energy(ctx: EvalContext) -> float:
                           ' at a finite sample size its floor is above 0.'))
 def _fd(ctx: EvalContext) -> float:
     """Fréchet distance of the raw coordinates (Gaussian fit of samples vs held-out data)."""
-    return frechet_from_samples(ctx.samples, ctx.reference)
+    reference = computed_once.per_process("gaussian_stats", ctx.reference, gaussian_stats)
+    return frechet_distance(*gaussian_stats(ctx.samples), *reference)
