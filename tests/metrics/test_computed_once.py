@@ -1,6 +1,6 @@
 """Work on one sample set is done once: features and statistics of the held-out set once per process, digits
-features of a cell's samples once per cell; each keyed by the exact inputs, so another set or size is computed
-afresh and every value equals the one computed alone."""
+features of a cell's samples once per cell, the path metrics' reference solve once per model; each keyed by the
+exact inputs, so another set, size or model is computed afresh and every value equals the one computed alone."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import torch
 
 import odebench.metrics.computed_once as computed_once
 import odebench.metrics.quality as quality
+import odebench.metrics.trajectories as trajectories
+from odebench.bench.core.solvers import Dynamics
 from odebench.bench.data.base import load_dataset
 from odebench.metrics import METRICS, EvalContext
 from odebench.metrics.digits_features import DigitsCNN
@@ -18,6 +20,7 @@ from odebench.metrics.digits_features import DigitsCNN
 def _fresh_memos(monkeypatch):
     """Nothing remembered from other tests, nothing left for them."""
     monkeypatch.setattr(computed_once, "_MEMO", type(computed_once._MEMO)())
+    monkeypatch.setattr(trajectories, "_REFERENCE", type(trajectories._REFERENCE)())
 
 
 def test_fingerprint_tells_apart_content_dtype_and_shape():
@@ -82,3 +85,31 @@ def test_digits_features_once_per_sample_set_across_fd_digits_precision_and_reca
              for s in cells]
     assert values == alone
     assert len(rows) == 2 * len(names) * 2  # with nothing shared: both sets, in every metric of every cell
+
+
+def rotation(x, t):
+    return torch.stack([-x[:, 1], x[:, 0]], 1) * (1 + t[:, None])
+
+
+def test_reference_straightness_is_solved_once_per_dynamics_key_and_source_draws(monkeypatch):
+    calls = []
+    real = trajectories.reference_trajectory
+    monkeypatch.setattr(trajectories, "reference_trajectory", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    opts = {"straightness": {"n_steps": 20}, "curvature": {"n_steps": 20}}
+
+    def cell(key, draws=x0, t1=1.0):
+        samples = draws + torch.randn(draws.shape)  # every cell has its own samples; the reference ignores them
+        ctx = EvalContext(samples=samples, reference=samples, x0=draws, dynamics=Dynamics(velocity=rotation, t1=t1),
+                          options=opts, dynamics_key=key)
+        return METRICS.get("straightness").fn(ctx)["straightness"], METRICS.get("curvature").fn(ctx)["curvature"]
+
+    first = cell("model-a")
+    assert cell("model-a") == first and len(calls) == 1  # a second cell of the model: no solve
+    cell("model-b")
+    cell("model-a", x0 * 2)
+    cell("model-a", t1=0.5)
+    assert len(calls) == 4  # another model, other draws, another interval: each solved
+    alone = [cell(""), cell("")]
+    assert len(calls) == 6  # without a key nothing is remembered across cells
+    assert alone[0] == alone[1] == first
