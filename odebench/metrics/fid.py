@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core import budgets
+from odebench.metrics import computed_once
 from odebench.metrics.digits_features import DIGITS_CNN_SHA256, digits_features
 from odebench.metrics.quality import frechet_distance
 from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
@@ -241,8 +242,10 @@ def _fd_digits(ctx: EvalContext) -> dict:
         raise ValueError(f"fd_digits: unknown option(s) {sorted(set(opts) - {'max_points'})}; "
                          "allowed: max_points")
     n = int(opts.get("max_points", len(ctx.samples)))
-    fs = digits_features(ctx.samples[:n]).double().numpy()
-    fr = digits_features(ctx.reference).double().numpy()
+    # features once per sample set: the cell's samples per cell (precision / recall read them too), the held-out
+    # set once per process
+    fs = computed_once.per_cell(ctx.cache, "digits_features", ctx.samples[:n], digits_features).double().numpy()
+    fr = computed_once.per_process("digits_features", ctx.reference, digits_features).double().numpy()
     return {"fd_digits": frechet_distance(*stats_of(fs), *stats_of(fr)),
             "settings": {"extractor": "DigitsCNN penultimate (64-d)", "extractor_sha256": DIGITS_CNN_SHA256,
                          "n_samples": len(fs), "n_reference": len(fr)}}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from odebench.metrics import computed_once
 from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
 
 __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
@@ -48,13 +49,16 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, flo
 
 
 # ------------------------------------------------------------------------------------------ registry entries
-def _features(ctx: EvalContext, x: Tensor, kind: str) -> Tensor:
+def _features(ctx: EvalContext, x: Tensor, kind: str, held_out: bool) -> Tensor:
+    """The features of x (the held-out set: computed once per process; the cell's samples: once per cell)."""
     if kind == "raw":
         return x.flatten(1)
     if kind == "digits":
         from odebench.metrics.digits_features import digits_features
 
-        return digits_features(x)
+        if held_out:
+            return computed_once.per_process("digits_features", x, digits_features)
+        return computed_once.per_cell(ctx.cache, "digits_features", x, digits_features)
     raise ValueError(f"precision/recall: unknown features {kind!r}; use 'raw' or 'digits'")
 
 
@@ -71,7 +75,7 @@ def _pr(ctx: EvalContext, name: str) -> tuple[float, float, dict]:
                               f"{len(ctx.samples[:n])} samples and {len(ctx.reference[:n])} held-out points")
     key = ("precision_recall", kind, k, n)
     if key not in ctx.cache:
-        real, fake = _features(ctx, ctx.reference[:n], kind), _features(ctx, ctx.samples[:n], kind)
+        real, fake = _features(ctx, ctx.reference[:n], kind, True), _features(ctx, ctx.samples[:n], kind, False)
         ctx.cache[key] = (*precision_recall(real, fake, k), {"k": k, "features": kind, "n_real": len(real),
                                                              "n_fake": len(fake)})
     return ctx.cache[key]

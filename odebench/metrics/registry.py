@@ -66,6 +66,10 @@ class EvalContext:
             reference computed from the laws is keyed and seeded by it; '' where not given.
         cache_dir: a folder inside the run's ``--out`` (``<out>/.cache``, checked by the harness) where a metric
             may keep what it computes once, such as FID's reference statistics; None outside a run.
+        dynamics_key: names ``dynamics`` exactly -- the trained model, the method's settings (sampling-only
+            hparams included) and the device -- so that work depending only on the dynamics and ``x0``, which
+            every cell of a model shares, is done once per process (the path metrics' reference solve); ''
+            where not given: nothing is then remembered across cells.
     """
 
     samples: Tensor
@@ -84,6 +88,7 @@ class EvalContext:
     source_sample: Callable[[int, torch.Generator], Tensor] | None = None
     law_key: str = ""
     cache_dir: Path | None = None
+    dynamics_key: str = ""
 
     def opts(self, metric: str) -> dict[str, Any]:
         return dict(self.options.get(metric, {}))

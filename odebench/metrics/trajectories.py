@@ -40,11 +40,14 @@ reported with two references:
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import Tensor
 
 from odebench.bench.core.solvers import Field, solve
 from odebench.metrics.budget_guard import refuse_if_over_budget
+from odebench.metrics.computed_once import fingerprint
 from odebench.metrics.registry import EvalContext, register_metric, require_points
 from odebench.metrics.transport_reference import REFERENCE_POINTS, ot_cost, reference_cost
 
@@ -114,6 +117,32 @@ def _check(ctx: EvalContext, name: str, allowed: set[str]) -> dict:
     return opts
 
 
+#: reference straightness already computed in this process, by (dynamics key, x0 fingerprint, steps, t0, t1)
+_REFERENCE: OrderedDict[tuple, float] = OrderedDict()
+_REFERENCE_KEPT = 256
+
+
+def reference_straightness(ctx: EvalContext, n: int, n_steps: int) -> float:
+    """Mean straightness of the rk4 re-simulation from ctx.x0[:n] on n_steps uniform steps.
+
+    It depends only on the dynamics and the source draws, which every cell of a model shares (draws depend on
+    the seed, never on the solver), so with a ``ctx.dynamics_key`` it is solved once per process and model.
+    """
+    dyn = ctx.dynamics
+    x0 = ctx.x0[:n].float()
+    memo = (ctx.dynamics_key, fingerprint(x0), n_steps, dyn.t0, dyn.t1) if ctx.dynamics_key else None
+    if memo in _REFERENCE:
+        _REFERENCE.move_to_end(memo)
+        return _REFERENCE[memo]
+    traj, t, vel = reference_trajectory(dyn.velocity, x0, n_steps, dyn.t0, dyn.t1)
+    value = straightness_from_velocities(traj.double(), t.double(), vel.double()).mean().item()
+    if memo is not None:
+        _REFERENCE[memo] = value
+        while len(_REFERENCE) > _REFERENCE_KEPT:
+            _REFERENCE.popitem(last=False)
+    return value
+
+
 def _straightness_values(ctx: EvalContext, name: str) -> tuple[float, float, dict]:
     """(reference S, solver-path S, settings), means over paths; ctx.cache shares the reference solve."""
     opts = _check(ctx, name, PATH_OPTIONS)
@@ -123,9 +152,7 @@ def _straightness_values(ctx: EvalContext, name: str) -> tuple[float, float, dic
     require_points(name, min(n, len(ctx.x0)))  # a mean over paths, from one path, is no estimate
     key = ("reference_straightness", n, n_steps)
     if key not in ctx.cache:
-        dyn = ctx.dynamics
-        traj, t, vel = reference_trajectory(dyn.velocity, ctx.x0[:n].float(), n_steps, dyn.t0, dyn.t1)
-        ctx.cache[key] = straightness_from_velocities(traj.double(), t.double(), vel.double()).mean().item()
+        ctx.cache[key] = reference_straightness(ctx, n, n_steps)
     path = float("nan")
     if ctx.trajectory is not None and ctx.t_grid is not None and len(ctx.t_grid) > 1:
         path = straightness_secant(ctx.trajectory[:, :n].double(), ctx.t_grid.double()).mean().item()

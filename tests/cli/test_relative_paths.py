@@ -54,8 +54,8 @@ def test_a_run_with_the_default_relative_out_keeps_everything_directly_under_it(
 
 @pytest.mark.skipif(not has_tensorboard(), reason="tensorboard is not installed (pip install 'odebench[tensorboard]')")
 def test_tracking_with_the_default_relative_out_writes_where_the_message_says(project):
-    """``odebench run --track tensorboard`` wrote ``results/results/<sweep>/tracking`` while it printed (and the
-    README says) ``results/<sweep>/tracking``."""
+    """``odebench run --track tensorboard`` wrote ``results/results/<sweep>/tracking`` while it printed (and
+    docs/commands.md says) ``results/<sweep>/tracking``."""
     logdir = project / "results" / SWEEP / "tracking" / "tensorboard"
     assert list(logdir.rglob("events.out.tfevents.*"))
     assert {p.name for p in logdir.iterdir()} >= {"models", "curves", "cells", "images"}

@@ -249,7 +249,8 @@ def evaluate_cell(cell: Cell, trained: TrainedModel, device: str = "cpu", runtim
                       gen=seeding.derive(cell.seed, cell.draws_id, "metrics"), options=cell.eval["metric_options"],
                       train_reference=problem.target.train, source_sample=source_sampler(method, problem, "cpu"),
                       law_key=law_key(cell, prior, problem),
-                      cache_dir=_checked(cache_dir, write_root))
+                      cache_dir=_checked(cache_dir, write_root),
+                      dynamics_key=json.dumps([trained.key, cell.method, runtime.device], sort_keys=True))
     start = time.perf_counter()
     values, info, failures = measure_cell(cell, ctx, metric_names, trained.key, runtime.device)
     timings["metric_seconds"] = time.perf_counter() - start
