@@ -27,6 +27,9 @@ from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.member_calls import member_losses
 from odebench.bench.nets.stacked import StackedMLP, stackable
 
+Fitted = tuple[nn.ModuleDict, list[float]]
+"""A member's (EMA model in eval mode, loss curve), as ``train.fit`` returns them."""
+
 
 def stack_reason(models: Sequence[nn.ModuleDict]) -> str | None:
     """None if these members' networks can train stacked, else why not (they then train one at a time)."""
@@ -67,7 +70,7 @@ def _clip_members(leaves: list[Tensor], max_norm: float) -> None:
 def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cfg, gens: Sequence[torch.Generator],
                 heldouts: Sequence[Callable[[nn.Module], float]] | None = None,
                 heldout_curves: Sequence[list[tuple[int, float]]] | None = None,
-                report: Callable[[int, int], None] | None = None) -> list[tuple[nn.ModuleDict, list[float]] | Exception]:
+                report: Callable[[int, int], None] | None = None) -> list[Fitted | Exception]:
     """Train ``models`` (one per member) together; per member (EMA model in eval mode, loss curve) or the error.
 
     Arguments are ``train.fit``'s, one per member: ``couplings[m].draw(batch, gens[m])`` gives member m's batches
