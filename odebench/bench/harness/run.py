@@ -528,7 +528,7 @@ class _Sink:
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
               progress: bool = True, executor: str = "local", address: str | None = None,
               precision: str | None = None, compile: bool | None = None, jobs: int = 1,
-              given: GivenModel | None = None, tracker=None) -> SweepSummary:
+              given: GivenModel | None = None, tracker=None, seed_stacks: bool = True) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec``; returns the summary.
 
     Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
@@ -537,7 +537,8 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     ``device``, ``precision`` ("fp32" | "bf16") and ``compile`` default to the spec's; image cells also save
     a grid of their samples under ``<out_root>/<spec.name>/samples``. ``jobs`` > 1 runs the local executor's
     jobs in that many worker processes, each with this process's torch thread count (records are
-    bit-identical to ``jobs=1``).
+    bit-identical to ``jobs=1``). ``seed_stacks``: models that differ only in their seed train together where
+    that is bit-exact (odebench.bench.harness.seed_stack; the records are the same either way).
 
     ``given`` (``odebench eval``): the spec's cells all evaluate this model, as it is, instead of training
     one; its job and cells run in this process (the local executor, one job at a time).
@@ -563,7 +564,8 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
     lock = acquire(out_root) if distributed.is_main() else None
     try:
-        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs, given, tracker)
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs, given, tracker,
+                           seed_stacks)
     finally:
         if lock is not None:
             lock.release()
@@ -584,7 +586,7 @@ def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[s
 
 
 def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs,
-                given=None, tracker=None) -> SweepSummary:
+                given=None, tracker=None, seed_stacks=True) -> SweepSummary:
     device = runtime.device
     store = RecordStore(out_dir, root=out_root)
     artifacts = ArtifactStore(out_root / ".cache" / "models", out_root=out_root)
@@ -600,7 +602,8 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
         if given is None:  # what ran, --set overrides applied: `odebench run --spec` on it runs it again
             write_effective_spec(out_dir, spec.raw, spec.origin, root=out_root)
     # seeds stack where it is bit-exact, and not under a wall-clock budget per training (a stack is one clock)
-    stack = stacks_on(runtime) and not spec.budgets.get("train_seconds") and not distributed.is_distributed()
+    stack = seed_stacks and stacks_on(runtime) and not spec.budgets.get("train_seconds") \
+        and not distributed.is_distributed()
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision,
                      given, stack_seeds=stack)
     if given is None:

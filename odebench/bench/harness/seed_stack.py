@@ -8,8 +8,9 @@ seed, with the same weights, loss curve and held-out curve as a training of its 
 float32). A member's ``seconds`` are its own preparation plus its share of the stack's optimisation (the
 stack's wall time over its members).
 
-Where the members cannot stack (a network other than the MLP, a step budget that differs between them), they
-train one after the other in this process, exactly as ``train_model`` trains them.
+Where the members cannot stack exactly (a network other than the MLP, more than one torch thread, a batch and
+width that torch's vector loops do not divide: odebench.bench.nets.stacked; a step budget that differs between
+them), they train one after the other in this process, exactly as ``train_model`` trains them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from odebench.bench.harness.artifacts import ArtifactStore
 from odebench.bench.harness.progress import report_steps
 from odebench.bench.harness.runtime import Runtime
-from odebench.bench.harness.stacked_fit import fit_stacked, stack_reason
+from odebench.bench.harness.stacked_fit import fit_stacked, stack_reason, stack_size
 from odebench.bench.harness.train import (
     PendingTraining,
     Problem,
@@ -49,46 +50,61 @@ def stacks_on(runtime: Runtime) -> bool:
 
 def train_seed_stack(method: Method, members: list[StackMember], cfg: TrainConfig, store: ArtifactStore,
                      runtime: Runtime) -> list[TrainedModel | Exception]:
-    """The trained (or cached) model of each member, in order, or the error that member's training raised."""
-    prepared: list[TrainedModel | PendingTraining | Exception] = []
+    """The trained (or cached) model of each member, in order, or the error that member's training raised.
+
+    The members still to train go in stacks of at most ``stacked_fit.stack_size`` members (the most that stay
+    exact); a stack that cannot be exact trains its members one at a time.
+    """
+    results: list[TrainedModel | PendingTraining | Exception] = []
     prep_seconds: dict[int, float] = {}
     for i, m in enumerate(members):
         try:
-            prepared.append(prepare_training(method, m.problem, cfg, m.seed, store, runtime, m.parent))
+            results.append(prepare_training(method, m.problem, cfg, m.seed, store, runtime, m.parent))
         except Exception as exc:  # isolate: this member fails, the others train
-            prepared.append(exc)
+            results.append(exc)
             continue
-        if isinstance(prepared[-1], PendingTraining):
-            prep_seconds[i] = time.perf_counter() - prepared[-1].start
-    pending = [i for i in prep_seconds]
-    results: list = list(prepared)
-    if len(pending) >= 2 and stack_reason([prepared[i].model for i in pending]) is None \
-            and len({prepared[i].run_cfg for i in pending}) == 1:
-        jobs = [prepared[i] for i in pending]
-        curves: list[list[tuple[int, float]]] = [[] for _ in jobs]
-        start = time.perf_counter()
-
-        def report(done: int, total: int) -> None:
-            for job in jobs:
-                report_steps(job.key, done, total)
-
-        out = fit_stacked(method, [j.model for j in jobs], [j.data.coupling for j in jobs], jobs[0].run_cfg,
-                          [j.batch_generator() for j in jobs], [j.heldout() for j in jobs], curves, report)
-        share = (time.perf_counter() - start) / len(jobs)
-        for i, job, result, curve in zip(pending, jobs, out, curves, strict=True):
-            results[i] = result if isinstance(result, Exception) else \
-                finish_training(job, *result, curve, prep_seconds[i] + share, store)
-        return results
-    for i in pending:  # one at a time, as train_model trains them
-        job = prepared[i]
-        try:
-            curve: list[tuple[int, float]] = []
-            start = time.perf_counter()
-            ema, losses = fit(method, job.model, job.data.coupling, job.run_cfg, job.batch_generator(),
-                              runtime=runtime, heldout=job.heldout(), heldout_curve=curve,
-                              report=lambda done, total, key=job.key: report_steps(key, done, total))
-            results[i] = finish_training(job, ema, losses, curve, prep_seconds[i] + time.perf_counter() - start,
-                                         store)
-        except Exception as exc:
-            results[i] = exc
+        if isinstance(results[-1], PendingTraining):
+            prep_seconds[i] = time.perf_counter() - results[-1].start
+    pending = list(prep_seconds)
+    size = stack_size([results[i].model for i in pending]) if pending else 1
+    for chunk in (pending[k:k + size] for k in range(0, len(pending), size)):
+        jobs = [results[i] for i in chunk]
+        if len(jobs) >= 2 and len({j.run_cfg for j in jobs}) == 1 \
+                and stack_reason([j.model for j in jobs], jobs[0].run_cfg.batch_size) is None:
+            trained = _fit_together(method, jobs, [prep_seconds[i] for i in chunk], store)
+        else:
+            trained = [_fit_alone(method, job, prep_seconds[i], store, runtime)
+                       for i, job in zip(chunk, jobs, strict=True)]
+        for i, result in zip(chunk, trained, strict=True):
+            results[i] = result
     return results
+
+
+def _fit_together(method: Method, jobs: list[PendingTraining], prep_seconds: list[float],
+                  store: ArtifactStore) -> list[TrainedModel | Exception]:
+    curves: list[list[tuple[int, float]]] = [[] for _ in jobs]
+    start = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        for job in jobs:
+            report_steps(job.key, done, total)
+
+    out = fit_stacked(method, [j.model for j in jobs], [j.data.coupling for j in jobs], jobs[0].run_cfg,
+                      [j.batch_generator() for j in jobs], [j.heldout() for j in jobs], curves, report)
+    share = (time.perf_counter() - start) / len(jobs)
+    return [result if isinstance(result, Exception) else finish_training(job, *result, curve, prep + share, store)
+            for job, result, curve, prep in zip(jobs, out, curves, prep_seconds, strict=True)]
+
+
+def _fit_alone(method: Method, job: PendingTraining, prep_seconds: float, store: ArtifactStore,
+               runtime: Runtime) -> TrainedModel | Exception:
+    """One member as ``train_model`` trains it."""
+    try:
+        curve: list[tuple[int, float]] = []
+        start = time.perf_counter()
+        ema, losses = fit(method, job.model, job.data.coupling, job.run_cfg, job.batch_generator(),
+                          label=f"train {method.name}", runtime=runtime, heldout=job.heldout(), heldout_curve=curve,
+                          report=lambda done, total: report_steps(job.key, done, total))
+        return finish_training(job, ema, losses, curve, prep_seconds + time.perf_counter() - start, store)
+    except Exception as exc:
+        return exc

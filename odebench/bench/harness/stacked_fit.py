@@ -25,21 +25,32 @@ from torch import Tensor, nn
 from odebench.bench.core import budgets
 from odebench.bench.harness import training_evidence as ev
 from odebench.bench.harness.member_calls import member_losses
-from odebench.bench.nets.stacked import StackedMLP, stackable
+from odebench.bench.nets.stacked import StackedMLP, max_members, stackable
 
 Fitted = tuple[nn.ModuleDict, list[float]]
 """A member's (EMA model in eval mode, loss curve), as ``train.fit`` returns them."""
 
 
-def stack_reason(models: Sequence[nn.ModuleDict]) -> str | None:
-    """None if these members' networks can train stacked, else why not (they then train one at a time)."""
+def stack_reason(models: Sequence[nn.ModuleDict], batch: int) -> str | None:
+    """None if these members' networks can train stacked on batches of ``batch``, exactly as each alone, else
+    why not (they then train one at a time)."""
     for name in models[0]:
-        reason = stackable([m[name] for m in models])
+        reason = stackable([m[name] for m in models], batch)
         if reason is not None:
             return f"network {name!r}: {reason}"
     if any(len(list(m.buffers())) != len(list(models[0].buffers())) for m in models):
         return "the members' networks hold different buffers"
+    most = max_members(list(models[0].values()))
+    if most is not None and len(models) > most:
+        return (f"a parameter's size admits stacks of at most {most} exactly"
+                if most > 1 else "a parameter's size is no multiple of the vector width: no stack is exact")
     return None
+
+
+def stack_size(models: Sequence[nn.ModuleDict]) -> int:
+    """The most members of this layout one stack holds exactly (at least 1)."""
+    most = max_members(list(models[0].values()))
+    return len(models) if most is None else max(1, min(most, len(models)))
 
 
 def _member_order(stacked: dict[str, StackedMLP], model: nn.ModuleDict) -> list[Tensor]:
