@@ -17,14 +17,21 @@ from adapter_helpers import factory_module  # noqa: E402, F401
 @pytest.fixture
 def count_fits(monkeypatch):
     """The names of the methods the optimisation loop really trained, in order (cache hits add nothing)."""
+    import odebench.bench.harness.training.seed_stack as seed_stack
     import odebench.bench.harness.training.train as train
 
     calls = []
-    real_fit = train.fit
+    real_fit, real_stacked = train.fit, seed_stack.fit_stacked
 
     def counting_fit(method, *args, **kwargs):
         calls.append(method.name)
         return real_fit(method, *args, **kwargs)
 
+    def counting_stacked(method, models, *args, **kwargs):  # a seed stack trains each of its members
+        calls.extend([method.name] * len(models))
+        return real_stacked(method, models, *args, **kwargs)
+
     monkeypatch.setattr(train, "fit", counting_fit)
+    monkeypatch.setattr(seed_stack, "fit", counting_fit)
+    monkeypatch.setattr(seed_stack, "fit_stacked", counting_stacked)
     return calls

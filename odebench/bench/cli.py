@@ -354,7 +354,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             summary = run_sweep(spec, args.out, device=args.device, progress=not args.no_progress,
                                 executor=args.executor, address=args.address, precision=args.precision,
-                                compile=args.compile or None, jobs=args.jobs, tracker=tracker)
+                                compile=args.compile or None, jobs=args.jobs, tracker=tracker,
+                                seed_stacks=not args.no_seed_stacks)
         except (DataDirError, PrecisionMismatch, RunRefused, ExecutorUnavailable) as exc:  # before any training
             raise UsageError(str(exc)) from exc
         if _waits_for_rank_zero(spec):
@@ -604,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=None,
                    help="worker processes running trainings and cells side by side (default on a CPU: one per "
                         "core; on a GPU: 1; at most the CPU count). --jobs 1 runs everything in this process")
+    r.add_argument("--no-seed-stacks", action="store_true",
+                   help="train every seed on its own instead of the seeds of one configuration together (the "
+                        "records are the same either way; stacks are faster on a CPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_cmd_run)
     ev = sub.add_parser("eval", help="benchmark a model you already trained (TorchCFM, flow_matching, diffusers, "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import torch
@@ -66,7 +66,13 @@ class JobContext:
 
 @dataclass(frozen=True)
 class TrainingJob:
-    """Train the model ``depth`` parent steps above ``cell``'s method (depth 0: the cell's own model)."""
+    """Train the model ``depth`` parent steps above ``cell``'s method (depth 0: the cell's own model).
+
+    ``parent`` is the key of the job whose outcome this one waits for: its parent stage (a reflow round's
+    previous round), or, for a member of a seed stack, the stack's leader. A leader (``stack`` not empty) trains
+    its own model and the stack's other members together (odebench.bench.harness.training.seed_stack); a member
+    (``led_by`` set) then reads its outcome from the leader's.
+    """
 
     key: str
     cell: Cell
@@ -77,6 +83,10 @@ class TrainingJob:
     #: why a cache entry of this key is not used (e.g. its weights file is a FIFO), for the dry run; the run
     #: moves it aside before training
     cache_note: str | None = None
+    #: the other members of the seed stack this job leads (their own jobs, as planned before stacking)
+    stack: tuple[TrainingJob, ...] = ()
+    #: the key of the leader that trains this model in its seed stack (None: trained by this job)
+    led_by: str | None = None
 
 
 @dataclass
@@ -94,6 +104,12 @@ class TrainOutcome:
     evidence: dict = field(default_factory=dict)
     #: its training-loss curve (train.fit: one mean per chunk of steps), for the tracking sinks
     losses: list = field(default_factory=list)
+    #: a seed stack's leader: the outcomes of the stack's other members, by key (each member's job reads its own)
+    members: dict[str, TrainOutcome] = field(default_factory=dict)
+
+    def of(self, key: str) -> TrainOutcome | None:
+        """The outcome of model ``key``: this one, or a member's of the stack this job led (None: neither)."""
+        return self if key == self.key else self.members.get(key)
 
 
 @dataclass
@@ -192,9 +208,10 @@ class GivenModel:
 
 
 def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore | None, precision: str = "fp32",
-              given: GivenModel | None = None) -> Plan:
+              given: GivenModel | None = None, stack_seeds: bool = False) -> Plan:
     """Split ``cells`` into done / skipped / to evaluate, and list the trainings the latter need (with
-    ``given``, the one job that loads the given model instead)."""
+    ``given``, the one job that loads the given model instead). ``stack_seeds``: models to train that differ
+    only in their seed (and data seed) train together as one seed stack (:func:`stack_seeds_of`)."""
     done, skips, todo, cell_model = [], {}, [], {}
     jobs: OrderedDict[str, TrainingJob] = OrderedDict()
     for c in cells:
@@ -218,7 +235,65 @@ def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore | None, prec
             parent = key
         cell_model[c.id] = parent
     # parents come first: a job is inserted only after its whole chain above it
-    return Plan(done=done, skips=skips, todo=todo, trainings=list(jobs.values()), cell_model=cell_model)
+    trainings = stack_seeds_of(list(jobs.values())) if stack_seeds and given is None else list(jobs.values())
+    return Plan(done=done, skips=skips, todo=todo, trainings=trainings, cell_model=cell_model)
+
+
+def stack_key(job: TrainingJob) -> str | None:
+    """What a model shares with the others of its seed stack: everything its training depends on but the seed
+    and the data seed (None: it does not stack; only the MLP has a stacked form, odebench.bench.nets.stacked)."""
+    cell = job.cell
+    if job.cached or cell.net.get("name", "mlp") != "mlp":
+        return None
+    stage = method_at(cell, job.depth)
+    return repr((stage.training_config(), job.depth, cell.target, cell.source, sorted(cell.data_options.items()),
+                 sorted(cell.net.items()), sorted(cell.train.items())))
+
+
+def stack_seeds_of(jobs: list[TrainingJob]) -> list[TrainingJob]:
+    """The jobs with every group of two or more models of one :func:`stack_key` made a seed stack.
+
+    The leader is the member whose parent job leads the parent stage's stack (so that it waits for all of the
+    members' parents), else the first; the others wait for it. Returned parents first, leaders before members.
+    """
+    groups: dict[str, list[TrainingJob]] = {}
+    for job in jobs:
+        if (k := stack_key(job)) is not None:
+            groups.setdefault(k, []).append(job)
+    by_key = {job.key: job for job in jobs}
+    for members in groups.values():  # parents' stacks first: jobs are in parent-first order
+        if len(members) < 2:
+            continue
+        parent_leaders = [m for m in members if m.parent is not None and by_key[m.parent].stack]
+        leader = parent_leaders[0] if parent_leaders else members[0]
+
+        others = tuple(m for m in members if m is not leader and _covered(m, leader, by_key))
+        if not others:
+            continue
+        by_key[leader.key] = replace(leader, stack=others)
+        for m in others:
+            by_key[m.key] = replace(m, parent=leader.key, led_by=leader.key)
+    ordered, placed = [], set()
+
+    def place(job: TrainingJob) -> None:
+        if job.key in placed:
+            return
+        if job.parent is not None and job.parent in by_key:
+            place(by_key[job.parent])
+        placed.add(job.key)
+        ordered.append(job)
+
+    for job in jobs:
+        place(by_key[job.key])
+    return ordered
+
+
+def _covered(member: TrainingJob, leader: TrainingJob, by_key: dict[str, TrainingJob]) -> bool:
+    """Whether ``member``'s parent is done once ``leader``'s parent job is (it is cached, or in that stack)."""
+    if member.parent is None:
+        return True
+    up = by_key[member.parent]
+    return up.cached or up.key == leader.parent or (up.led_by is not None and up.led_by == leader.parent)
 
 
 def method_label_of(method: Method) -> str:

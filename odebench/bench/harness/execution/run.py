@@ -57,6 +57,7 @@ from odebench.bench.harness.store.records import RecordStore, base_record, faile
 from odebench.bench.harness.store.sample_sheets import save_sample_sheet
 from odebench.bench.harness.store.stale_files import remove_stale_temps
 from odebench.bench.harness.store.versions import earlier_configs, earlier_note, write_manifest
+from odebench.bench.harness.training.seed_stack import StackMember, stacks_on, train_seed_stack
 from odebench.bench.harness.training.train import (
     Problem,
     TrainConfig,
@@ -326,26 +327,55 @@ def _remember(trained: TrainedModel, ctx: JobContext) -> TrainedModel:
 
 
 def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = None) -> TrainOutcome:
-    """Train (or load) one model of the plan; failures come back as ``ok=False`` with the reason."""
+    """Train (or load) one model of the plan; failures come back as ``ok=False`` with the reason.
+
+    A seed stack's leader trains its members too (their outcomes ride in its own, ``members``); a member's job
+    returns its outcome from the leader's (``parent``) without further work.
+    """
     ctx.enter()
+    if job.led_by is not None:
+        mine = parent.of(job.key) if parent is not None else None
+        if mine is not None:
+            return mine
+        reason = parent.reason if parent is not None else "its leader did not run"
+        return TrainOutcome(job.key, False, f"its seed stack's training (led by {job.led_by}) failed: {reason}")
+    if job.stack:
+        return _train_stack(job, ctx, parent)
     if parent is not None and not parent.ok:
         return TrainOutcome(job.key, False, f"its parent model ({parent.key}) failed: {parent.reason}")
     store = ArtifactStore(ctx.artifacts_root, out_root=ctx.write_root)
     start = time.perf_counter()
     caps = ctx.budgets or {}
     try:
-        notes = [n for depth, key, _ in model_chain(job.cell, ctx.precision) if depth >= job.depth
-                 if (n := quarantine_corrupt(store, key))]
+        notes = _quarantined(store, job, ctx)
         with budgets.limits(caps.get("max_nfe"), caps.get("train_seconds"), "training"):
             trained = train_model(method_at(job.cell, job.depth), problem_of(job.cell),
                                   TrainConfig(**job.cell.train), job.cell.seed, store, ctx.device, ctx.progress,
                                   ctx.runtime)
-        if trained.key != job.key:
-            raise RuntimeError(f"planned model key {job.key} but training produced {trained.key}; the "
-                               f"method's config() or parent() is not deterministic")
+        _check_key(job, trained)
     except Exception as exc:  # isolate: this model's cells fail, the sweep goes on
-        return TrainOutcome(job.key, False, f"{type(exc).__name__}: {exc}",
-                            seconds=time.perf_counter() - start, traceback=traceback.format_exc(limit=8))
+        return _failed(job, exc, start)
+    return _outcome(job, trained, notes, ctx, start)
+
+
+def _quarantined(store: ArtifactStore, job: TrainingJob, ctx: JobContext) -> list[str]:
+    """Cache entries of the job's chain that fail their hash check, moved aside (the notes say which)."""
+    return [n for depth, key, _ in model_chain(job.cell, ctx.precision) if depth >= job.depth
+            if (n := quarantine_corrupt(store, key))]
+
+
+def _check_key(job: TrainingJob, trained: TrainedModel) -> None:
+    if trained.key != job.key:
+        raise RuntimeError(f"planned model key {job.key} but training produced {trained.key}; the "
+                           f"method's config() or parent() is not deterministic")
+
+
+def _failed(job: TrainingJob, exc: Exception, start: float) -> TrainOutcome:
+    return TrainOutcome(job.key, False, f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start,
+                        traceback="".join(traceback.format_exception(exc, limit=8)))
+
+
+def _outcome(job: TrainingJob, trained: TrainedModel, notes: list[str], ctx: JobContext, start: float) -> TrainOutcome:
     fresh, node = [], trained
     while node is not None:
         if not node.cached:
@@ -356,6 +386,47 @@ def train_job(job: TrainingJob, ctx: JobContext, parent: TrainOutcome | None = N
     return TrainOutcome(job.key, True, "; ".join(notes) or None, fresh, time.perf_counter() - start,
                         trained.total_train_seconds(), evidence=trained.evidence_record(),
                         losses=list(trained.losses))
+
+
+def _train_stack(leader: TrainingJob, ctx: JobContext, parent: TrainOutcome | None) -> TrainOutcome:
+    """The leader's and its members' trainings as one seed stack (odebench.bench.harness.training.seed_stack); each
+    member fails alone (its parent failed, its loss diverged), as its own job would have."""
+    store = ArtifactStore(ctx.artifacts_root, out_root=ctx.write_root)
+    start = time.perf_counter()
+    jobs = (leader, *leader.stack)
+    method = method_at(leader.cell, leader.depth)
+    outcomes: dict[str, TrainOutcome] = {}
+    members, ready = [], []
+    for job in jobs:
+        up = parent.of(job.parent) if parent is not None and job.parent is not None else None
+        if up is not None and not up.ok:
+            outcomes[job.key] = TrainOutcome(job.key, False, f"its parent model ({up.key}) failed: {up.reason}")
+            continue
+        try:
+            notes = _quarantined(store, job, ctx)
+            problem, stage = problem_of(job.cell), method.parent()
+            up_model = (train_model(stage, problem, TrainConfig(**job.cell.train), job.cell.seed, store, ctx.device,
+                                    False, ctx.runtime) if stage is not None else None)
+        except Exception as exc:
+            outcomes[job.key] = _failed(job, exc, start)
+            continue
+        members.append(StackMember(problem, job.cell.seed, up_model))
+        ready.append((job, notes))
+    if members:
+        with budgets.limits((ctx.budgets or {}).get("max_nfe"), None, "training"):
+            results = train_seed_stack(method, members, TrainConfig(**leader.cell.train), store, ctx.runtime)
+        for (job, notes), result in zip(ready, results, strict=True):
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                _check_key(job, result)
+            except Exception as exc:
+                outcomes[job.key] = _failed(job, exc, start)
+                continue
+            outcomes[job.key] = _outcome(job, result, notes, ctx, start)
+    own = outcomes.pop(leader.key)
+    own.members = outcomes
+    return own
 
 
 def _trained_for(cell: Cell, outcome: TrainOutcome, ctx: JobContext) -> TrainedModel:
@@ -465,7 +536,7 @@ class _Sink:
 def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None = None,
               progress: bool = True, executor: str = "local", address: str | None = None,
               precision: str | None = None, compile: bool | None = None, jobs: int = 1,
-              given: GivenModel | None = None, tracker=None) -> SweepSummary:
+              given: GivenModel | None = None, tracker=None, seed_stacks: bool = True) -> SweepSummary:
     """Evaluate every unfinished cell of ``spec``; returns the summary.
 
     Records go to ``<out_root>/<spec.name>/cells``; trained models to ``<out_root>/.cache/models``. Each model
@@ -474,7 +545,8 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     ``device``, ``precision`` ("fp32" | "bf16") and ``compile`` default to the spec's; image cells also save
     a grid of their samples under ``<out_root>/<spec.name>/samples``. ``jobs`` > 1 runs the local executor's
     jobs in that many worker processes, each with this process's torch thread count (records are
-    bit-identical to ``jobs=1``).
+    bit-identical to ``jobs=1``). ``seed_stacks``: models that differ only in their seed train together where
+    that is bit-exact (odebench.bench.harness.training.seed_stack; the records are the same either way).
 
     ``given`` (``odebench eval``): the spec's cells all evaluate this model, as it is, instead of training
     one; its job and cells run in this process (the local executor, one job at a time).
@@ -500,7 +572,8 @@ def run_sweep(spec: Spec, out_root: str | Path = "results", device: str | None =
     # rank 0 alone writes (under torchrun every rank runs this): it alone holds the folder and tidies it
     lock = acquire(out_root) if distributed.is_main() else None
     try:
-        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs, given, tracker)
+        return _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs, given, tracker,
+                           seed_stacks)
     finally:
         if lock is not None:
             lock.release()
@@ -521,7 +594,7 @@ def _tidy(out_root: Path, store: RecordStore, cells: list[Cell]) -> tuple[dict[s
 
 
 def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lock, jobs,
-                given=None, tracker=None) -> SweepSummary:
+                given=None, tracker=None, seed_stacks=True) -> SweepSummary:
     device = runtime.device
     store = RecordStore(out_dir, root=out_root)
     artifacts = ArtifactStore(out_root / ".cache" / "models", out_root=out_root)
@@ -536,8 +609,11 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
         write_manifest(out_dir, spec.name, existing, root=out_root)  # the report shows these cells only
         if given is None:  # what ran, --set overrides applied: `odebench run --spec` on it runs it again
             write_effective_spec(out_dir, spec.raw, spec.origin, root=out_root)
+    # seeds stack where it is bit-exact, and not under a wall-clock budget per training (a stack is one clock)
+    stack = seed_stacks and stacks_on(runtime) and not spec.budgets.get("train_seconds") \
+        and not distributed.is_distributed()
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision,
-                     given)
+                     given, stack_seeds=stack)
     if given is None:
         check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),

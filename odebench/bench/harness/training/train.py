@@ -168,6 +168,50 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
     parent_method = method.parent()
     parent = (train_model(parent_method, problem, cfg, seed, store, device, progress, runtime)
               if parent_method else None)
+    job = prepare_training(method, problem, cfg, seed, store, runtime, parent)
+    if isinstance(job, TrainedModel):
+        return job
+    curve: list[tuple[int, float]] = []
+    # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
+    tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
+    ema, losses = fit(method, job.model, job.data.coupling, job.run_cfg,
+                      seeding.derive(seed, job.key, *tags, device=device), progress, label=f"train {method.name}",
+                      runtime=runtime, heldout=job.heldout(), heldout_curve=curve,
+                      report=partial(report_steps, job.key))
+    return finish_training(job, ema, losses, curve, time.perf_counter() - job.start, store)
+
+
+@dataclass
+class PendingTraining:
+    """A model that is not cached yet, ready for its optimisation: its key, initialised networks, training data,
+    measured step cost and the configuration it runs (steps budgeted), with the wall clock started."""
+
+    method: Method
+    problem: Problem
+    cfg: TrainConfig
+    seed: int
+    key: str
+    model: nn.ModuleDict
+    data: TrainingData
+    cost: dict[str, Any]
+    run_cfg: TrainConfig
+    runtime: Runtime
+    parent: TrainedModel | None
+    notes: list[str]
+    start: float
+
+    def heldout(self) -> Callable[[nn.Module], float]:
+        return ev.heldout_evaluator(self.method, *self.data.heldout, self.seed, self.key)
+
+    def batch_generator(self) -> torch.Generator:
+        return seeding.derive(self.seed, self.key, "batches", device=self.runtime.device)
+
+
+def prepare_training(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,
+                     runtime: Runtime, parent: TrainedModel | None) -> TrainedModel | PendingTraining:
+    """The cached model of this configuration, or everything its optimisation needs (``parent``: the trained
+    parent stage, None without one). A cache entry that does not load is moved aside and trained again."""
+    device = runtime.device
     key = model_key(method, problem, cfg, seed, parent.key if parent else None, runtime.precision)
     model = build_model(method, problem).to(device)
     notes = []
@@ -197,27 +241,27 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
                             *data.coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
                             seeding.derive(seed, key, "cost-loss", device=device))
     run_cfg = replace(cfg, steps=budgeted_steps(cfg, cost["forward_equivalents_per_step"]))
-    curve: list[tuple[int, float]] = []
-    # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
-    tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
-    ema, losses = fit(method, model, data.coupling, run_cfg, seeding.derive(seed, key, *tags, device=device),
-                      progress, label=f"train {method.name}", runtime=runtime,
-                      heldout=ev.heldout_evaluator(method, *data.heldout, seed, key), heldout_curve=curve,
-                      report=partial(report_steps, key))
-    seconds = time.perf_counter() - start
+    return PendingTraining(method, problem, cfg, seed, key, model, data, cost, run_cfg, runtime, parent, notes,
+                           start)
+
+
+def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float], curve: list[tuple[int, float]],
+                    seconds: float, store: ArtifactStore) -> TrainedModel:
+    """Judge, record and save a finished optimisation (rank 0 alone saves); ``seconds``: its wall time."""
+    cfg, run_cfg, cost, parent = job.cfg, job.run_cfg, job.cost, job.parent
     budget = ({"by": "forward_equivalents", "forward_equivalents": cfg.forward_equivalents}
               if cfg.forward_equivalents else {"by": "steps"})
-    evidence = {"cost": {**cost, "steps": run_cfg.steps, "budget": budget, "pair_flops": data.pair_flops,
-                         "flops": cost["flops_per_step"] * run_cfg.steps + data.pair_flops, "seconds": seconds},
+    evidence = {"cost": {**cost, "steps": run_cfg.steps, "budget": budget, "pair_flops": job.data.pair_flops,
+                         "flops": cost["flops_per_step"] * run_cfg.steps + job.data.pair_flops, "seconds": seconds},
                 "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
                 "convergence": ev.judge_convergence(curve)}
     if distributed.is_main():
-        store.save(key, ema, {"method": method.training_config(), "target": problem.target.name,
-                              "source": problem.source_name(), "train": asdict(cfg), "seed": seed,
-                              "parent": parent.key if parent else None, "train_seconds": seconds,
-                              "losses": losses, "runtime": runtime.record(), "evidence": evidence})
+        store.save(job.key, ema, {"method": job.method.training_config(), "target": job.problem.target.name,
+                                  "source": job.problem.source_name(), "train": asdict(cfg), "seed": job.seed,
+                                  "parent": parent.key if parent else None, "train_seconds": seconds,
+                                  "losses": losses, "runtime": job.runtime.record(), "evidence": evidence})
     distributed.barrier()
-    return TrainedModel(ema, key, seconds, False, losses, parent, evidence, notes=notes)
+    return TrainedModel(ema, job.key, seconds, False, losses, parent, evidence, notes=job.notes)
 
 
 def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,

@@ -1,0 +1,62 @@
+"""Five seeds trained as one stack against one seed trained alone (odebench.bench.harness.training.seed_stack).
+
+The target of the speed work: a 5-seed configuration trains in at most twice the wall time of one seed, on the
+toy MLP (2-D, hidden 128, depth 3) and the digits MLP (64-D, hidden 256, depth 3), fm_ot, batch 256, with the
+held-out curve evaluated as every training evaluates it. Ours is ``fit_stacked`` over five members; the
+baseline ``fit`` of member 0 alone; the ratio is ours / baseline of the time (target <= 2; five trainings one
+after the other would read about 5).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from odebench.bench.core import seeding
+from odebench.bench.data import load_dataset
+from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training.stacked_fit import fit_stacked
+from odebench.bench.harness.training.train import Problem, TrainConfig, build_model, fit, source_sampler
+from odebench.methods import get_method
+from odebench.methods.couplings import IndependentCoupling
+
+STEPS = 1000
+ROUNDS = 3
+CASES = {"toy": ("moons", {"name": "mlp", "hidden": 128, "depth": 3}),
+         "digits": ("digits", {"name": "mlp", "hidden": 256, "depth": 3})}
+
+
+def _members(target: str, net: dict, seeds: range):
+    method = get_method("fm_ot")
+    data = load_dataset(target, 0)
+    problem = Problem(data, None, net)
+    out = []
+    for seed in seeds:
+        key = f"bench-{seed}"
+        sample_source = source_sampler(method, problem, "cpu")
+        coupling = IndependentCoupling(sample_source, lambda n, gen: data.sample(n, gen, "cpu"))
+        x1 = data.test[:ev.N_HELDOUT]
+        heldout = ev.heldout_evaluator(method, sample_source(len(x1), seeding.derive(seed, key, "h")), x1, seed, key)
+        torch.manual_seed(seeding.seed_of(seed, key, "init"))
+        out.append((build_model(method, problem), coupling, seeding.derive(seed, key, "batches"), heldout))
+    return method, out
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_five_seeds_stacked_against_one_alone(compare, case):
+    if torch.get_num_threads() != 1:
+        pytest.skip("seed stacks train on one thread (ODEBENCH_BENCH_THREADS=1)")
+    target, net = CASES[case]
+    cfg = TrainConfig(steps=STEPS, batch_size=256)
+
+    def ours():
+        method, members = _members(target, net, range(5))
+        models, couplings, gens, heldouts = (list(x) for x in zip(*members, strict=True))
+        fit_stacked(method, models, couplings, cfg, gens, heldouts, [[] for _ in members])
+
+    def baseline():
+        method, ((model, coupling, gen, heldout),) = _members(target, net, range(1))
+        fit(method, model, coupling, cfg, gen, heldout=heldout, heldout_curve=[])
+
+    compare("seed-stacks", f"fm_ot {case}, MLP {net['hidden']} x {net['depth']}, {STEPS} steps: 5 seeds stacked",
+            ours, baseline, "1 seed alone", ROUNDS, "<= 2.0")

@@ -1,0 +1,192 @@
+"""Seeds trained as one stack give every member exactly the model, curves and records of a training of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from harness_tiny import tiny_spec, to_toml
+from safetensors.torch import load_file
+
+from odebench.bench.core import seeding
+from odebench.bench.data import load_dataset
+from odebench.bench.harness import seed_stack
+from odebench.bench.harness.execution.plan import make_plan
+from odebench.bench.harness.execution.run import run_sweep
+from odebench.bench.harness.spec.sweep import parse_spec
+from odebench.bench.harness.store.artifacts import ArtifactStore
+from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training.stacked_fit import fit_stacked
+from odebench.bench.harness.training.train import (
+    DivergenceError,
+    Problem,
+    TrainConfig,
+    build_model,
+    fit,
+    source_sampler,
+)
+from odebench.methods import get_method
+from odebench.methods.couplings import IndependentCoupling
+
+ROOT = Path(__file__).resolve().parents[2]
+# every size a multiple of the vector step and every product above torch's small-matrix loop: the stack is exact
+NET = {"name": "mlp", "hidden": 32, "depth": 2}
+TRAIN = {"steps": 40, "batch_size": 64, "lr": 2e-3}
+# what a record may differ in between two runs: wall times, when it was written, and which commit wrote it
+VOLATILE = ("time", "seconds", "created", "environment")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def stack_spec(name: str = "stacks", seeds=(0, 1, 2)) -> dict:
+    return tiny_spec(name=name, methods=[{"name": "fm_ot"}, {"name": "rf", "k": 2}], seeds=list(seeds),
+                     net=dict(NET), train=dict(TRAIN), solvers=[{"name": "euler", "nfe": [2]}])
+
+
+def records(folder: Path) -> dict[str, dict]:
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if not any(w in k for w in VOLATILE)}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    return {p.name: strip(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))}
+
+
+def spy_stacks(monkeypatch) -> list[int]:
+    sizes = []
+    real = seed_stack.fit_stacked
+
+    def spy(method, models, *args, **kwargs):
+        sizes.append(len(models))
+        return real(method, models, *args, **kwargs)
+
+    monkeypatch.setattr(seed_stack, "fit_stacked", spy)
+    return sizes
+
+
+def test_a_stacked_sweep_writes_the_records_of_one_seed_at_a_time(tmp_path, monkeypatch):
+    """fm_ot and rf k = 2 (its parent rounds stacked too) over three seeds: every record equal but the clock."""
+    spec = parse_spec(stack_spec())
+    sizes = spy_stacks(monkeypatch)
+    run_sweep(spec, tmp_path / "stacked", progress=False)
+    assert sorted(sizes) == [3, 3, 3]  # fm_ot, rf k = 1 (the parents), rf k = 2: one stack each
+    sizes.clear()
+    run_sweep(spec, tmp_path / "alone", progress=False, seed_stacks=False)
+    assert sizes == []
+    stacked = records(tmp_path / "stacked" / "stacks" / "cells")
+    alone = records(tmp_path / "alone" / "stacks" / "cells")
+    assert len(stacked) == 6 and stacked == alone
+    # the cached models hold the same weights, bit for bit (their files differ in the training's wall time)
+    def weights(run: str) -> dict[str, dict]:
+        files = (tmp_path / run / ".cache" / "models").glob("*.safetensors")
+        return {p.name.split(".")[0]: load_file(p) for p in files}
+
+    stacked_models, alone_models = weights("stacked"), weights("alone")
+    assert len(alone_models) == 9 and stacked_models.keys() == alone_models.keys()
+    for key, tensors in alone_models.items():
+        assert all(torch.equal(t, stacked_models[key][name]) for name, t in tensors.items())
+
+
+def test_a_pool_of_workers_stacks_the_same(tmp_path):
+    spec = parse_spec(stack_spec(seeds=(0, 1)))
+    run_sweep(spec, tmp_path / "pool", progress=False, jobs=2)
+    run_sweep(spec, tmp_path / "alone", progress=False, seed_stacks=False)
+    assert records(tmp_path / "pool" / "stacks" / "cells") == records(tmp_path / "alone" / "stacks" / "cells")
+
+
+def test_the_plan_makes_one_stack_per_configuration_with_parents_first(tmp_path):
+    spec = parse_spec(stack_spec())
+    plan = make_plan(spec.cells, lambda _: False, ArtifactStore(tmp_path / "models"), stack_seeds=True)
+    leaders = [j for j in plan.trainings if j.stack]
+    assert len(leaders) == 3 and all(len(j.stack) == 2 for j in leaders)
+    seen = set()
+    for job in plan.trainings:  # every job after the job it waits for
+        assert job.parent is None or job.parent in seen
+        seen.add(job.key)
+    members = {m.key: j.key for j in leaders for m in j.stack}
+    assert all(j.led_by == members[j.key] for j in plan.trainings if j.key in members)
+    # the rf k = 2 stack waits for the leader of the k = 1 stack, which is done only when all its members are
+    by_key = {j.key: j for j in plan.trainings}
+    k2 = [j for j in leaders if j.depth == 0 and j.cell.method["name"] == "rf"][0]
+    assert by_key[k2.parent].stack
+    unstacked = make_plan(spec.cells, lambda _: False, ArtifactStore(tmp_path / "models"))
+    assert [j.key for j in unstacked.trainings if j.stack] == []
+    assert {j.key for j in unstacked.trainings} == set(by_key)
+
+
+def member(seed: int, poison: bool = False):
+    method = get_method("fm_ot")
+    target = load_dataset("moons", 0)
+    problem = Problem(target, None, dict(NET))
+    sample_source = source_sampler(method, problem, "cpu")
+
+    def sample_target(n, gen):
+        x = target.sample(n, gen, "cpu")
+        return x * float("nan") if poison else x
+
+    key = f"member-{seed}"
+    torch.manual_seed(seeding.seed_of(seed, key, "init"))
+    x1 = target.test[:256]
+    heldout = ev.heldout_evaluator(method, sample_source(256, seeding.derive(seed, key, "h")), x1, seed, key)
+    return (method, build_model(method, problem), IndependentCoupling(sample_source, sample_target),
+            seeding.derive(seed, key, "batches"), heldout)
+
+
+def test_a_diverging_member_fails_alone_and_the_others_train_as_alone():
+    cfg = TrainConfig(**TRAIN)
+    members = [member(0), member(1, poison=True), member(2)]
+    curves = [[], [], []]
+    out = fit_stacked(members[0][0], [m[1] for m in members], [m[2] for m in members], cfg, [m[3] for m in members],
+                      [m[4] for m in members], curves)
+    assert isinstance(out[1], DivergenceError) and "training loss became nan" in str(out[1])
+    for i in (0, 2):
+        method, model, coupling, gen, heldout = member(i)
+        curve = []
+        ema, losses = fit(method, model, coupling, cfg, gen, heldout=heldout, heldout_curve=curve)
+        assert out[i][1] == losses and curves[i] == curve
+        assert all(torch.equal(a, b) for a, b in zip(out[i][0].state_dict().values(), ema.state_dict().values(),
+                                                    strict=True))
+
+
+def start(spec_path: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "odebench.bench.cli", "run", "--spec", str(spec_path), "--out", str(out),
+            "--no-progress", "--jobs", "1", "--threads", "1"]
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_stacked_run_killed_and_resumed_writes_the_same_records(tmp_path):
+    spec = stack_spec(name="killed")
+    spec["train"]["steps"] = 400  # long enough to be killed while a stack trains
+    spec_path = tmp_path / "killed.toml"
+    spec_path.write_text(to_toml(spec))
+    out = tmp_path / "out"
+    cells = out / "killed" / "cells"
+    proc = start(spec_path, out)
+    deadline = time.monotonic() + 300
+    while not list(cells.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # mid-sweep: fm_ot's cells are being written, the rf stacks are still to train
+    proc.communicate()
+    assert 0 < len(list(cells.glob("*.json"))) < 6, "the run should have been killed mid-way"
+    rerun = start(spec_path, out)
+    _, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    whole = start(spec_path, tmp_path / "whole")
+    _, stderr = whole.communicate(timeout=300)
+    assert whole.returncode == 0, stderr
+    assert records(cells) == records(tmp_path / "whole" / "killed" / "cells")
