@@ -17,12 +17,12 @@ from safetensors.torch import load_file
 
 from odebench.bench.core import seeding
 from odebench.bench.data import load_dataset
-from odebench.bench.harness import seed_stack
 from odebench.bench.harness.execution.plan import make_plan
 from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.artifacts import ArtifactStore
 from odebench.bench.harness.training import evidence as ev
+from odebench.bench.harness.training import seed_stack
 from odebench.bench.harness.training.stacked_fit import fit_stacked
 from odebench.bench.harness.training.train import (
     DivergenceError,
