@@ -32,7 +32,7 @@ from odebench.bench.data.images import DATA_ENV
 from odebench.bench.harness.process.runtime import Runtime
 from odebench.bench.harness.spec.sweep import Cell
 from odebench.bench.harness.store.artifacts import ArtifactStore
-from odebench.bench.harness.training.train import Problem, TrainConfig, model_key
+from odebench.bench.harness.training.train import Problem, TrainConfig, build_model, model_key
 from odebench.methods import Method, get_method
 
 
@@ -239,15 +239,39 @@ def make_plan(cells: list[Cell], finished, artifacts: ArtifactStore | None, prec
     return Plan(done=done, skips=skips, todo=todo, trainings=trainings, cell_model=cell_model)
 
 
+#: training FLOPs per member and step above which a seed stack gains too little to give up the pool's
+#: parallelism: the batched products are compute-bound there, and a stack runs on one core. Measured on one
+#: thread (docs/performance.md; fm_ot, MLP depth 3, the time of M members stacked over one alone): 2-D hidden 64,
+#: batch 256 (0.03 GFLOP a step): 2.4 for 5; hidden 128 (0.06): 2.9 for 5; 64-D hidden 128 (0.08): 3.4 for 5;
+#: 64-D hidden 256 at batch 128 (0.13): 2.75 for 3; at batch 256 (0.26): 4.5 to 5.3 for 5; 2-D hidden 256 (0.22):
+#: 5.8 for 5
+STACK_MAX_FLOPS = 1.0e8
+
+
 def stack_key(job: TrainingJob) -> str | None:
     """What a model shares with the others of its seed stack: everything its training depends on but the seed
-    and the data seed (None: it does not stack; only the MLP has a stacked form, odebench.bench.nets.stacked)."""
+    and the data seed (None: it does not stack; only the MLP has a stacked form, odebench.bench.nets.stacked, and
+    only a small one gains: :data:`STACK_MAX_FLOPS`)."""
     cell = job.cell
     if job.cached or cell.net.get("name", "mlp") != "mlp":
         return None
     stage = method_at(cell, job.depth)
-    return repr((stage.training_config(), job.depth, cell.target, cell.source, sorted(cell.data_options.items()),
-                 sorted(cell.net.items()), sorted(cell.train.items())))
+    key = repr((stage.training_config(), job.depth, cell.target, cell.source, sorted(cell.data_options.items()),
+                sorted(cell.net.items()), sorted(cell.train.items())))
+    return key if step_flops(key, stage, cell) <= STACK_MAX_FLOPS else None
+
+
+_STEP_FLOPS: dict[str, float] = {}
+
+
+def step_flops(key: str, stage: Method, cell: Cell) -> float:
+    """Training FLOPs of one step of one model: its linear layers, forward and backward, at the batch size (an
+    estimate from the networks' shapes; once per stack key ``key``)."""
+    if key not in _STEP_FLOPS:
+        model = build_model(stage, problem_of(cell))
+        macs = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+        _STEP_FLOPS[key] = 6.0 * macs * TrainConfig(**cell.train).batch_size  # 2 FLOPs a multiply-add; bwd = 2 fwd
+    return _STEP_FLOPS[key]
 
 
 def stack_seeds_of(jobs: list[TrainingJob]) -> list[TrainingJob]:
