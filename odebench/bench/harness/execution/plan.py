@@ -266,9 +266,14 @@ _STEP_FLOPS: dict[str, float] = {}
 
 def step_flops(key: str, stage: Method, cell: Cell) -> float:
     """Training FLOPs of one step of one model: its linear layers, forward and backward, at the batch size (an
-    estimate from the networks' shapes; once per stack key ``key``)."""
+    estimate from the networks' shapes, built on the meta device; once per stack key ``key``; infinite for a
+    network that cannot be built)."""
     if key not in _STEP_FLOPS:
-        model = build_model(stage, problem_of(cell))
+        try:
+            with torch.device("meta"):  # shapes only: a network too large to hold allocates nothing here
+                model = build_model(stage, problem_of(cell))
+        except Exception:  # a configuration the network refuses: its training reports the reason, alone
+            return float("inf")
         macs = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
         _STEP_FLOPS[key] = 6.0 * macs * TrainConfig(**cell.train).batch_size  # 2 FLOPs a multiply-add; bwd = 2 fwd
     return _STEP_FLOPS[key]
