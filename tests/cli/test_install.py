@@ -41,12 +41,12 @@ def test_ci_installs_as_the_readme_says_into_a_fresh_venv_then_the_extras_its_te
     steps = ["python3 -m venv", "pip install -q torch --index-url https://download.pytorch.org/whl/cpu",
              "pip install -q -e '.[dev]'", "python3 -m pytest --collect-only",
              "pip install -q -e '.[dev,ray,adapters,tensorboard]'", "pip install -q --no-deps 'torchcfm>=1.0.7'",
-             "python3 -m pytest\n"]
+             "python3 -m pytest -n auto\n"]
     at = [ci.index(step) for step in steps]
     assert at == sorted(at)  # in this order: the README's install and a collection of the suite come first
     for line in ("pip install torch --index-url https://download.pytorch.org/whl/cpu", "pip install -e '.[dev]'"):
         assert line in fresh and line.replace("pip install", "pip install -q") in ci  # the README's own lines
-    assert "python3 -m pytest\n" in fresh  # the README's test command is the one CI runs
+    assert "python3 -m pytest -n auto\n" in fresh  # the README's test command is the one CI runs
 
 
 ENTRY_REQUIREMENT = re.compile(r"[<>=!~ ;\[]")
