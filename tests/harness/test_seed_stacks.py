@@ -14,6 +14,7 @@ import pytest
 import torch
 from harness_tiny import tiny_spec, to_toml
 from safetensors.torch import load_file
+from threads import torch_threads
 
 from odebench.bench.core import seeding
 from odebench.bench.data import load_dataset
@@ -44,11 +45,9 @@ VOLATILE = ("time", "seconds", "created", "environment")
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread():  # seed stacks are exact on one torch thread
+    with torch_threads(1):
+        yield
 
 
 def stack_spec(name: str = "stacks", seeds=(0, 1, 2)) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from threads import torch_threads
 
 from odebench.bench.nets.mlp import MLP
 from odebench.bench.nets.stacked import StackedMLP, max_members, stackable, vector_step
@@ -11,11 +12,9 @@ from odebench.bench.nets.unet import UNet
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread():  # seed stacks are exact on one torch thread
+    with torch_threads(1):
+        yield
 
 
 def members(n: int, shape=(2,), **kwargs) -> list[MLP]:
