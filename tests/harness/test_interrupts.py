@@ -28,6 +28,15 @@ from odebench.bench.harness.store.records import RecordStore
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def python_sigint():
+    """SIGINT as Python sets it up in a terminal. A suite started in the background (`&`, nohup) inherits SIGINT
+    ignored, and an ignored interrupt is rightly never raised: these tests would then fail for the wrong reason."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def import_safe_handler():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
