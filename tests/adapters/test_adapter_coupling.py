@@ -91,3 +91,16 @@ def test_an_ot_coupled_torchcfm_model_gets_otcfms_refusals(how, factory_module, 
         assert record["status"] == "skipped", record
         assert "x1_hat" in record["reason"] and "coupling 'ot'" in record["reason"]
         assert record["config"]["method"]["coupling"] == "ot"
+
+
+def test_odebench_evaluate_takes_the_coupling_and_the_matcher(tmp_path):
+    import odebench
+
+    net = MLP(dim=2, w=WIDTH, time_varying=True)
+    solvers = [{"name": "euler", "nfe": [4]}, {"name": "dpmpp_2m_sde", "nfe": [8]}]
+    for model, coupling, name in ((net, "ot", "option"),
+                                  ((net, ExactOptimalTransportConditionalFlowMatcher(sigma=0.0)), None, "matcher")):
+        frame = odebench.evaluate(model, "moons", solvers=solvers, metrics=["w2"], n_samples=64, path="linear",
+                                  coupling=coupling, out=tmp_path, name=name, report=False)
+        status = dict(zip(frame["solver"], frame["status"], strict=True))
+        assert status == {"euler": "ok", "dpmpp_2m_sde": "skipped"}
