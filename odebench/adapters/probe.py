@@ -17,7 +17,6 @@ warning costs nothing if it is wrong).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -123,12 +122,15 @@ def probe(adapter: Adapter, model: nn.Module, data: Tensor, where: str) -> None:
         if not bool(torch.isfinite(v).all()):
             raise ProbeFailed(f"the model's velocity on points of {where} at t = {s:g} is not finite (NaN or inf): "
                               f"check the weights, and that --kind and --path are what it was trained with "
-                              f"(kind {adapter.kind!r}, path {_path_name(adapter)!r})")
+                              f"(now {_declared(adapter)})")
 
 
-def _path_name(adapter: Adapter) -> Any:
+def _declared(adapter: Adapter) -> str:
+    """What the model was declared to predict, and on which path, in the words of its options."""
+    if adapter.adapter == "diffusers":  # the scheduler says both
+        return f"kind {adapter.kind!r} from the scheduler's prediction_type, its noise schedule"
     path = adapter.identity().get("path")
-    return path if path is not None else "none"
+    return f"kind {adapter.kind!r}, path {path if path is not None else 'none'!r}"
 
 
 def implausible(adapter: Adapter, model: nn.Module, data: Tensor, where: str,
@@ -162,6 +164,6 @@ def implausible(adapter: Adapter, model: nn.Module, data: Tensor, where: str,
     biggest = f"{float(finite.abs().max()):.3g}" if finite.numel() else "none finite"
     return (f"a {PLAUSIBILITY_STEPS}-step Euler solve of the model put {share:.0%} of {n} samples far outside "
             f"the range of {where} ([{float(lo.min()):.3g}, {float(hi.max()):.3g}]; largest |x|: {biggest}): the model "
-            f"is probably declared with the wrong --kind or --path (now kind {adapter.kind!r}, path "
-            f"{_path_name(adapter)!r}; a velocity network declared kind eps on path linear does this), or the "
-            f"weights are not the trained ones; the sweep goes on")
+            f"is probably declared with the wrong --kind or --path (now {_declared(adapter)}; a velocity network "
+            f"declared kind eps on path linear does this), or the weights are not the trained ones; the sweep "
+            f"goes on")
