@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 
 
 def evaluate(model_or_dynamics, dataset="moons", *, solvers=None, metrics=None, out="results", kind=None, path=None,
-             adapter="auto", source="gaussian", spec=None, name=None, seeds=None, n_samples=None, device=None,
-             model_id=None, label=None, progress=False, report=True):
+             adapter="auto", coupling=None, source="gaussian", spec=None, name=None, seeds=None, n_samples=None,
+             device=None, model_id=None, label=None, progress=False, report=True):
     """Benchmark a model trained elsewhere (a TorchCFM, flow_matching or diffusers model, your own network, or
     ready-made Dynamics) over solvers, budgets and metrics; returns its records as a pandas DataFrame.
 
@@ -30,5 +30,6 @@ def evaluate(model_or_dynamics, dataset="moons", *, solvers=None, metrics=None, 
     # only, never as a static import import-linter would count as every layer's dependency
     api = importlib.import_module("odebench.bench.api")
     return api.evaluate(model_or_dynamics, dataset, solvers=solvers, metrics=metrics, out=out, kind=kind, path=path,
-                        adapter=adapter, source=source, spec=spec, name=name, seeds=seeds, n_samples=n_samples,
-                        device=device, model_id=model_id, label=label, progress=progress, report=report)
+                        adapter=adapter, coupling=coupling, source=source, spec=spec, name=name, seeds=seeds,
+                        n_samples=n_samples, device=device, model_id=model_id, label=label, progress=progress,
+                        report=report)

@@ -24,6 +24,13 @@ a velocity network only) every ODE solver does. Where a conversion divides by ze
 (x1 on a path with sigma = 0 at t = 1; eps and score on a path with alpha = 0 at t = 0) the interval stops
 ``t_eps`` (1e-3) short of that end.
 
+``coupling`` says how the network's training drew its pairs (x0, x1): ``independent`` (x0 ~ N(0, I) drawn apart
+from x1, every library's default) or ``ot`` (x0 re-paired with x1 by a minibatch optimal-transport plan, as
+TorchCFM's ``ExactOptimalTransportConditionalFlowMatcher`` and ``SchrodingerBridgeConditionalFlowMatcher`` do).
+With ``ot`` the adapter withholds ``x1_hat``, as odebench's own ``otcfm`` does (docs/decisions.md, 29): the
+stochastic data-prediction samplers add Gaussian noise that keeps the marginals only when x_t given x1 is
+Gaussian, so they would sample another law; the path still serves the noise-level grids.
+
 An adapter is a :class:`odebench.methods.Method` that is never trained: the harness samples it exactly as it
 samples a trained method (its ``dynamics`` take ``nn.ModuleDict({"net": network})``). A subclass writes
 ``call(net, x, t)``: the network's raw output for our x and t, in its own signature and time.
@@ -31,6 +38,7 @@ samples a trained method (its ``dynamics`` take ``nn.ModuleDict({"net": network}
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any, ClassVar
 
@@ -41,10 +49,12 @@ from odebench.bench.core.fields import Dynamics
 from odebench.methods.base import GaussianPrior, Method, expand_t
 from odebench.methods.probability_paths import PATHS, AffinePath, path_schedule, x1_hat_from_velocity
 
-__all__ = ["ADAPTERS_EXTRA", "KINDS", "Adapter", "DynamicsAdapter", "PeerMissing", "Plain", "require_peer"]
+__all__ = ["ADAPTERS_EXTRA", "COUPLINGS", "KINDS", "Adapter", "DynamicsAdapter", "PeerMissing", "Plain", "require_peer"]
 
 #: what a network may predict (module docstring)
 KINDS = ("velocity", "x1", "eps", "score")
+#: how the training paired source and data draws (module docstring)
+COUPLINGS = ("independent", "ot")
 #: how the optional peers are installed; every missing-peer message names it
 ADAPTERS_EXTRA = "pip install 'odebench[adapters]'"
 #: peers installed apart from the extra: TorchCFM declares torchdyn (-> torchvision, which pins a torch release),
@@ -93,6 +103,14 @@ def resolve_path(path: str | AffinePath | None) -> AffinePath | None:
     return PATHS.get(path)()
 
 
+def check_coupling(coupling: str, adapter: str) -> str:
+    """``coupling`` if it is one of COUPLINGS, else ValueError naming them."""
+    if coupling not in COUPLINGS:
+        raise ValueError(f"{adapter} adapter: coupling {coupling!r} is not one of {', '.join(COUPLINGS)} "
+                         f"(ot: the training re-paired x0 with x1 by optimal transport)")
+    return coupling
+
+
 class Adapter(Method):
     """A given network ``net`` predicting ``kind`` on ``path``, sampled in odebench's time (module docstring).
 
@@ -107,9 +125,12 @@ class Adapter(Method):
     adapter: ClassVar[str] = "plain"
     #: the kinds this adapter converts
     kinds: ClassVar[tuple[str, ...]] = KINDS
+    #: how the network's training paired x0 with x1 (module docstring); an instance may say ``ot``
+    coupling: str = "independent"
 
     def __init__(self, net: nn.Module, kind: str = "velocity", path: str | AffinePath | None = None,
-                 t_eps: float = 1e-3):
+                 t_eps: float = 1e-3, coupling: str = "independent"):
+        self.coupling = check_coupling(coupling, self.adapter)
         if kind not in self.kinds:
             raise ValueError(f"{self.adapter} adapter: kind {kind!r} is not one of {', '.join(self.kinds)}")
         if not isinstance(net, nn.Module):
@@ -132,9 +153,12 @@ class Adapter(Method):
 
     # ------------------------------------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
-        """What, besides the weights and the factory, decides the field: adapter, kind, path, interval."""
+        """What, besides the weights and the factory, decides the field: adapter, kind, path, interval, and the
+        coupling where it is not the independent one (so the identities of independent models stay as they
+        were)."""
+        coupling = {"coupling": self.coupling} if self.coupling != "independent" else {}
         return {"adapter": self.adapter, "kind": self.kind, **path_identity(self.path), "t0": self.t0,
-                "t1": self.t1, **self.settings()}
+                "t1": self.t1, **coupling, **self.settings()}
 
     def module(self) -> nn.Module:
         """The network a checkpoint fills (its state dict is the checkpoint's)."""
@@ -155,9 +179,17 @@ class Adapter(Method):
                 t0 = t0 + t_eps  # x1 = (x - sigma eps) / alpha
         return t0, t1
 
+    @property
+    def independent_gaussian_coupling(self) -> bool:
+        """Whether x0 ~ N(0, I) was drawn independently of x1 in training: what ``x1_hat`` rests on."""
+        return self.coupling == "independent"
+
     def offers(self) -> frozenset[str]:
         base = {"velocity"}
-        return frozenset(base | {"noise_schedule", "x1_hat"} if self.path is not None else base)
+        if self.path is None:
+            return frozenset(base)
+        return frozenset(base | ({"noise_schedule", "x1_hat"} if self.independent_gaussian_coupling
+                                 else {"noise_schedule"}))
 
     def prior(self, shape: tuple[int, ...]) -> GaussianPrior:
         return GaussianPrior(shape)
@@ -194,6 +226,8 @@ class Adapter(Method):
             def x1_hat(x: Tensor, t: Tensor) -> Tensor:
                 return parts(x, t)[0]
 
+        if not self.independent_gaussian_coupling:
+            x1_hat = None  # an OT-coupled model: the stochastic data-prediction samplers would sample another law
         return Dynamics(velocity=velocity, t0=self.t0, t1=self.t1, x1_hat=x1_hat, schedule=path_schedule(self.path))
 
     def __repr__(self) -> str:
@@ -216,7 +250,8 @@ class DynamicsAdapter(Adapter):
     adapter = "dynamics"
     kinds = ("velocity",)
 
-    def __init__(self, dyn: Dynamics, model_id: str, module: nn.Module | None = None):
+    def __init__(self, dyn: Dynamics, model_id: str, module: nn.Module | None = None,
+                 coupling: str = "independent"):
         if not isinstance(dyn, Dynamics):
             raise TypeError(f"expected odebench Dynamics, got {type(dyn).__name__}")
         if not isinstance(model_id, str) or not model_id:
@@ -224,7 +259,9 @@ class DynamicsAdapter(Adapter):
                              "that changes whenever the model does (it keys the records, and re-runs skip cells "
                              "finished under the same id)")
         self.dyn, self.model_id = dyn, model_id
-        super().__init__(module if module is not None else nn.Module(), "velocity", None)
+        super().__init__(module if module is not None else nn.Module(), "velocity", None, coupling=coupling)
+        if not self.independent_gaussian_coupling:
+            self.dyn = dataclasses.replace(dyn, x1_hat=None)  # as Adapter.dynamics withholds it
         self.t0, self.t1 = dyn.t0, dyn.t1
         self.hparams = self.identity()
 

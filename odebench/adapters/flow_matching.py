@@ -31,10 +31,10 @@ class FlowMatching(Adapter):
     adapter = "flow_matching"
 
     def __init__(self, net: nn.Module, kind: str = "velocity", path=None, extras: dict[str, Any] | None = None,
-                 t_eps: float = 1e-3):
+                 t_eps: float = 1e-3, coupling: str = "independent"):
         require_peer("flow_matching", "flow_matching")
         self.extras = dict(extras or {})
-        super().__init__(net, kind, path, t_eps)
+        super().__init__(net, kind, path, t_eps, coupling)
 
     def settings(self) -> dict[str, Any]:
         return {"extras": json.dumps(self.extras, sort_keys=True, default=repr)} if self.extras else {}

@@ -16,6 +16,7 @@ version", left out of the report as for an edited spec; give ``name`` to keep bo
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,36 +65,32 @@ def read_eval_spec(spec: str | dict[str, Any] | None) -> tuple[dict[str, Any], s
     return read_spec(spec or DEFAULT_SPEC)
 
 
-def check_fits(given: GivenModel, spec: Spec) -> None:
-    """Call the model's velocity once on two points of every dataset of ``spec``: a network whose input or output
-    shape does not fit the data (a 2-D model on the 8x8 digits) is refused now, with RunRefused, instead of
-    failing every cell on the same shape error."""
-    import torch
-
+def check_fits(given: GivenModel, spec: Spec) -> list[str]:
+    """Probe the model on a few points of every dataset of ``spec`` (odebench.adapters.probe): a network that
+    raises, changes the shape or dtype, or returns non-finite values there is refused now with RunRefused,
+    naming the adapter it runs under when another one does (a TorchCFM MLP given ``--adapter plain``), instead
+    of failing every cell on the same error. Returns the plausibility warnings: a short Euler solve from N(0, I)
+    that lands far outside a dataset's range (a velocity network declared ``--kind eps --path linear``)."""
+    from odebench.adapters.probe import ProbeFailed, implausible, probe
     from odebench.bench.data import load_dataset
     from odebench.bench.harness.guards.errors import RunRefused
 
-    dynamics = given.method.dynamics(given.model)
-    seen = set()
+    seen, warnings = set(), []
     for cell in spec.cells:
         key = (cell.target, cell.data_seed, repr(sorted(cell.data_options.items())))
         if key in seen:
             continue
         seen.add(key)
-        x = load_dataset(cell.target, cell.data_seed, **cell.data_options).train[:2]
-        shape = tuple(x.shape[1:])
-        t = torch.full((x.shape[0],), 0.5, dtype=x.dtype)
+        train = load_dataset(cell.target, cell.data_seed, **cell.data_options).train
         try:
-            with torch.no_grad():
-                v = dynamics.velocity(x.to(next(given.model.parameters(), x).device), t)
-        except Exception as exc:  # the network's own error on an input of the wrong shape
-            raise RunRefused(f"the model does not take {cell.target}'s data (points of shape {shape}): "
-                             f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}; evaluate it on a dataset "
-                             f"of the shape it was trained on (odebench list datasets)") from exc
-        if tuple(v.shape) != tuple(x.shape):
-            raise RunRefused(f"the model maps {cell.target}'s points of shape {shape} to shape "
-                             f"{tuple(v.shape[1:])}: a velocity must keep the shape; evaluate it on a dataset of "
-                             f"the shape it was trained on (odebench list datasets)")
+            probe(given.method, given.model, train, cell.target)
+        except ProbeFailed as exc:
+            raise RunRefused(str(exc)) from exc
+        if cell.source == GAUSSIAN_SOURCE:  # the short solve starts from N(0, I)
+            warning = implausible(given.method, given.model, train, cell.target)
+            if warning is not None:
+                warnings.append(warning)
+    return warnings
 
 
 def evaluate_given(given: GivenModel, spec: Spec, out: str | Path = "results", device: str | None = None,
@@ -105,7 +102,8 @@ def evaluate_given(given: GivenModel, spec: Spec, out: str | Path = "results", d
         raise SpecError("source", [f"source: the {given.method.adapter} adapter samples from N(0, I) (its "
                                    f"noise levels assume it); drop the source dataset"])
     out = Path(out).absolute()  # once, here: the records, the report and its checks all use this folder
-    check_fits(given, spec)
+    for warning in check_fits(given, spec):  # before the sweep: the run goes on
+        print(f"warning: {warning}", file=sys.stderr)
     summary = run_sweep(spec, out, device=device, progress=progress, given=given)
     written = None
     if report:
@@ -117,7 +115,8 @@ def evaluate_given(given: GivenModel, spec: Spec, out: str | Path = "results", d
 
 def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[dict[str, Any]] | None = None,
              metrics: list[str] | dict[str, list[str]] | None = None, out: str | Path = "results",
-             kind: str | None = None, path: Any = None, adapter: str = "auto", source: str = GAUSSIAN_SOURCE,
+             kind: str | None = None, path: Any = None, adapter: str = "auto", coupling: str | None = None,
+             source: str = GAUSSIAN_SOURCE,
              spec: str | dict[str, Any] | None = None, name: str | None = None, seeds: list[int] | None = None,
              n_samples: int | None = None, device: str | None = None, model_id: str | None = None,
              label: str | None = None, progress: bool = False, report: bool = True) -> pd.DataFrame:
@@ -137,6 +136,9 @@ def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[di
             the frame's ``attrs["out_dir"]`` holds it.
         kind, path, adapter: what the network predicts, on which path, and which adapter reads it
             (``odebench.adapters.adapt``); ignored for an adapter or Dynamics, which carry their own.
+        coupling: how the training paired source and data draws: ``independent`` (the default, or what the
+            TorchCFM matcher of ``(network, matcher)`` says) or ``ot`` (minibatch optimal transport: the
+            data-prediction samplers are skipped with the reason, as for ``otcfm``).
         spec: a spec name, TOML path or dict whose [[solvers]], seeds and [eval] are used (default ``quick``);
             ``seeds`` and ``n_samples`` override it.
         name: the results folder (default ``eval_<label>_<dataset>``); ``label`` the model's row name in the
@@ -144,9 +146,10 @@ def evaluate(model_or_dynamics: Any, dataset: str = "moons", *, solvers: list[di
         report: write the leaderboard and index.html (with figures).
     """
     if isinstance(model_or_dynamics, Adapter):
-        wrapped = adapt(model_or_dynamics)
+        wrapped = adapt(model_or_dynamics, coupling=coupling)  # a coupling given must be the adapter's
     else:
-        wrapped = adapt(model_or_dynamics, kind=kind, path=path, adapter=adapter, model_id=model_id)
+        wrapped = adapt(model_or_dynamics, kind=kind, path=path, adapter=adapter, model_id=model_id,
+                        coupling=coupling)
     net = wrapped.module()
     label = label or (model_id if isinstance(wrapped, DynamicsAdapter) else type(net).__name__)
     factory = f"{type(net).__module__}:{type(net).__qualname__}"

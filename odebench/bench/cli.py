@@ -7,7 +7,8 @@ odebench.bench.harness.execution.run and odebench.bench.report.build.
                  [--threads N]
     odebench eval --model PKG.MODULE:FACTORY [--checkpoint FILE] [--kind velocity|eps|x1|score|v] --dataset NAME
                   [--source NAME] [--spec NAME|PATH] [--out DIR] [--name NAME] [--path NAME]
-                  [--adapter auto|plain|torchcfm|flow_matching|diffusers] [--state-key KEY] [--device cpu|cuda]
+                  [--adapter auto|plain|torchcfm|flow_matching|diffusers] [--coupling independent|ot]
+                  [--state-key KEY] [--device cpu|cuda]
                   [--data-dir DIR] [--threads N] [--no-figures]
     odebench report RESULTS_DIR [--cache DIR] [--no-figures]
     odebench claims RESULTS_DIR [--no-write]
@@ -411,7 +412,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     try:
         given, method = load_given(args.model, args.checkpoint, args.kind, args.path, args.adapter,
-                                   args.state_key)
+                                   args.state_key, coupling=args.coupling)
         if method.get("cast"):
             print(f"note: --checkpoint {args.checkpoint}: weights cast to the network's dtypes ({method['cast']}); "
                   f"the records say so", file=sys.stderr)
@@ -629,6 +630,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--adapter", default="auto",
                     choices=["auto", "plain", "torchcfm", "flow_matching", "diffusers"],
                     help="how the network is called (default: from its class; plain: net(x, t) in odebench's time)")
+    ev.add_argument("--coupling", default=None, choices=["independent", "ot"],
+                    help="how its training paired source and data draws (default: independent, or what the "
+                         "TorchCFM matcher the factory returns says); ot (minibatch optimal transport, as "
+                         "TorchCFM's ExactOptimalTransportConditionalFlowMatcher): the data-prediction samplers "
+                         "are skipped with the reason, as for otcfm")
     ev.add_argument("--dataset", required=True, help="the target data, e.g. moons (odebench list datasets)")
     ev.add_argument("--source", default="gaussian", help="a source dataset (default: N(0, I))")
     ev.add_argument("--spec", default=None,

@@ -12,9 +12,9 @@ every dtype; a floating-point entry of another precision is cast, and the cells'
 
 Identity. The model's identity is the SHA-256 of the checkpoint file (with the key the state dict was taken
 from, if any), or, without a checkpoint, of the network's state dict (:func:`state_dict_sha256`), together with
-the factory path and the adapter's settings (kind, path, time input, interval). It is the cells' ``method``
-config, so it is in every cell id and record: a second run with the same model skips its finished cells, a
-changed checkpoint gives new cells.
+the factory path and the adapter's settings (kind, path, time input, interval, an OT coupling). It is the
+cells' ``method`` config, so it is in every cell id and record: a second run with the same model skips its
+finished cells, a changed checkpoint gives new cells.
 
 Every problem here is a :class:`GivenModelError`, which the command line prints as one ``error:`` line naming
 the fix (exit code 2) before anything is written.
@@ -258,7 +258,7 @@ def given_model(adapter: Adapter, weights_sha256: str, factory: str, label: str,
 
 def load_given(factory: str, checkpoint: str | Path | None = None, kind: str | None = None,
                path: str | None = None, adapter: str = "auto", state_key: str | None = None,
-               label: str | None = None) -> tuple[GivenModel, dict[str, Any]]:
+               label: str | None = None, coupling: str | None = None) -> tuple[GivenModel, dict[str, Any]]:
     """Build the model ``factory`` names, fill it from ``checkpoint`` (if given) and identify it; raises
     GivenModelError with the fix for every way this can fail."""
     make = import_factory(factory)
@@ -268,7 +268,7 @@ def load_given(factory: str, checkpoint: str | Path | None = None, kind: str | N
         raise GivenModelError(f"--model {factory}: calling it raised {type(exc).__name__}: {_first_line(exc)}") \
             from None
     try:
-        wrapped = adapt(built, kind=kind, path=path, adapter=adapter)
+        wrapped = adapt(built, kind=kind, path=path, adapter=adapter, coupling=coupling)
     except PeerMissing as exc:
         raise GivenModelError(f"--model {factory}: {exc}") from None
     except (TypeError, ValueError) as exc:

@@ -184,6 +184,9 @@ def skip_reason(cell: Cell, method: Method | None = None) -> str | None:
     if method is None:
         method = get_method(**cell.method)
     offered, who = method.offers(), f"method {cell.method['name']!r}"  # declared: no network is built
+    if cell.method.get("coupling", "independent") != "independent":  # a given model trained on re-paired draws
+        who = (f"{who} (coupling {cell.method['coupling']!r}: its training paired x0 with x1, so x_t given x1 is "
+               f"not the path's Gaussian)")
     if cell.source != GAUSSIAN_SOURCE and offered & GAUSSIAN_SOURCE_ONLY:
         offered, who = offered - GAUSSIAN_SOURCE_ONLY, f"{who} from source {cell.source!r} (not N(0, I))"
     reason = solver.unmet(offered, who)
