@@ -3,10 +3,19 @@
 Both are the Fréchet distance |mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) between Gaussian fits of
 features (:func:`odebench.metrics.quality.frechet_distance`); they differ only in the feature space.
 
-FID (Heusel et al. 2017) in clean-fid's "clean" mode (Parmar, Zhang, Zhu 2022): images in [-1, 1] become
-uint8 by (x + 1) * 127.5 rounded and clamped (grey images repeat to 3 channels), are resized to 299x299 by
-clean-fid's PIL bicubic resizer (``cleanfid.resize.build_resizer("clean")``), and go through clean-fid's
-``InceptionV3W``, the TorchScript port of TensorFlow's 2015-12-05 Inception, 2048-d pool features. As in the
+FID (Heusel et al. 2017) in one of clean-fid's two modes (Parmar, Zhang, Zhu 2022), chosen by
+``eval.metric_options.fid.mode`` and recorded with every value (``settings.mode``). Images in [-1, 1] become
+uint8 by (x + 1) * 127.5 rounded and clamped (grey images repeat to 3 channels) and go through clean-fid's
+``InceptionV3W``, the TorchScript port of TensorFlow's 2015-12-05 Inception, 2048-d pool features, resized to
+299x299 either
+
+- ``"clean"`` (the default): by clean-fid's PIL bicubic resizer (``cleanfid.resize.build_resizer("clean")``)
+  before the network, antialiased; or
+- ``"legacy_tensorflow"``: inside the network, by the TensorFlow graph's own bilinear resize
+  (``InceptionV3W(resize_inside=True)``, ``build_resizer("legacy_tensorflow")`` leaves the images as they are):
+  the pipeline of TensorFlow's FID code, with which the published CIFAR-10 numbers (DDPM, score SDE, EDM, flow
+  matching) were measured. Only this mode is comparable with those numbers; "clean" values differ from them
+  (clean-fid reports the two modes apart for CIFAR-10). As in the
 papers whose numbers a benchmark is compared with (Song et al., Karras et al.: 50,000 samples against the
 statistics of the CIFAR-10 training set), the reference is the target's training split by default
 (``reference = "train"``; ``"test"`` compares with the held-out split); the sample count is the spec's
@@ -103,20 +112,34 @@ def inception_weights(path: str | Path | None = None) -> Path:
 
 def clean_inception(path: str | Path | None = None, device: str = "cpu") -> FeatureExtractor:
     """clean-fid's "clean" pipeline: PIL bicubic resize to 299 and InceptionV3W (2048-d pool features)."""
+    return clean_fid_inception("clean", path, device)
+
+
+def legacy_tensorflow_inception(path: str | Path | None = None, device: str = "cpu") -> FeatureExtractor:
+    """clean-fid's "legacy_tensorflow" pipeline: images at their own size into InceptionV3W, which resizes them to
+    299 inside with TensorFlow's bilinear resize (the published numbers' protocol)."""
+    return clean_fid_inception("legacy_tensorflow", path, device)
+
+
+def clean_fid_inception(mode: str, path: str | Path | None = None, device: str = "cpu") -> FeatureExtractor:
+    """clean-fid's feature extractor of ``mode`` ("clean" or "legacy_tensorflow"), as its own
+    ``build_feature_extractor`` and ``build_resizer`` set it up: the network resizes inside only in
+    "legacy_tensorflow"."""
     weights = inception_weights(path)
     try:
         from cleanfid.inception_torchscript import InceptionV3W
         from cleanfid.resize import build_resizer
     except ImportError as exc:
         raise ImportError("FID needs clean-fid: `pip install 'odebench[fid]'`") from exc
-    model = InceptionV3W(str(weights.parent), download=False, resize_inside=False).to(device).eval()
+    model = InceptionV3W(str(weights.parent), download=False,
+                         resize_inside=mode == "legacy_tensorflow").to(device).eval()
 
     def features(x: Tensor) -> Tensor:
         with torch.no_grad():
             return model(x.to(device)).cpu()
 
     return FeatureExtractor("clean-fid InceptionV3W (TF 2015-12-05)", INCEPTION_SHA256, features,
-                            build_resizer("clean"), "clean")
+                            build_resizer(mode), mode)
 
 
 # ------------------------------------------------------------------------------------------ the pipeline
@@ -178,8 +201,9 @@ def fid_from_images(samples: Tensor, reference: Tensor, extractor: FeatureExtrac
 
 
 # ------------------------------------------------------------------------------------------ registry entries
-#: how the ``fid`` metric builds its extractor; tests substitute a tiny one
-EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"clean": clean_inception}
+#: how the ``fid`` metric builds its extractor, by clean-fid mode; tests substitute a tiny one
+EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {"clean": clean_inception,
+                                                          "legacy_tensorflow": legacy_tensorflow_inception}
 
 
 #: the stats folder inside a run's cache folder (EvalContext.cache_dir): ``<out>/.cache/fid_stats``
@@ -199,12 +223,14 @@ def stats_dir(ctx: EvalContext, opts: dict) -> tuple[Path, str]:
 
 
 @register_metric("fid", higher_is_better=False, reference="arXiv:1706.08500; clean-fid arXiv:2104.11222",
-                 variant="clean-fid 'clean' mode, TF Inception 2015-12-05 (torchscript)", kinds=("image",),
+                 variant="clean-fid 'clean' (default) or 'legacy_tensorflow' mode, TF Inception 2015-12-05 "
+                         "(torchscript)", kinds=("image",),
                  headline_rank=1,
                  reading=('FID is >= 0 with a floor above 0 at a finite sample size; compare values only at '
                           'equal sample counts.'))
 def _fid(ctx: EvalContext) -> dict:
-    """FID (clean-fid's Inception, 'clean' resize) of samples vs held-out data; needs the weights file."""
+    """FID (clean-fid's Inception, its 'clean' or 'legacy_tensorflow' mode) of samples vs the training split (or
+    held-out data); needs the weights file."""
     opts = ctx.opts("fid")
     unknown = set(opts) - {"inception", "stats_dir", "max_points", "batch_size", "device", "mode", "reference"}
     if unknown:
@@ -212,7 +238,8 @@ def _fid(ctx: EvalContext) -> dict:
                          "max_points, batch_size, device, mode, reference")
     mode = opts.get("mode", "clean")
     if mode not in EXTRACTORS:
-        raise ValueError(f"fid: mode {mode!r} not supported; supported: {sorted(EXTRACTORS)}")
+        raise ValueError(f"fid: mode {mode!r} not supported; supported: {sorted(EXTRACTORS)} "
+                         "('legacy_tensorflow' is the protocol of the published numbers)")
     extractor = EXTRACTORS[mode](opts.get("inception"), opts.get("device", "cpu"))
     split = opts.get("reference", "train")
     if split not in ("train", "test"):
@@ -225,7 +252,7 @@ def _fid(ctx: EvalContext) -> dict:
     samples = ctx.samples[:n]
     folder, named = stats_dir(ctx, opts)
     value, path = fid_from_images(samples, reference, extractor, folder, int(opts.get("batch_size", 100)))
-    return {"fid": value, "settings": {"extractor": extractor.name, "extractor_sha256": extractor.sha256,
+    return {"fid": value, "settings": {"mode": mode, "extractor": extractor.name, "extractor_sha256": extractor.sha256,
                                        "resize_mode": extractor.resize_mode, "n_samples": len(samples),
                                        "n_reference": len(reference), "reference_split": split,
                                        "reference_stats": path.name, "reference_stats_dir": named}}

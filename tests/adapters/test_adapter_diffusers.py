@@ -6,7 +6,8 @@ prediction is E[eps | x] = sig (x - a m) / (a^2 s^2 + sig^2). Between timesteps 
 log-SNR in k with scipy's PchipInterpolator (the convention the adapter documents, computed independently of
 it), so the network is exact at every time a solver asks for. The marginals are N(a m, a^2 s^2 + sig^2) per
 pixel, and the probability-flow ODE keeps the standardised coordinate: from x at timestep T - 1 it lands at
-timestep 0 on mu_0 + sqrt(v_0 / v_T) (x - mu_T).
+timestep 0 on mu_0 + sqrt(v_0 / v_T) (x - mu_T), and at the clean end (where the data-prediction samplers end, as
+diffusers' do) on m + s (x - mu_T) / sqrt(v_T).
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ class ExactUNet(UNet2DModel):
         return UNet2DOutput(sample=out.to(sample.dtype))
 
 
-def closed_form_map(scheduler: DDPMScheduler, x: torch.Tensor) -> torch.Tensor:
-    """Where the exact probability-flow ODE takes x from timestep T - 1 to timestep 0."""
+def closed_form_map(scheduler: DDPMScheduler, x: torch.Tensor, clean: bool = False) -> torch.Tensor:
+    """Where the exact probability-flow ODE takes x from timestep T - 1 to timestep 0 (``clean``: to the clean
+    end, alpha = 1 and sigma = 0)."""
     (a_t, a_0), (s_t, s_0) = alpha_sigma(scheduler, np.array([len(scheduler.alphas_cumprod) - 1.0, 0.0]))
+    if clean:
+        a_0, s_0 = 1.0, 0.0
     v_t, v_0 = a_t**2 * STD**2 + s_t**2, a_0**2 * STD**2 + s_0**2
     return a_0 * MEAN + math.sqrt(v_0 / v_t) * (x.double() - a_t * MEAN)
 
@@ -89,11 +93,11 @@ def test_probability_flow_ode_gives_the_closed_form_law(prediction, x0):
     assert abs(out.std() / float(law[1]) - 1) < 4 / math.sqrt(2 * n)
 
 
-def test_ddim_on_the_data_prediction_converges_to_the_same_law(x0):
+def test_ddim_on_the_data_prediction_converges_to_the_same_law_at_the_clean_end(x0):
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     adapter = adapt((ExactUNet(scheduler), scheduler))
     dyn = adapter.dynamics(adapter.model())
-    exact = closed_form_map(scheduler, x0[:500])
+    exact = closed_form_map(scheduler, x0[:500], clean=True)
     errors = []
     with torch.no_grad():
         for nfe in (25, 100):
@@ -106,10 +110,13 @@ def test_the_schedule_is_the_schedulers_at_every_timestep():
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     adapter = Diffusers(ExactUNet(scheduler), scheduler)
     k = torch.arange(1000, dtype=torch.float64)
-    sch = adapter.schedule(k / 999)
+    sch = adapter.schedule((k + 1) / 1000)
     assert torch.allclose(sch.log_alpha.exp() ** 2, scheduler.alphas_cumprod.double(), rtol=1e-12, atol=0)
     assert torch.allclose(sch.sigma**2, 1 - scheduler.alphas_cumprod.double(), rtol=1e-10, atol=0)
-    assert torch.equal(adapter.timestep(torch.tensor([0.0, 1.0])), torch.tensor([999.0, 0.0]))
+    assert torch.allclose(adapter.timestep(torch.tensor([0.0, 0.999, 1.0], dtype=torch.float64)),
+                          torch.tensor([999.0, 0.0, -1.0], dtype=torch.float64), rtol=0, atol=1e-9)
+    end = adapter.schedule(torch.zeros(1, dtype=torch.float64))  # the clean end t = 1, diffusers' alpha_bar = 1
+    assert float(end.log_alpha) == 0.0 and float(end.sigma) == 0.0
     k = torch.rand(2000, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 999
     lam, slope = adapter.log_snr_at(k)
     pchip = PchipInterpolator(np.arange(1000), adapter.lam.numpy())

@@ -169,3 +169,62 @@ def test_fid_compares_with_the_training_split_by_default(tmp_path, monkeypatch):
         fid(EvalContext(samples, test, data_kind="image", options={"fid": {"stats_dir": str(tmp_path)}}))
     with pytest.raises(ValueError, match="reference must be"):
         fid(ctx(reference="val"))
+
+
+@pytest.fixture
+def fake_clean_fid(monkeypatch, tmp_path):
+    """clean-fid's two entry points FID calls, recorded instead of run (no weights, no clean-fid here):
+    ``calls`` receives ("resizer", mode) and ("inception", resize_inside)."""
+    import sys
+    import types
+
+    calls = []
+
+    class InceptionV3W(torch.nn.Module):
+        def __init__(self, path, download, resize_inside):
+            super().__init__()
+            calls.append(("inception", resize_inside))
+
+        def forward(self, x):
+            return x.mean((2, 3))
+
+    def build_resizer(mode):
+        calls.append(("resizer", mode))
+        return lambda img: img
+
+    package = types.ModuleType("cleanfid")
+    torchscript, resize = types.ModuleType("cleanfid.inception_torchscript"), types.ModuleType("cleanfid.resize")
+    torchscript.InceptionV3W, resize.build_resizer = InceptionV3W, build_resizer
+    for name, module in (("cleanfid", package), ("cleanfid.inception_torchscript", torchscript),
+                         ("cleanfid.resize", resize)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(fid_mod, "inception_weights", lambda path=None: tmp_path / fid_mod.INCEPTION_FILE)
+    return calls
+
+
+@pytest.mark.parametrize("mode, inside", [("clean", False), ("legacy_tensorflow", True)])
+def test_the_spec_chooses_clean_fids_mode_and_the_record_carries_it(tmp_path, fake_clean_fid, mode, inside):
+    """'legacy_tensorflow' (the published numbers' protocol) resizes inside the network with TensorFlow's resize
+    and leaves the images as they are outside; 'clean' resizes outside with PIL and not inside."""
+    fid = METRICS.get("fid").fn
+    ctx = EvalContext(images(20, 2), images(30, 1), data_kind="image", options={"fid": {
+        "stats_dir": str(tmp_path), "reference": "test", "mode": mode}})
+    value, settings = split_output("fid", fid(ctx))
+    assert fake_clean_fid == [("inception", inside), ("resizer", mode)]
+    assert settings["mode"] == mode and settings["resize_mode"] == mode and np.isfinite(value["fid"])
+
+
+def test_an_unknown_fid_mode_is_refused_with_the_choices(tmp_path):
+    fid = METRICS.get("fid").fn
+    with pytest.raises(ValueError, match="legacy_tensorflow"):
+        fid(EvalContext(images(20, 2), images(30, 1), data_kind="image",
+                        options={"fid": {"stats_dir": str(tmp_path), "reference": "test", "mode": "tensorflow"}}))
+    from harness_tiny import tiny_spec
+
+    from odebench.bench.harness.spec.sweep import SpecError, parse_spec
+
+    raw = tiny_spec()
+    raw["eval"] = {**raw["eval"], "metric_options": {"fid": {"mode": "tensorflow"}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    assert any("mode" in p and "legacy_tensorflow" in p for p in info.value.problems)

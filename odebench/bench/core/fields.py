@@ -26,6 +26,8 @@ CAPABILITIES = {
                       "grids (edm, logsnr) to the method's time",
     "x1_hat": "a data prediction x1_hat(x, t) = E[x1 | x_t = x] on a Gaussian path (x0 ~ N(0, I) independent of "
               "x1), which DDIM, DPM-Solver++, UniPC and EDM's samplers step with",
+    "train_timesteps": "the discrete training timesteps of a diffusers-style scheduler, which diffusers' timestep "
+                       "spacings (leading, trailing, linspace) space",
 }
 
 #: capabilities that rest on the source being the method's Gaussian prior: with a source dataset (domain
@@ -78,6 +80,23 @@ class Churn:
     s_noise: float = 1.003
 
 
+@dataclass(frozen=True)
+class TrainTimesteps:
+    """The T discrete training timesteps k = 0 .. T - 1 of a diffusers-style scheduler (k = 0 the least noisy),
+    which the ``leading``, ``trailing`` and ``linspace`` time grids space as diffusers' schedulers do.
+
+    Attributes:
+        count: T (``num_train_timesteps``).
+        time_of: timesteps k (float64 tensor) -> the method's time t; ``time_of(-1)`` is the clean end, where the
+            schedulers' final step lands (alpha_bar = 1, sigma = 0).
+        steps_offset: the scheduler's ``steps_offset``, added to the ``leading`` spacing.
+    """
+
+    count: int
+    time_of: Callable[[Tensor], Tensor]
+    steps_offset: int = 0
+
+
 @dataclass
 class Dynamics:
     """How a trained model moves samples from t0 (source side) to t1 (data side).
@@ -104,6 +123,11 @@ class Dynamics:
             reverse-diffusion predictor); None: Euler-Maruyama on ``drift``.
         nll_t1: where the likelihood integral ends when it is not t1 (diffusion: 1 - 1e-5, closer to the data
             than sampling stops); None: t1.
+        data_t1: where the data-prediction samplers (DDIM, DPM-Solver++, UniPC) end when it is not t1: a time
+            beyond t1 where the schedule reaches sigma = 0, onto which their last step lands on the data
+            prediction of the last grid point (diffusers' final step onto alpha_bar = 1); None: t1.
+        timesteps: the discrete training timesteps the ``train_timesteps`` grids space; None if the method has
+            none.
     """
 
     velocity: Field
@@ -120,6 +144,8 @@ class Dynamics:
     denoise: Field | None = None
     predictor_step: Callable[..., Tensor] | None = None
     nll_t1: float | None = None
+    data_t1: float | None = None
+    timesteps: TrainTimesteps | None = None
 
     def offers(self) -> frozenset[str]:
         """The capabilities (keys of ``CAPABILITIES``) these dynamics fill in."""
@@ -134,6 +160,8 @@ class Dynamics:
             have.add("noise_schedule")
             if self.x1_hat is not None:
                 have.add("x1_hat")
+        if self.timesteps is not None:
+            have.add("train_timesteps")
         return frozenset(have)
 
 

@@ -27,6 +27,7 @@ second order for 3M). UniPC lowers the order of its last step whatever the step 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -54,7 +55,10 @@ class DataPredictionSolver(Solver):
     def run(self, dyn, x0, *, nfe, rtol, atol, grid, gen, trajectory):
         if nfe is None:
             raise ValueError(f"fixed-step solver {self.name!r} needs an NFE budget (nfe=...)")
-        ts = make_grid(grid, self.steps_for(nfe), dyn, dtype=torch.float64)
+        # a schedule that reaches sigma = 0 beyond t1 (dyn.data_t1: a diffusers model's clean end) is where these
+        # samplers end, their last step landing on the data prediction of the last grid point
+        span = dyn if dyn.data_t1 is None else replace(dyn, t1=dyn.data_t1)
+        ts = make_grid(grid, self.steps_for(nfe), span, dtype=torch.float64)
         return self.integrate(dyn, x0, ts, gen=gen, trajectory=trajectory)
 
     def integrate(self, dyn: Dynamics, x0: Tensor, ts: Tensor, *, gen: torch.Generator | None = None,

@@ -365,7 +365,7 @@ def metric_rules(name: str) -> dict[str, Rule] | None:
         "transport_cost": {"max_points": integer(1, limit="max_points"), "p": number(0, 16, lo_open=True),
                            "reference_points": integer(4, limit="max_points")},
         "fid": {"inception": TEXT, "stats_dir": TEXT, "max_points": pts, "batch_size": integer(1, limit="batch_size"),
-                "device": TEXT, "mode": TEXT, "reference": choice("train", "test")},
+                "device": TEXT, "mode": choice("clean", "legacy_tensorflow"), "reference": choice("train", "test")},
         "fd_digits": {"max_points": pts},
         "precision": {"k": integer(1, 100), "max_points": pts, "features": choice("raw", "digits")},
         "recall": {"k": integer(1, 100), "max_points": pts, "features": choice("raw", "digits")},
