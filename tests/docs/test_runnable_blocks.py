@@ -64,11 +64,17 @@ def at_smoke_scale(line: str, folder: Path) -> str:
     return shlex.join(words)
 
 
+#: folders the tools write while the suite runs, not the examples: git, byte-code, and the caches of pytest,
+#: hypothesis, pytest-benchmark and ruff (the suite runs in several worker processes at once, so a hypothesis
+#: test in another worker writes its cache while this test watches the repository)
+TOOL_FOLDERS = {".git", "__pycache__", ".pytest_cache", ".hypothesis", ".benchmarks", ".ruff_cache"}
+
+
 def repo_files() -> dict[str, int]:
-    """Every file of the repository (less .git and byte-code) with its modification time."""
+    """Every file of the repository (less the tools' folders, ``TOOL_FOLDERS``) with its modification time."""
     found = {}
     for dirpath, dirnames, filenames in os.walk(ROOT):
-        dirnames[:] = [d for d in dirnames if d not in (".git", "__pycache__", ".pytest_cache")]
+        dirnames[:] = [d for d in dirnames if d not in TOOL_FOLDERS]
         for f in filenames:
             path = Path(dirpath) / f
             found[str(path.relative_to(ROOT))] = path.lstat().st_mtime_ns
