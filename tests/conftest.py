@@ -32,6 +32,5 @@ def count_fits(monkeypatch):
         return real_stacked(method, models, *args, **kwargs)
 
     monkeypatch.setattr(train, "fit", counting_fit)
-    monkeypatch.setattr(seed_stack, "fit", counting_fit)
     monkeypatch.setattr(seed_stack, "fit_stacked", counting_stacked)
     return calls

@@ -28,7 +28,7 @@ from odebench.bench.harness.training.train import (
     TrainConfig,
     TrainedModel,
     finish_training,
-    fit,
+    fit_pending,
     prepare_training,
 )
 from odebench.methods.base import Method
@@ -73,8 +73,7 @@ def train_seed_stack(method: Method, members: list[StackMember], cfg: TrainConfi
                 and stack_reason([j.model for j in jobs], jobs[0].run_cfg.batch_size) is None:
             trained = _fit_together(method, jobs, [prep_seconds[i] for i in chunk], store)
         else:
-            trained = [_fit_alone(method, job, prep_seconds[i], store, runtime)
-                       for i, job in zip(chunk, jobs, strict=True)]
+            trained = [_fit_alone(job, prep_seconds[i], store) for i, job in zip(chunk, jobs, strict=True)]
         for i, result in zip(chunk, trained, strict=True):
             results[i] = result
     return results
@@ -96,15 +95,11 @@ def _fit_together(method: Method, jobs: list[PendingTraining], prep_seconds: lis
             for job, result, curve, prep in zip(jobs, out, curves, prep_seconds, strict=True)]
 
 
-def _fit_alone(method: Method, job: PendingTraining, prep_seconds: float, store: ArtifactStore,
-               runtime: Runtime) -> TrainedModel | Exception:
+def _fit_alone(job: PendingTraining, prep_seconds: float, store: ArtifactStore) -> TrainedModel | Exception:
     """One member as ``train_model`` trains it."""
     try:
-        curve: list[tuple[int, float]] = []
         start = time.perf_counter()
-        ema, losses = fit(method, job.model, job.data.coupling, job.run_cfg, job.batch_generator(),
-                          label=f"train {method.name}", runtime=runtime, heldout=job.heldout(), heldout_curve=curve,
-                          report=lambda done, total: report_steps(job.key, done, total))
+        ema, losses, curve = fit_pending(job)
         return finish_training(job, ema, losses, curve, prep_seconds + time.perf_counter() - start, store)
     except Exception as exc:
         return exc

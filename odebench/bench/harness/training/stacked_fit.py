@@ -88,7 +88,7 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
     and ``gens[m]`` also serves its loss's draws; ``heldouts[m](ema_m)`` is appended to ``heldout_curves[m]`` at
     ``training_evidence.eval_steps(cfg.steps)``. ``report(done, total)`` is called at every loss read-back.
     """
-    from odebench.bench.harness.training.train import DivergenceError, loss_chunk
+    from odebench.bench.harness.training.train import diverged, ema_weight, loss_chunk
 
     n = len(models)
     emas = [copy.deepcopy(m).requires_grad_(False) for m in models]
@@ -120,7 +120,7 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
             _clip_members(leaves, cfg.grad_clip)
         opt.step()
         with torch.no_grad():
-            torch._foreach_lerp_(ema_leaves, leaves, 1 - min(cfg.ema_decay, (1 + step) / (10 + step)))
+            torch._foreach_lerp_(ema_leaves, leaves, ema_weight(cfg, step))
             running += torch.stack([loss.detach() for loss in losses])
         if (step + 1) % chunk == 0 or step + 1 == cfg.steps:
             values = [v / ((step % chunk) + 1) for v in running.tolist()]
@@ -129,9 +129,7 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
                 if failed[m] is not None:
                     continue
                 if not math.isfinite(value):
-                    failed[m] = DivergenceError(
-                        f"train {method.name}: the training loss became {value} by step {step + 1}; lower the "
-                        f"learning rate (train.lr = {cfg.lr}) or set train.grad_clip")
+                    failed[m] = diverged(f"train {method.name}", value, step + 1, cfg)
                 else:
                     curves[m].append(value)
             if report is not None:

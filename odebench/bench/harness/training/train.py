@@ -35,6 +35,18 @@ class DivergenceError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def diverged(label: str, value: float, steps: int, cfg) -> DivergenceError:
+    """The error of a training whose mean loss over the chunk ending at ``steps`` completed steps is ``value``."""
+    return DivergenceError(f"{label}: the training loss became {value} by step {steps}; lower the learning rate "
+                           f"(train.lr = {cfg.lr}) or set train.grad_clip")
+
+
+def ema_weight(cfg, step: int) -> float:
+    """The EMA's step towards the weights after step ``step`` (0-based): ``1 - ema_decay``, with a warm-up so that
+    a short run is not dominated by its random initialisation."""
+    return 1 - min(cfg.ema_decay, (1 + step) / (10 + step))
+
+
 def budgeted_steps(cfg: TrainConfig, forward_equivalents_per_step: float | None) -> int:
     """The steps a training runs: ``cfg.steps``, or its compute budget divided by the per-step cost."""
     if not cfg.forward_equivalents:
@@ -171,14 +183,18 @@ def train_model(method: Method, problem: Problem, cfg: TrainConfig, seed: int, s
     job = prepare_training(method, problem, cfg, seed, store, runtime, parent)
     if isinstance(job, TrainedModel):
         return job
-    curve: list[tuple[int, float]] = []
-    # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
-    tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
-    ema, losses = fit(method, job.model, job.data.coupling, job.run_cfg,
-                      seeding.derive(seed, job.key, *tags, device=device), progress, label=f"train {method.name}",
-                      runtime=runtime, heldout=job.heldout(), heldout_curve=curve,
-                      report=partial(report_steps, job.key))
+    ema, losses, curve = fit_pending(job, progress)
     return finish_training(job, ema, losses, curve, time.perf_counter() - job.start, store)
+
+
+def fit_pending(job: PendingTraining, progress: bool = False) -> tuple[nn.ModuleDict, list[float],
+                                                                        list[tuple[int, float]]]:
+    """``fit`` for one prepared model: (EMA model, loss curve, held-out curve), the steps reported by its key."""
+    curve: list[tuple[int, float]] = []
+    ema, losses = fit(job.method, job.model, job.data.coupling, job.run_cfg, job.batch_generator(), progress,
+                      label=f"train {job.method.name}", runtime=job.runtime, heldout=job.heldout(),
+                      heldout_curve=curve, report=partial(report_steps, job.key))
+    return ema, losses, curve
 
 
 @dataclass
@@ -204,7 +220,9 @@ class PendingTraining:
         return ev.heldout_evaluator(self.method, *self.data.heldout, self.seed, self.key)
 
     def batch_generator(self) -> torch.Generator:
-        return seeding.derive(self.seed, self.key, "batches", device=self.runtime.device)
+        # batches are drawn on the training device (data stays there); each rank of a distributed run has its own
+        tags = ("batches", distributed.rank()) if distributed.is_distributed() else ("batches",)
+        return seeding.derive(self.seed, self.key, *tags, device=self.runtime.device)
 
 
 def prepare_training(method: Method, problem: Problem, cfg: TrainConfig, seed: int, store: ArtifactStore,
@@ -290,7 +308,7 @@ def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, co
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         with torch.no_grad():
-            torch._foreach_lerp_(ema_params, params, 1 - min(cfg.ema_decay, (1 + i) / (10 + i)))
+            torch._foreach_lerp_(ema_params, params, ema_weight(cfg, i))
         return loss.detach()
 
     return step
@@ -343,8 +361,7 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
             value = running.item() / ((step % chunk) + 1)
             running.zero_()
             if not math.isfinite(value):
-                raise DivergenceError(f"{label}: the training loss became {value} by step {step + 1}; lower "
-                                      f"the learning rate (train.lr = {cfg.lr}) or set train.grad_clip")
+                raise diverged(label, value, step + 1, cfg)
             losses.append(value)
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             if report is not None:
