@@ -14,11 +14,14 @@ from torch import Tensor
 from odebench.bench.core import budgets
 from odebench.bench.core.schedules import NoiseSchedule
 
-#: What a method's dynamics can offer a solver, by name: every method offers ``velocity`` (its ODE); the others
+#: What a method's dynamics can offer a solver, by name: almost every method offers ``velocity`` (its ODE; a
+#: method that learns only a two-time map, such as a consistency model, offers ``flow_map`` instead); the others
 #: are optional. Solvers declare the subset they require (``Solver.requires``), methods the subset they offer
 #: (``Method.offers``), and the plan skips a pair whose requirement is not met before any network is built.
 CAPABILITIES = {
     "velocity": "an ODE velocity field dx/dt = v(x, t)",
+    "flow_map": "a two-time map X(x, r, t): the state at time t of the flow through x at time r, one network call "
+                "per jump (consistency, shortcut and MeanFlow models)",
     "sde": "an SDE with the ODE's marginals: drift b(x, t) and noise scale g(t)",
     "ancestral": "a DDPM-style ancestral step x_t -> x_{t + dt} drawn from the Gaussian posterior",
     "corrector": "a Langevin corrector (the score of the marginals at a fixed time)",
@@ -102,7 +105,10 @@ class Dynamics:
     """How a trained model moves samples from t0 (source side) to t1 (data side).
 
     Attributes:
-        velocity: ODE field dx/dt = v(x, t), x: [B, *shape], t: [B].
+        velocity: ODE field dx/dt = v(x, t), x: [B, *shape], t: [B]; None for a method that defines no velocity
+            (a consistency model): the ODE solvers, straightness and NLL are then skipped with the reason.
+        flow_map: two-time map ``(x, r, t) -> x_t``: x [B, *shape] at time r [B] carried to time t [B] (r <= t,
+            both in [t0, t1]), one network call; None if the method learns no such map.
         drift: SDE drift b(x, t) whose SDE dX = b dt + g(t) dW has the ODE's marginals; None if ODE-only.
         diffusion: g(t): [B] -> [B], the SDE's noise scale; given with ``drift``.
         ancestral_net: the network call of the ancestral sampler (e.g. epsilon prediction), [B, *shape].
@@ -130,7 +136,8 @@ class Dynamics:
             none.
     """
 
-    velocity: Field
+    velocity: Field | None = None
+    flow_map: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
     drift: Field | None = None
     diffusion: Callable[[Tensor], Tensor] | None = None
     ancestral_net: Field | None = None
@@ -149,7 +156,11 @@ class Dynamics:
 
     def offers(self) -> frozenset[str]:
         """The capabilities (keys of ``CAPABILITIES``) these dynamics fill in."""
-        have = {"velocity"}
+        have = set()
+        if self.velocity is not None:
+            have.add("velocity")
+        if self.flow_map is not None:
+            have.add("flow_map")
         if self.drift is not None and self.diffusion is not None:
             have.add("sde")
         if self.ancestral_net is not None and self.ancestral_step is not None:
