@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from odebench.bench.report.claims import CSV_COLUMNS, Claims, to_html_section
-from odebench.bench.report.html import CSS, verdict_class
+from odebench.bench.report.html import CSS
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY_TOY = ROOT / "results" / "study-toy"
@@ -165,8 +165,8 @@ def test_summary_cells_are_coloured_by_verdict_and_link_to_their_rows():
                 assert href.lstrip("#") in full["row_ids"]
     assert cells["1 a"]["spirals"]["hrefs"] == ["#claim-row-1"]
     # every verdict class has its own colour in the page's style
-    for verdict in ("holds", "contradicted", "inconclusive", "not measured", "reported"):
-        assert re.search(rf"\.{verdict_class(verdict)} {{ background: #[0-9a-f]{{6}}", CSS), verdict
+    for cls in ("v-holds", "v-contradicted", "v-inconclusive", "v-not-measured", "v-reported"):
+        assert re.search(rf"\.{cls} {{ background: #[0-9a-f]{{6}}", CSS), cls
     assert "Holm" not in page  # no holm_verdict column: nothing claims an adjustment
 
 
@@ -254,9 +254,8 @@ def test_the_browser_check_sees_a_page_wider_than_the_window(browser, tmp_path):
     """The check itself can fail: a table outside any scroll box, and a missing image, are both named."""
     page = tmp_path / "index.html"
     cells = "".join(f"<td>{'x' * 40}</td>" for _ in range(60))
-    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body><table><tr>{cells}</tr></table>"
-                    f'<img src="missing.png" alt="gone"><div class="scroll"><table><tr>{cells}</tr></table></div>'
-                    "</body></html>")
+    page.write_text(f"<!DOCTYPE html><html><body><table><tr>{cells}</tr></table><img src=missing.png alt=gone>"
+                    f'<div style="overflow-x: auto"><table><tr>{cells}</tr></table></div></body></html>')
     try:
         measured = checker.measure(page, WIDTH, browser=browser)
     except checker.NoBrowser as exc:
