@@ -186,6 +186,7 @@ def test_claims_table_puts_the_verdict_second_and_lets_the_statement_wrap():
     first = full["rows"][0]
     assert first[1]["text"] == "holds" and "v-holds" in first[1]["class"].split()
     assert "text" in first[3]["class"].split()  # statement: left-aligned, wrapping
+    assert "label" in first[0]["class"].split() and "label" in first[2]["class"].split()  # claim, dataset: left
     assert "text" in first[full["head"].index("note")]["class"].split()
     assert re.search(r"td\.text \{[^}]*text-align: left;[^}]*white-space: normal", CSS)
     # the holm column, where present, stands right after the rule's verdict

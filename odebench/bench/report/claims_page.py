@@ -154,7 +154,8 @@ def claims_section(rows: pd.DataFrame, shown: pd.DataFrame, rule: str) -> str:
     tally = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     table = table_html(shown_order(shown), text_columns=TEXT_COLUMNS,
                        verdict_columns=[c for c in shown.columns if "verdict" in str(c).lower()],
-                       row_ids=[row_id(i) for i in range(len(shown))], column_classes={"statement": "statement"})
+                       row_ids=[row_id(i) for i in range(len(shown))],
+                       column_classes={"statement": "statement", "claim": "label", "dataset": "label"})
     out = ['<section id="claims">', "<h2>Claims</h2>"]
     if len(rows):
         out += ["<h3>Verdicts at a glance</h3>",
