@@ -138,6 +138,8 @@ def test_summary_has_a_row_per_claim_and_a_column_per_dataset():
     assert summary["head"] == ["claim", "statement", *DATASETS]
     assert [r[0]["text"] for r in summary["rows"]] == ["1 a", "7 a", "11 NFE 4"]
     assert all(len(r) == 2 + len(DATASETS) for r in summary["rows"])
+    # the checks with no row are named, with the datasets they need
+    assert "5 rf (needs a dataset with a non-Gaussian source)" in page and "9 ddpm (needs an image dataset)" in page
     # it comes before the full table
     assert page.index('class="summary"') < page.index("Every check")
 

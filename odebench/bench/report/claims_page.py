@@ -140,8 +140,9 @@ def _unchecked(labels: list[str]) -> str:
     missing = [c for c in ct.CHECKS if f"{c.claim}{c.part and ' ' + c.part}" not in seen]
     if not missing:
         return ""
-    named = "; ".join(f"{c.claim}{c.part and ' ' + c.part} (needs {WHERE.get(c.where, c.where)})" for c in missing)
-    return (f'<p class="caption">Not checked here, no dataset of this sweep being one they apply to: '
+    named = "; ".join(f"{c.claim}{c.part and ' ' + c.part}" + (f" (needs {WHERE[c.where]})" if c.where in WHERE else "")
+                      for c in missing)
+    return (f'<p class="caption">Not checked on this sweep (none of its datasets is one they apply to): '
             f"{html.escape(named)}.</p>")
 
 
@@ -155,7 +156,8 @@ def claims_section(rows: pd.DataFrame, shown: pd.DataFrame, rule: str) -> str:
     table = table_html(shown_order(shown), text_columns=TEXT_COLUMNS,
                        verdict_columns=[c for c in shown.columns if "verdict" in str(c).lower()],
                        row_ids=[row_id(i) for i in range(len(shown))],
-                       column_classes={"statement": "statement", "claim": "label", "dataset": "label"})
+                       column_classes={"statement": "statement", "note": "note", "claim": "label",
+                                       "dataset": "label"})
     out = ['<section id="claims">', "<h2>Claims</h2>"]
     if len(rows):
         out += ["<h3>Verdicts at a glance</h3>",

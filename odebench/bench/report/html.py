@@ -28,7 +28,7 @@ h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom:
 h3 { margin-bottom: 0.3em; } p.caption, figcaption { color: #555; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; white-space: nowrap; }
-th { background: #f2f2f2; } td.label { text-align: left; }
+th { background: #f2f2f2; } td.label, th.label { text-align: left; }
 td.bad { background: #fde2e1; color: #8a1c1c; } td.reason { text-align: left; white-space: normal; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 nav a { margin-right: 1em; } ul.notes li { margin: 0.3em 0; }
@@ -40,7 +40,7 @@ div.scroll > table { margin: 0; }
 img { max-width: 100%; height: auto; }
 p, li, figcaption, summary { overflow-wrap: anywhere; }
 th.text, td.text { text-align: left; white-space: normal; min-width: 8em; max-width: 26em; }
-td.statement { min-width: 16em; }
+td.statement { min-width: 16em; } td.note { min-width: 24em; } table.summary th { text-align: left; }
 .v-holds { background: #d8f0d2; color: #1d5b12; } .v-contradicted { background: #f9d3d0; color: #8a1c1c; }
 .v-inconclusive { background: #fff0c2; color: #6b5200; } .v-not-measured { background: #e6e6e6; color: #444; }
 .v-reported { background: #e3ebf7; color: #2b4a7a; } .v-na { color: #999; }
@@ -76,8 +76,10 @@ def table_html(frame: pd.DataFrame, text_columns: Iterable[str] = (), verdict_co
     """
     text_columns, verdict_columns = set(text_columns), set(verdict_columns)
     column_classes = column_classes or {}
-    text_th = ' class="text"'
-    head = "".join(f"<th{text_th if c in text_columns else ''}>{html.escape(str(c))}</th>" for c in frame.columns)
+    left = LABEL_COLUMNS | verdict_columns | {c for c, k in column_classes.items() if k == "label"}
+    th_class = {c: "text" if c in text_columns else "label" for c in frame.columns if c in text_columns | left}
+    head = "".join((f'<th class="{th_class[c]}">' if c in th_class else "<th>") + f"{html.escape(str(c))}</th>"
+                   for c in frame.columns)
     rows = []
     for i, (_, row) in enumerate(frame.iterrows()):
         cells = []
