@@ -36,22 +36,31 @@ def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
                      "params": cost.get("params_total"), "total_flops": cost.get("total_flops"),
                      "total_seconds": cost.get("total_seconds"), "converged": verdict.get("converged"),
                      "relative_drop": verdict.get("relative_drop"), "rule": verdict.get("rule"),
+                     "rule_version": verdict.get("rule_version"),
                      "converged_at": verdict.get("converged_at_step"),
                      "heldout_steps": held.get("steps", []), "heldout_loss": held.get("loss", [])})
     return pd.DataFrame(rows)
 
 
 def current_verdict(training: dict[str, Any]) -> dict[str, Any]:
-    """The convergence verdict of a record's training block by today's rule, judged again from its stored
-    held-out curve (records written under an earlier rule get today's verdict); the stored verdict if the
-    record holds no curve."""
-    from odebench.bench.harness.training.evidence import judge_convergence
+    """The convergence verdict of a record's training block by today's rule (a dict with ``converged`` True,
+    False or None, ``converged_at_step``, ``rule`` and ``rule_version``, among others).
 
+    A stored verdict whose ``rule_version`` is today's ``CONVERGENCE_RULE_VERSION`` is used as it is; one
+    written under another (or no) version is judged again from the stored held-out curve, so that no record
+    shows a flag of an earlier rule. A record without a curve keeps its stored verdict, whatever its version
+    (``rule_version`` tells which rule that was).
+    """
+    from odebench.bench.harness.training.evidence import CONVERGENCE_RULE_VERSION, judge_convergence
+
+    stored = training.get("convergence") or {}
+    if stored.get("rule_version") == CONVERGENCE_RULE_VERSION:
+        return stored
     held = training.get("heldout") or {}
     steps, losses = held.get("steps") or [], held.get("loss") or []
     if steps and len(steps) == len(losses):
         return judge_convergence(list(zip(steps, losses, strict=True)))
-    return training.get("convergence") or {}
+    return {"rule_version": stored.get("rule_version", 1), **stored} if stored else {}
 
 
 def still_improving(models: pd.DataFrame, dataset: str) -> set[str]:
