@@ -109,3 +109,13 @@ def test_a_value_other_than_true_or_false_is_a_spec_error(tmp_path, capsys, valu
     assert main(["run", "--spec", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "until_converged" in err and "true or false" in err and "Traceback" not in err
+
+
+def test_the_loss_curve_of_a_stopped_training_keeps_the_budgets_chunks():
+    from odebench.bench.harness.training.train import loss_chunk, loss_steps
+
+    assert loss_chunk(1000) == 10
+    # stopped at 405 of 1000: chunks of 10 (the budget's), the last one ending at the stop
+    assert loss_steps(405, 41, max_steps=1000)[-2:] == [400, 405]
+    assert loss_steps(400, 40, max_steps=1000) == loss_steps(1000, 100)[:40]  # the full budget's points
+    assert loss_steps(400, 100) == [4 * (i + 1) for i in range(100)]  # no budget given: chunks of the steps

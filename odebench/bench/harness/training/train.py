@@ -330,9 +330,11 @@ def loss_chunk(steps: int) -> int:
     return max(1, min(steps // 100, 50))
 
 
-def loss_steps(steps: int, n: int) -> list[int]:
-    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends."""
-    chunk = loss_chunk(steps)
+def loss_steps(steps: int, n: int, max_steps: int | None = None) -> list[int]:
+    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends;
+    ``max_steps``: the budget of a training until converged that stopped at ``steps`` (its chunks are the
+    budget's)."""
+    chunk = loss_chunk(max_steps or steps)
     return [min((i + 1) * chunk, steps) for i in range(n)]
 
 
