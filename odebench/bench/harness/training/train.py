@@ -127,6 +127,8 @@ def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, par
         "method": method.training_config(), "target": problem.target.name, "source": problem.source_name(),
         "data_seed": problem.data_seed, "net": problem.net, "train": train_key_fields(asdict(cfg)), "seed": seed,
         "parent": parent_key,
+        # where a training stops depends on the convergence rule: a new rule version trains anew
+        **({"convergence_rule": ev.CONVERGENCE_RULE_VERSION} if cfg.until_converged else {}),
         # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
         **({"precision": precision} if precision != "fp32" else {}),
     })
@@ -269,8 +271,11 @@ def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float
     cfg, run_cfg, cost, parent = job.cfg, job.run_cfg, job.cost, job.parent
     budget = ({"by": "forward_equivalents", "forward_equivalents": cfg.forward_equivalents}
               if cfg.forward_equivalents else {"by": "steps"})
-    evidence = {"cost": {**cost, "steps": run_cfg.steps, "budget": budget, "pair_flops": job.data.pair_flops,
-                         "flops": cost["flops_per_step"] * run_cfg.steps + job.data.pair_flops, "seconds": seconds},
+    steps = steps_taken(run_cfg, curve)
+    if cfg.until_converged:  # the budget was the most steps; the record says where the training stopped
+        budget.update(until_converged=True, max_steps=run_cfg.steps, stopped_converged=steps < run_cfg.steps)
+    evidence = {"cost": {**cost, "steps": steps, "budget": budget, "pair_flops": job.data.pair_flops,
+                         "flops": cost["flops_per_step"] * steps + job.data.pair_flops, "seconds": seconds},
                 "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
                 "convergence": ev.judge_convergence(curve)}
     if distributed.is_main():
@@ -280,6 +285,12 @@ def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float
                                   "losses": losses, "runtime": job.runtime.record(), "evidence": evidence})
     distributed.barrier()
     return TrainedModel(ema, job.key, seconds, False, losses, parent, evidence, notes=job.notes)
+
+
+def steps_taken(cfg: TrainConfig, curve: list[tuple[int, float]]) -> int:
+    """The steps a finished ``fit`` took: ``cfg.steps``, or, training until converged, the step of its last
+    held-out evaluation (where it stopped)."""
+    return curve[-1][0] if cfg.until_converged and curve else cfg.steps
 
 
 def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,
@@ -319,9 +330,11 @@ def loss_chunk(steps: int) -> int:
     return max(1, min(steps // 100, 50))
 
 
-def loss_steps(steps: int, n: int) -> list[int]:
-    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends."""
-    chunk = loss_chunk(steps)
+def loss_steps(steps: int, n: int, max_steps: int | None = None) -> list[int]:
+    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends;
+    ``max_steps``: the budget of a training until converged that stopped at ``steps`` (its chunks are the
+    budget's)."""
+    chunk = loss_chunk(max_steps or steps)
     return [min((i + 1) * chunk, steps) for i in range(n)]
 
 
@@ -331,6 +344,11 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
         heldout_curve: list[tuple[int, float]] | None = None,
         report: Callable[[int, int], None] | None = None) -> tuple[nn.ModuleDict, list[float]]:
     """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
+
+    With ``cfg.until_converged`` the training stops after the first held-out evaluation at which
+    ``evidence.settled`` calls the curve so far converged (``heldout`` is then required); the loss of the
+    chunk it stops in is recorded as a last, shorter chunk, as at the end of a full budget. Nothing else
+    depends on where it stops, so the model is the one a full training has at that step.
 
     The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
     back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
@@ -350,6 +368,8 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     losses: list[float] = []
     running = torch.zeros((), device=next(model.parameters()).device)
     checkpoints = set(ev.eval_steps(cfg.steps)) if heldout is not None else set()
+    if cfg.until_converged and heldout is None:
+        raise ValueError("train.until_converged needs the held-out evaluation (fit's heldout) to judge convergence")
     if 0 in checkpoints:
         heldout_curve.append((0, heldout(ema)))
     model.train()
@@ -368,6 +388,15 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
                 report(step + 1, cfg.steps)
         if step + 1 in checkpoints:
             heldout_curve.append((step + 1, heldout(ema)))
+            if cfg.until_converged and step + 1 < cfg.steps and ev.settled(heldout_curve):
+                if (step + 1) % chunk:  # the chunk it stops in, as the last chunk of a full budget
+                    value = running.item() / ((step % chunk) + 1)
+                    if not math.isfinite(value):
+                        raise diverged(label, value, step + 1, cfg)
+                    losses.append(value)
+                if report is not None:
+                    report(cfg.steps, cfg.steps)  # done: the progress line counts the budget as spent
+                break
     with torch.no_grad():
         for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):  # buffers are not averaged, just copied
             b_ema.copy_(b)
