@@ -125,7 +125,8 @@ def test_loss_and_gradient_vanish_at_the_exact_consistency_function(name, hp, te
 
 def test_distillation_of_a_gaussian_teacher_is_consistent_to_heuns_order():
     """s > 0: the ODE is curved, Heun's step is not exact; the loss at f* shrinks like the step's error (order 3
-    in the step: squared, order 6) as the levels refine, while a wrong map keeps its loss."""
+    in the step: squared, order 6) as the levels refine, while a wrong map keeps its loss. Four times finer
+    steps: about 4^6 = 4096 for Heun (measured 6500), 4^4 = 256 for an Euler step."""
     s = 0.8
     losses = []
     for n_levels in (10, 40):
@@ -134,7 +135,7 @@ def test_distillation_of_a_gaussian_teacher_is_consistent_to_heuns_order():
         model.eval()
         with torch.no_grad():
             losses.append(float(method.loss(model, *batch(method, 4096, s))))
-    assert losses[1] < losses[0] / 100
+    assert losses[1] < losses[0] / 2000
     method = get_method("consistency_distillation", teacher="edm", n_levels=40)
     wrong = exact_model(method, 0.5, nn.ModuleDict({"F": ExactEDMDenoiser(EDM(), s)}))
     wrong.eval()

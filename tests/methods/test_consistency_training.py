@@ -81,3 +81,13 @@ def test_a_trained_model_samples_with_the_consistency_sampler(problem, store):
                      gen=seeding.derive(0, "noise"))
     assert res.nfe == 2 and torch.isfinite(res.x).all()
     assert res.x.std() < 5 * problem.target.test.std()  # on the data's scale, not the source's (sigma_max = 80)
+
+
+def test_a_compute_budget_sets_the_curriculums_length(problem, store):
+    """Under train.forward_equivalents the training runs budget / cost-per-step steps: the curriculum spans those."""
+    trained = train_model(get_method("consistency_training", s1=20), problem, replace(CFG, forward_equivalents=400),
+                          seed=0, store=store)
+    steps = trained.evidence["cost"]["steps"]
+    assert steps != CFG.steps and steps == round(400 / trained.evidence["cost"]["forward_equivalents_per_step"])
+    assert int(trained.model["clock"].total) == steps == int(trained.model["clock"].step)
+
