@@ -71,3 +71,23 @@ def test_refusals():
         sample(Dynamics(velocity=lambda x, t: x), torch.randn(2, 2), "consistency", nfe=2, grid="edm")
     assert SOLVERS.get("consistency").requires == {"flow_map", "noise_schedule"}
     assert SOLVERS.get("consistency").kind == "sde"  # it draws noise: never an ODE solver (pair or NLL solves)
+
+
+def test_a_flow_path_re_noises_on_its_own_schedule():
+    """On a flow's path (alpha_t = t, sigma_t = 1 - t: s infinite at the source, 0 at the data) a jump lands on
+    the data end and re-noising gives x = alpha x_hat + sigma z."""
+    from odebench.methods.probability_paths import LinearPath, path_schedule
+
+    calls = []
+
+    def flow_map(x, r, t):
+        calls.append(r.clone())
+        return torch.full_like(x, 2.0)
+
+    dyn = Dynamics(flow_map=flow_map, schedule=path_schedule(LinearPath()))
+    gen = torch.Generator().manual_seed(1)
+    res = sample(dyn, torch.randn(500, 2), "consistency", nfe=2, grid="uniform", gen=gen, trajectory=True)
+    z = torch.randn(500, 2, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(res.trajectory[1], 0.5 * 2.0 + 0.5 * z, atol=1e-6)
+    assert res.nfe == 2 and float(calls[1][0]) == 0.5
+

@@ -21,6 +21,8 @@ re-noised states at t_0 .. t_{n-1} and the sample at t1.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from odebench.bench.core.fields import CountingField, SolveResult
@@ -48,7 +50,8 @@ class ConsistencySampler(Solver):
         alpha, sigma = dyn.schedule.alpha_sigma(ts)
         a = alpha.tolist()
         sg = clean_ratios(a, sigma.tolist())
-        level = [si / ai for ai, si in zip(a, sg, strict=True)]  # s = sigma / alpha; alpha > 0 past t0
+        # s = sigma / alpha, infinite at a flow's source end (alpha = 0 there; only the later levels are used)
+        level = [si / ai if ai > 0 else math.inf for ai, si in zip(a, sg, strict=True)]
         end = level[-1]
         batch = x0.shape[0]
         dev = dict(device=x0.device, dtype=x0.dtype)
