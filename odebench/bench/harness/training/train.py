@@ -155,7 +155,7 @@ def training_data(method: Method, problem: Problem, parent: TrainedModel | None,
     """The independent coupling of source and data, or, under a parent, pairs (x0, parent flow of x0); the
     held-out batch is the data's held-out split, or fresh pairs of the parent's flow."""
     sample_source = source_sampler(method, problem, device)
-    if parent is None:
+    if parent is None or not method.trains_on_pairs():
         x1_held = problem.target.test[:ev.N_HELDOUT].to(device)
         x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
         coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
@@ -256,11 +256,15 @@ def prepare_training(method: Method, problem: Problem, cfg: TrainConfig, seed: i
     model = build_model(method, problem).to(device)
     if parent is not None and method.init_from_parent():
         model.load_state_dict(parent.model.state_dict())  # fine-tune the parent (its EMA weights)
+    parent_model = parent.model if parent is not None else None
+    method.prepare(model, cfg.steps, parent_model)  # before the cost: a teacher the loss calls is in it
     with torch.random.fork_rng(devices=[]):  # measuring the cost must not move the RNG that dropout uses
         cost = ev.step_cost(method, model, build_net(problem.net, problem.target.shape).to(device),
                             *data.coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
                             seeding.derive(seed, key, "cost-loss", device=device))
     run_cfg = replace(cfg, steps=budgeted_steps(cfg, cost["forward_equivalents_per_step"]))
+    if run_cfg.steps != cfg.steps:  # a compute budget: a schedule over the training spans the steps it will run
+        method.prepare(model, run_cfg.steps, parent_model)
     return PendingTraining(method, problem, cfg, seed, key, model, data, cost, run_cfg, runtime, parent, notes,
                            start)
 
