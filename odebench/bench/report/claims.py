@@ -121,8 +121,8 @@ def _why_missing(sel: pd.DataFrame, what: str, column: str) -> str:
 def per_seed(rows: pd.DataFrame, side: ct.Side, column: str, tol: float | None = None) -> tuple[pd.Series, str]:
     """Per seed, the value of ``column`` on the side's cells (the most accurate solve among them: the highest
     budget rank), and '' or the reason there is none. A seed whose ok cells recorded the metric as failed
-    (``metric_failures``, other than Unsupported) and hold no value of it gets +inf: a failure ranks last, it is never left out; its
-    reason is in ``values.attrs['failed']`` (seed -> reason)."""
+    (``metric_failures``, other than Unsupported) and hold no value of it gets +inf: a failure ranks last, it is
+    never left out; its reason is in ``values.attrs['failed']`` (seed -> reason)."""
     sel = _select(rows, side, tol)
     what = f"{rows['method'].iloc[0]} {side.solver or ''}@{side.budget if side.budget is not None else 'best'}"
     if column not in sel:
