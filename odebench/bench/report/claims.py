@@ -2,9 +2,13 @@
 
 For every check of odebench.bench.report.claims_table and every dataset of the sweep it applies to, one row:
 the two sides (method configuration, solver, budget), the measured quantity per seed on each side, their means
-and 95 % t-intervals over seeds, the difference A - B paired by seed (or A - floor), its interval, the claimed
-interval, and the verdict by the rule of odebench.bench.report.verdict. A check whose cells are missing (not
-in the sweep, failed, skipped) reads ``not measured`` and names them. Every row also gives the training-cost
+and 95 % t-intervals over seeds (medians where a seed diverged or the quantity is a count), the difference
+A - B paired by seed (or A - floor) with its 90 % interval, the claimed interval with the quantity's margin
+(claims_table.MARGINS), and three verdicts by the rule of odebench.bench.report.verdict: the rule's, the strict
+one (margins 0) and the one after Holm's correction within the claim's family. A check whose cells are missing
+(not in the sweep, failed, skipped), whose quantity has no margin, or whose likelihood is invalid reads ``not
+measured`` and says why. Each side says whether its models had converged (odebench.bench.report.training).
+Every row also gives the training-cost
 ratio of its two sides (total training FLOPs, parents and reflow pairs included): a comparison whose claimed
 winner cost more than ``COST_MATCH`` times the other is not one at matched compute, and says so. Claim 11 adds
 per dataset and NFE 4 / 16 the ranking of the methods by quality at matched steps and within classes of
@@ -316,8 +320,9 @@ def evaluate_check(sweep: Sweep, check: ct.Check, dataset: str, ctx: Context) ->
 
 
 def _invalid_likelihood(dataset: str, ctx: Context, sides: dict) -> list[str]:
-    """Why the bits/dim of a row is no likelihood: a value above the uniform bound log2(levels) of the data (a
-    model worse than uniform noise over the levels has a broken estimate, not a poor fit), or non-finite."""
+    """Why the bits/dim of a row is no likelihood: a value above the uniform bound log2(levels) of the data
+    (worse than uniform noise over the levels: for a model that samples the data, a broken estimate rather than a
+    poor fit), or non-finite. The levels are those the records' NLL settings name (the dataset's meta)."""
     levels = ctx.levels.get(dataset)
     if levels is None or levels < 2:
         return [f"the likelihood's validity is unknown: no quantisation levels recorded for {dataset}"]
