@@ -169,7 +169,7 @@ def test_summary_cells_are_coloured_by_verdict_and_link_to_their_rows():
     # every verdict class has its own colour in the page's style
     for cls in ("v-holds", "v-contradicted", "v-inconclusive", "v-not-measured", "v-reported"):
         assert re.search(rf"\.{cls} {{ background: #[0-9a-f]{{6}}", CSS), cls
-    assert "Holm" not in page  # no holm_verdict column: nothing claims an adjustment
+    assert ' holm"' not in page  # no Holm-adjusted verdict in the rows: no chip claims an adjustment
 
 
 def test_summary_shows_the_holm_verdict_beside_the_rule_where_the_rows_carry_one():

@@ -164,7 +164,7 @@ def claims_section(rows: pd.DataFrame, shown: pd.DataFrame, rule: str) -> str:
                 f'<p class="caption">Verdicts: {html.escape(tally)}. One row per checked claim, one column per '
                 f"dataset; a cell with several comparisons (several configurations of a method, or one per "
                 f"tolerance) shows each. A verdict links to its row of the table below.</p>",
-                _legend(HOLM in rows.columns), summary_html(rows, labels), _unchecked(labels)]
+                _legend(HOLM in rows.columns and any(_text(v) for v in rows[HOLM])), summary_html(rows, labels), _unchecked(labels)]
     out += ["<h3>Every check</h3>",
             f'<p class="caption">{html.escape(rule)} Full precision: <a href="claims.csv">claims.csv</a>, '
             f'<a href="claims.md">claims.md</a>.</p>',
