@@ -109,8 +109,6 @@ def choose_axis(means, band: tuple[float, float] | None = None, lower_is_better:
         lo, hi = min(keep), max(keep)
         pad = LIN_PAD * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 1e-3)
         lo, hi = lo - pad, hi + pad
-        if positive and lo < 0 <= min(keep):  # a non-negative quantity: the axis need not go below zero by much
-            lo = max(lo, -pad)
     outside = finite & ((m < lo) | (m > hi))
     return Axis(scale, lo, hi, outside)
 

@@ -138,11 +138,11 @@ def _plot_lines(ax, stats: pd.DataFrame, label_of, color_of, marker_of=None) -> 
         color, marker = color_of(key), (marker_of or palette.marker_of)(key)
         if len(fixed):
             interval_line(ax, fixed["nfe"], fixed["mean"], fixed["lo"], fixed["hi"], marker=marker, ms=4, lw=1.4,
-                  color=color, label=label_of(key))
+                          color=color, label=label_of(key))
         if len(adaptive):
-            interval_line(ax, adaptive["nfe"], adaptive["mean"], adaptive["lo"], adaptive["hi"], marker=marker, ms=7,
-                  ls="none", mfc="none", color=color,
-                  label=f"{label_of(key)} (adaptive)" if not len(fixed) else None)
+            interval_line(ax, adaptive["nfe"], adaptive["mean"], adaptive["lo"], adaptive["hi"], marker=marker,
+                          ms=7, ls="none", mfc="none", color=color,
+                          label=f"{label_of(key)} (adaptive)" if not len(fixed) else None)
 
 
 def floor_band(floor) -> tuple[float, float] | None:
@@ -313,7 +313,7 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path, records=N
     fig, axes = grid_of(len(panels), ncols=2, size=(4.8, 3.6))
     ks = sorted(rows["hp.k"].unique())
     clip = {c: nonnegative(rows[c]) for c in [*straight, *([cost] if cost else [])]}
-    caption, off = "", []
+    caption = ""
     for ax, panel in zip(axes, panels, strict=True):
         series = straight if panel == "straight" else [cost]
         means = []
@@ -323,10 +323,8 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path, records=N
                               columns=["k", "mean", "lo", "hi"])
             name = f"{col} {variant}".strip()
             interval_line(ax, st["k"], st["mean"], st["lo"], st["hi"], marker=palette.marker_of(name),
-                  color=palette.method_color(name), label=name)
+                          color=palette.method_color(name), label=name)
             means += list(st["mean"])
-            if panel == "straight":
-                off += [(name, k, m) for k, m in zip(st["k"], st["mean"], strict=True)]
         if panel == "cost":
             bound = _ot_bound(rows, cost)
             if bound is not None:
@@ -335,12 +333,8 @@ def paths_vs_round(frame: pd.DataFrame, dataset: str, sweep_dir: Path, records=N
             if "transport_cost.reference" in rows and rows["transport_cost.reference"].notna().any():
                 fallback = rows["transport_cost.reference"].groupby(rows["hp.k"]).mean()
                 caption += _draw_reference(ax, ks, reference_estimate(records, rows["cell_id"]), fallback)
-        else:
-            axis = choose_axis(means)
-            if axis.scale == "log" or (pd.Series(means) > 0).all() and max(means) / min(means) > 20:
-                ax.set_yscale("log")  # straightness falls by orders of magnitude after one reflow
-            else:
-                axis.apply(ax)
+        elif min(means) > 0 and max(means) / min(means) > 20:
+            ax.set_yscale("log")  # straightness falls by orders of magnitude after one reflow: show every round
         ax.set_xticks(ks)
         ax.set_xlim(min(ks) - 0.3, max(ks) + 0.4)
         ax.set_xlabel("reflow round k (rf)")
