@@ -114,16 +114,21 @@ def choose_axis(means, band: tuple[float, float] | None = None, lower_is_better:
 
 
 def mark_outliers(ax, axis: Axis, x, means, color) -> None:
-    """Draw each mean outside ``axis`` as a triangle at the edge it lies beyond, labelled with its value."""
+    """Draw each mean outside ``axis`` as a triangle at the edge it lies beyond, labelled with its value (labels
+    of several outliers at one x of the same panel are stacked, not overprinted)."""
     x, means = np.asarray(x, float), np.asarray(means, float)
+    stacked = ax.__dict__.setdefault("_odebench_outlier_labels", {})
     for xi, yi in zip(x, means, strict=True):
         if not math.isfinite(yi) or axis.lo <= yi <= axis.hi:
             continue
         top = yi > axis.hi
+        slot = stacked.get((round(float(xi), 6), top), 0)
+        stacked[(round(float(xi), 6), top)] = slot + 1
         ax.plot([xi], [axis.hi if top else axis.lo], marker="^" if top else "v", ms=8, color=color, mec="k",
                 mew=0.6, ls="none", clip_on=False, zorder=5)
-        ax.annotate(f"{yi:.3g}", (xi, axis.hi if top else axis.lo), xytext=(0, -11 if top else 11),
-                    textcoords="offset points", ha="center", va="center", fontsize=6, color="k",
+        offset = 11 + 8 * slot
+        ax.annotate(f"{yi:.3g}", (xi, axis.hi if top else axis.lo), xytext=(0, -offset if top else offset),
+                    textcoords="offset points", ha="center", va="center", fontsize=6, color=color,
                     annotation_clip=False)
 
 
