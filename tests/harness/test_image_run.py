@@ -49,7 +49,7 @@ def test_sample_sheet_png(tmp_path):
     rgb = torch.rand(10, 3, 16, 16) * 2 - 1
     path = save_sample_sheet(rgb, tmp_path / "g" / "a.png", root=tmp_path)
     with Image.open(path) as im:  # 10 images -> 4 x 3 tiles of 16 px plus 1 px gaps, enlarged x2
-        assert im.mode == "RGB" and im.size == (2 * (4 * 17 + 1), 2 * (3 * 17 + 1))
+        assert im.mode == "P" and im.size == (2 * (4 * 17 + 1), 2 * (3 * 17 + 1))  # a palette PNG
     with Image.open(save_sample_sheet(torch.zeros(4, 1, 8, 8), tmp_path / "b.png", root=tmp_path)) as im:
         assert im.mode == "L" and im.size == (4 * 19, 4 * 19)
 
@@ -176,7 +176,7 @@ def test_cifar10_sweep_from_the_command_line(tmp_path, monkeypatch, capsys):
     (rec,) = RecordStore(tmp_path / "res" / "c").records()
     assert rec["status"] == "ok" and rec["config"]["data_options"] == {"hflip": False}
     with Image.open(rec["sample_sheet"]) as im:
-        assert im.mode == "RGB"
+        assert im.mode == "P"  # colour samples as a palette PNG
     monkeypatch.setenv("ODEBENCH_DATA", str(tmp_path / "nowhere"))
     # a missing directory is found while planning: a clear error naming the layout, and nothing written
     assert cli_main(["run", "--spec", str(spec), "--out", str(tmp_path / "res2"), "--no-progress"]) == 2

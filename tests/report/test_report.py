@@ -104,7 +104,7 @@ def test_files_written(fixture_report):
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "leaderboard.html", "index.html"):
         assert (sweep_dir / name).is_file() and (sweep_dir / name) in report.files
     stems = {Path(f.png).stem.rsplit("_", 1)[0] for s in report.sections for f in s.figures}
-    assert stems == {"quality_vs_nfe", "paths_vs_round", "nll_vs_nfe"}  # no model cache: no model figures
+    assert stems == {"headline", "quality_vs_nfe", "paths_vs_round", "nll_vs_nfe"}  # no model cache: no model figures
     assert any("no model cache" in n for n in report.notes)
     assert "no model cache" in (sweep_dir / "index.html").read_text()
 

@@ -123,14 +123,15 @@ def test_error_bars_only_with_several_seeds(drawn, tmp_path, seeds, bars):
     assert any(isinstance(c, ErrorbarContainer) for c in ax.containers) == bars
     handles, _ = ax.get_legend_handles_labels()
     assert any(isinstance(h, ErrorbarContainer) for h in handles) == bars  # the legend shows no bar for 1 seed
-    assert ("mean ± std over seeds" in caption) == bars
+    assert ("mean and 95 % t-interval over seeds" in caption) == bars
 
 
 def test_figures_come_before_the_long_tables_which_are_collapsed(fixture_dir):
     write_report(fixture_dir, figures=True)
     html = (fixture_dir / "index.html").read_text()
-    first_figure = html.index("<figure>")
-    assert html.index("w2: best solver per NFE") < first_figure < html.index("All sample-quality metrics")
+    headline = html.index('<img src="figures/headline_moons.png"')  # the headline figure opens the section
+    first_figure = html.index('<img src="figures/quality_vs_nfe_moons.png"')
+    assert headline < html.index("w2: best solver per NFE") < first_figure < html.index("All sample-quality metrics")
     long_table = html[html.index("All sample-quality metrics"):]
     assert long_table.index("<details>") < long_table.index("<table>")
     md = (fixture_dir / "leaderboard.md").read_text()

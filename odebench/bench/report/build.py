@@ -233,13 +233,14 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache,
     those that could not be drawn (each figure on its own: one that fails is a note, never the end of the
     report)."""
     from odebench.bench.report import plots
+    from odebench.bench.report.headline_figure import headline_figure
     from odebench.bench.report.model_figures import model_figures
 
     root = sweep.dir if root is None else root
     f = plottable(sweep.frame[sweep.frame["dataset"] == dataset], sweep.metric_columns())
     # a per-model NLL does not change with the sampler's NFE: only per-cell NLL columns get this figure
     per_cell_nll = [c for c in family_columns(sweep, dataset, family_of("likelihood")) if not sweep.is_per_model(c)]
-    draws = [("paths vs reflow round", lambda: plots.paths_vs_round(f, dataset, root)),
+    draws = [("paths vs reflow round", lambda: plots.paths_vs_round(f, dataset, root, sweep.records)),
              ("NLL vs NFE", lambda: plots.nll_vs_nfe(f, dataset, per_cell_nll, root)),
              ("held-out loss", lambda: training.heldout_figure(training.model_rows(sweep.records, f), dataset,
                                                                root))]
@@ -248,6 +249,8 @@ def dataset_figures(sweep: Sweep, dataset: str, metric: str | None, cache,
         draws.insert(0, ("quality vs NFE", lambda: plots.quality_vs_nfe(f, dataset, metric,
                                                                         sweep.lower_is_better(metric), root,
                                                                         floor)))
+        draws.insert(0, ("headline", lambda: headline_figure(f, dataset, metric, sweep.lower_is_better(metric), root,
+                                                             floor, training.model_rows(sweep.records, f))))
     figs, notes = [], []
     for title, draw in draws:
         try:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from odebench.bench.report.figure_files import is_headline
 from odebench.bench.report.format import unmark
 
 CSS = """
@@ -117,6 +118,16 @@ def _table_block(t, collapsed: bool = False) -> list[str]:
     return [f"<h3>{esc(t.title)}</h3>", f'<p class="caption">{esc(t.caption)}</p>', table, *reading]
 
 
+def _figure_block(fig) -> list[str]:
+    """A figure: title, the PNG linked to its PDF (or itself), and its caption (which lists its outliers)."""
+    esc = html.escape
+    link = fig.pdf or fig.png
+    pdf = f' (<a href="{esc(fig.pdf)}">PDF</a>)' if fig.pdf else ""
+    return ["<figure>", f'<h3>{esc(fig.title)}</h3>',
+            f'<a href="{esc(link)}"><img src="{esc(fig.png)}" alt="{esc(fig.title)}"></a>',
+            f"<figcaption>{esc(fig.caption)}{pdf}</figcaption>", "</figure>"]
+
+
 def _anchor(name: str) -> str:
     return "ds-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
 
@@ -145,15 +156,12 @@ def to_html(report, with_figures: bool = True) -> str:
     for s in report.sections:
         out.append(f'<section id="{_anchor(s.dataset)}">')
         out.append(f"<h2>{esc(s.dataset)}</h2>")
+        figures = s.figures if with_figures else []
+        heads = [f for f in figures if is_headline(f)]  # the headline figure opens the section
+        out += [line for f in heads for line in _figure_block(f)]
         for t in s.first_tables:
             out += _table_block(t)
-        if with_figures:
-            for fig in s.figures:
-                link = fig.pdf or fig.png
-                pdf = f' (<a href="{esc(fig.pdf)}">PDF</a>)' if fig.pdf else ""
-                out += ["<figure>", f'<h3>{esc(fig.title)}</h3>',
-                        f'<a href="{esc(link)}"><img src="{esc(fig.png)}" alt="{esc(fig.title)}"></a>',
-                        f"<figcaption>{esc(fig.caption)}{pdf}</figcaption>", "</figure>"]
+        out += [line for f in figures if not is_headline(f) for line in _figure_block(f)]
         for t in s.long_tables:  # after the figures, collapsed: open them to read every configuration
             out += _table_block(t, collapsed=True)
         out.append("</section>")

@@ -33,6 +33,9 @@ from odebench.bench.report.plots import FigureFile, plt, save, slug
 #: budgets shown in the sample figures, besides each method's best cell
 SAMPLE_BUDGETS = (1, 2, 8)
 TRAJECTORY_SOLVER, TRAJECTORY_NFE = "euler", 64
+#: samples (and held-out points) per scatter panel: enough to show the law, few enough that a sheet of twelve
+#: methods by four budgets stays a palette PNG under 400 KB (it was 1-2 MB at 1000 and 2000 points)
+SCATTER_POINTS = 600
 
 
 class MissingModel(RuntimeError):
@@ -193,9 +196,38 @@ def _height_ratio(lims) -> float:
     return float(np.clip((y1 - y0) / (x1 - x0), 0.45, 1.6))
 
 
+#: a method whose own axis limits are this many times wider than the data's gets its own axes
+OWN_AXES_RATIO = 3.0
+#: trajectory panels per row at most
+TRAJECTORY_COLS = 4
+
+
+def _width(lims) -> float:
+    return max(lims[0][1] - lims[0][0], lims[1][1] - lims[1][0])
+
+
+def trajectory_limits(ref: np.ndarray, trajs: dict[str, np.ndarray]) -> tuple[object, dict[str, object]]:
+    """(shared limits, {label: own limits}) of the trajectory panels: a method whose source draws and samples
+    (``trajs[label]`` [T + 1, n, 2]) spread more than ``OWN_AXES_RATIO`` times as wide as the data ``ref``
+    [M, 2] (an EDM source N(0, 80^2 I) beside N(0, I)) is drawn on its own axes, so that it neither is one
+    dot's worth of panel nor squeezes every other method into one; the shared limits take in the data and
+    every other method's endpoints."""
+    data_width = _width(_limits(ref))
+    own = {}
+    for label, t in trajs.items():
+        mine = _limits(np.concatenate([ref, t[0], t[-1]]))
+        if _width(mine) > OWN_AXES_RATIO * data_width:
+            own[label] = mine
+    shared = [t for label, t in trajs.items() if label not in own]
+    lims = _limits(np.concatenate([ref, *(t[0] for t in shared), *(t[-1] for t in shared)]))
+    return lims, own
+
+
 def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: Path,
                       n_paths: int = 300) -> FigureFile | None:
-    """One panel per method: ``n_paths`` ODE paths from the source (t = 0) to the samples (t = 1)."""
+    """One panel per method, in rows of up to ``TRAJECTORY_COLS``: ``n_paths`` ODE paths from the source
+    (t = 0) to the samples (t = 1); methods with a much wider source law get their own axes
+    (:func:`trajectory_limits`), named in the title and the caption."""
     if not models:
         return None
     trajs, refused = {}, {}
@@ -209,23 +241,34 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
     if not trajs:
         return None
     ref = next(iter(models.values())).problem.target.test[:2000].numpy()
-    lims = _limits(np.concatenate([ref, *(t[0] for t in trajs.values()), *(t[-1] for t in trajs.values())]))
-    width = 4.4
-    fig, axes = plt.subplots(1, len(trajs), figsize=(width * len(trajs), width * _height_ratio(lims) + 0.9),
-                             squeeze=False, layout="constrained")
-    for ax, (label, traj) in zip(axes.flat, trajs.items(), strict=True):
+    lims, own = trajectory_limits(ref, trajs)
+    ncols = min(TRAJECTORY_COLS, len(trajs))
+    nrows = math.ceil(len(trajs) / ncols)
+    width = 3.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, (width * _height_ratio(lims) + 0.5) * nrows
+                                                    + 0.6), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(trajs):]:
+        ax.set_visible(False)
+    for ax, (label, traj) in zip(axes.flat, trajs.items(), strict=False):
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.8", label="target data", rasterized=True)
-        ax.add_collection(LineCollection(traj.transpose(1, 0, 2), colors="C2", linewidths=0.5, alpha=0.35))
-        ax.scatter(traj[0, :, 0], traj[0, :, 1], s=5, c="C0", label="source x0 (t=0)", zorder=3)
-        ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=5, c="C3", label="x1 (t=1)", zorder=3)
-        ax.set(xlim=lims[0], ylim=lims[1], title=label, aspect="equal")
+        ax.add_collection(LineCollection(traj.transpose(1, 0, 2), colors="C2", linewidths=0.5, alpha=0.35,
+                                         rasterized=True))
+        ax.scatter(traj[0, :, 0], traj[0, :, 1], s=4, c="C0", label="source x0 (t=0)", zorder=3, rasterized=True)
+        ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=4, c="C3", label="x1 (t=1)", zorder=3, rasterized=True)
+        mine = own.get(label, lims)
+        ax.set(xlim=mine[0], ylim=mine[1], aspect="equal")
+        ax.set_title(label + ("\n(own axes: wider source)" if label in own else ""), fontsize=9)
         ax.tick_params(labelsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, markerscale=2)
     fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
+    own_text = (f" {', '.join(own)}: drawn on {'its' if len(own) == 1 else 'their'} own axes, "
+                f"{'its' if len(own) == 1 else 'their'} source law spreading more than {OWN_AXES_RATIO:g} times "
+                f"as wide as the data (e.g. EDM's N(0, sigma_max^2 I)); every other panel shares one pair of "
+                f"axes." if own else " Every panel shares one pair of axes.")
     return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
                 f"Paths of the learned ODE from source draws (blue) to its samples (red), integrated with "
-                f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps."
+                f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps." + own_text
                 + "".join(f" Not drawn: {label} ({why})." for label, why in refused.items()))
 
 
@@ -251,7 +294,7 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     image, ref = target.kind == "image", target.test
     lims = None if image else _limits(ref.numpy())
     ratio = 1.0 if image else _height_ratio(lims)
-    fig, axes = plt.subplots(len(panels), ncols, figsize=(3.2 * ncols, (3.2 * ratio + 0.5) * len(panels)),
+    fig, axes = plt.subplots(len(panels), ncols, figsize=(2.8 * ncols, (2.8 * ratio + 0.5) * len(panels)),
                              squeeze=False, layout="constrained")
     for r, (label, (lm, cells)) in enumerate(panels.items()):
         for c, ax in enumerate(axes[r]):
@@ -260,7 +303,7 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 continue
             title, cell, value = cells[c]
             try:
-                x = regenerate(lm, cell, 36 if image else 1000).x
+                x = regenerate(lm, cell, 36 if image else SCATTER_POINTS).x
             except (BudgetTooSmall, Unsupported) as exc:  # a sampler this model refuses: say so in its panel
                 ax.set_axis_off()
                 ax.set_title(title, fontsize=8)
@@ -271,8 +314,8 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 ax.imshow(_image_tile(x, 6), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 ax.set(xticks=[], yticks=[])
             else:
-                ax.scatter(ref[:2000, 0], ref[:2000, 1], s=2, c="0.8", rasterized=True)
-                ax.scatter(x[:, 0], x[:, 1], s=2, c="C3", rasterized=True)
+                ax.scatter(ref[:SCATTER_POINTS, 0], ref[:SCATTER_POINTS, 1], s=1.5, c="0.7", lw=0, rasterized=True)
+                ax.scatter(x[:, 0], x[:, 1], s=2, c="C3", lw=0, rasterized=True)
                 ax.set(xlim=lims[0], ylim=lims[1], aspect="equal")
                 ax.tick_params(labelsize=6)
             sub = f"\n{metric} = {value:.3g}" if value is not None and metric else ""
@@ -287,7 +330,7 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     return save(fig, sweep_dir, f"samples_{slug(dataset)}", f"{dataset}: samples",
                 f"Sample {kind} of each method at NFE 1, 2, 8 (best solver there in the sweep, Euler "
                 f"where the sweep has no such cell) and at its best cell by {metric}.",
-                dpi=100)  # one row per method: at 150 dpi a tier's sheet is 2-3 MB of committed PNG
+                dpi=90)  # one row per method: with SCATTER_POINTS, a 12-method sheet stays under 400 KB
 
 
 def model_figures(frame: pd.DataFrame, records: dict[str, dict], dataset: str, metric: str | None,

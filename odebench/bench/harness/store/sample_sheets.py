@@ -1,4 +1,9 @@
-"""Sample sheets: one PNG per image cell, ``<sweep>/samples/<cell_id>.png``, for eyeballing a sweep."""
+"""Sample sheets: one PNG per image cell, ``<sweep>/samples/<cell_id>.png``, for eyeballing a sweep.
+
+A colour sheet is stored as an 8-bit palette PNG (256 colours by median cut, no dithering) and every sheet is
+written with PNG optimisation: a sheet of 64 colour samples at 64 x 64 pixels stays under 400 KB even when the
+samples are noise (``MAX_SHEET_BYTES``), a third of the RGB file; grey sheets (8 x 8 digits) are 8-bit already.
+"""
 
 from __future__ import annotations
 
@@ -34,9 +39,23 @@ def sheet_image(samples: Tensor, n: int = 64, pad: int = 1, scale: int | None = 
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST) if scale > 1 else img
 
 
+#: the size a sheet of up to 64 samples of 64 x 64 pixels stays under (tests/report/test_figure_files.py)
+MAX_SHEET_BYTES = 400_000
+
+
+def sheet_png(samples: Tensor, n: int = 64) -> bytes:
+    """The sheet of ``samples`` as PNG bytes: palette PNG for colour samples, 8-bit grey for one channel."""
+    from PIL import Image
+
+    img = sheet_image(samples, n)
+    if img.mode == "RGB":
+        img = img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def save_sample_sheet(samples: Tensor, path: str | Path, n: int = 64, *, root: str | Path) -> str:
     """Write the sheet of ``samples`` to ``path`` (inside ``root``) atomically; returns the path as a string."""
-    buf = io.BytesIO()
-    sheet_image(samples, n).save(buf, format="PNG")
-    atomic_write_bytes(Path(path), buf.getvalue(), root=root)
+    atomic_write_bytes(Path(path), sheet_png(samples, n), root=root)
     return str(path)

@@ -1,0 +1,90 @@
+"""One colour and one marker per solver and per method, fixed by name, in every figure of every report.
+
+A figure used to colour its lines by their position in that figure (``C0``, ``C1``, ...), so Euler was green
+in one figure and orange in the next. Here a name maps to a colour by a fixed table for the solvers and method
+families the library ships, and any other name (a new solver, a method configuration such as ``rf(k=2)``) to a
+colour of :data:`EXTRA` chosen by a hash of the name (``hashlib``, not Python's salted ``hash``): the same name
+gets the same colour in every figure, process and run. Colours of the fixed tables are tab10/tab20 entries,
+told apart in print; the hashed ones come from the rest of tab20 and the dark Set1/Dark2 entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+#: solver -> colour (grid variants such as 'euler/edm' take the colour of their solver and a marker of their own)
+SOLVERS = {
+    "euler": "#2ca02c", "heun": "#9467bd", "midpoint": "#8c564b", "rk4": "#e377c2", "dopri5": "#1f77b4",
+    "dpmpp_2m": "#ff7f0e", "dpmpp_2m_sde": "#ffbb78", "dpmpp_3m": "#bcbd22", "euler_maruyama": "#d62728",
+    "ddim": "#17becf", "ddim_eta1": "#9edae5", "ancestral": "#7f7f7f", "edm_heun": "#c5b0d5",
+    "edm_sde": "#ff9896", "pc": "#8c6d31", "unipc": "#393b79",
+}
+
+#: method family (the name before any '(' of its label) -> colour
+METHODS = {
+    "rf": "#1f77b4", "fm_ot": "#ff7f0e", "fm_diffusion": "#2ca02c", "otcfm": "#d62728", "ddpm": "#9467bd",
+    "edm": "#8c564b", "interpolant": "#e377c2", "curvature_min": "#7f7f7f", "score_ve": "#bcbd22",
+}
+
+#: colours a name outside the tables (or a configuration of a family) may hash to
+EXTRA = ("#aec7e8", "#98df8a", "#c49c94", "#f7b6d2", "#dbdb8d", "#17becf", "#393b79", "#637939", "#8c6d31",
+         "#843c39", "#7b4173", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+         "#e41a1c", "#377eb8", "#4daf4a")
+
+#: markers a name may take (by hash; the family's own configurations differ by marker where colours repeat)
+MARKERS = "osD^vP*X<>ph"
+
+
+def _hash(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+def family(label: str) -> str:
+    """The method family of a label: 'rf(k=2, distill=True) [train.steps=300]' -> 'rf'."""
+    return re.split(r"[(\s\[]", label.strip(), maxsplit=1)[0]
+
+
+def solver_color(name: str) -> str:
+    """The colour of a solver ('euler', 'euler/edm' -> Euler's colour); a new name hashes to a stable one."""
+    base = name.split("/", 1)[0]
+    return SOLVERS.get(base) or EXTRA[_hash(base) % len(EXTRA)]
+
+
+#: how far a configuration's colour is mixed towards black (< 0) or white (> 0) from its family's
+SHADES = (-0.5, -0.28, 0.28)
+#: line styles of a family's configurations (its plain label is solid)
+STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1)))
+
+
+def _mix(color: str, amount: float) -> str:
+    """``color`` (#rrggbb) mixed towards black (amount < 0) or white (amount > 0) by |amount|."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    target = 0 if amount < 0 else 255
+    out = [round(c + abs(amount) * (target - c)) for c in rgb]
+    return "#" + "".join(f"{c:02x}" for c in out)
+
+
+def family_color(fam: str) -> str:
+    """The colour of a method family: the table's, or a stable hashed one."""
+    return METHODS.get(fam) or EXTRA[_hash(fam) % len(EXTRA)]
+
+
+def method_color(label: str) -> str:
+    """The colour of a method label: its family's for the plain label ('rf', 'edm'), and for a configuration of
+    it ('rf(k=2)') the family's colour darkened or lightened by a stable hash of the label, so that a family
+    reads as one hue in every figure."""
+    fam = family(label)
+    base = family_color(fam)
+    return base if label == fam else _mix(base, SHADES[_hash(label) % len(SHADES)])
+
+
+def method_style(label: str):
+    """The line style of a method label: solid for a family's plain label, a stable hashed dash for a
+    configuration of it (with :func:`method_color`, configurations of one family stay apart)."""
+    return "-" if label == family(label) else STYLES[_hash(label + "/style") % len(STYLES)]
+
+
+def marker_of(name: str) -> str:
+    """A stable marker for any name (a solver in the headline figure, a solver grid variant)."""
+    return MARKERS[_hash(name) % len(MARKERS)]
