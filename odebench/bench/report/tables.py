@@ -25,6 +25,8 @@ from odebench.bench.harness.store.packed import PACKED
 from odebench.bench.harness.store.records import RecordStore, method_label, records_frame
 from odebench.bench.harness.store.versions import change_of, current_cell_ids, flat_config, short
 from odebench.bench.report.format import best_positions, fmt_mean_std, fmt_sig, mark
+from odebench.bench.report.source_laws import STANDARD, source_law
+from odebench.bench.report.suitability import OFF_GRID, prefer_suitable
 from odebench.metrics.registry import headline_order
 
 CONFIG_KEYS = ["dataset", "method", "solver", "budget"]
@@ -124,6 +126,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         for k in hparams:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
+        frame["source_law"] = [source_law(r["config"]) for r in records]  # the path metrics' t = 0 law
         frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
         flats = [flat_config(r["config"], (r.get("runtime") or {}).get("precision")) for r in records]
         frame["config_key"] = [config_hash(f) for f in flats]
@@ -303,8 +306,10 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
                       floor=None) -> pd.DataFrame:
     """Rows: methods; columns: budgets; cell: the best solver's mean ± std at that budget, solver named.
 
-    For each (method, budget) the solver with the best mean over its ok seeds wins; a budget no solver
-    finished reads the statuses of its cells. Adaptive budgets also give the NFE actually used. With the
+    For each (method, budget) the solver with the best mean over its ok seeds wins, among the samplers on the
+    method's own time grids (odebench.bench.report.suitability) where it has any there, else among the others
+    with the pick marked OFF_GRID ("[euler†]"); a budget no solver finished reads the statuses of its cells.
+    Adaptive budgets also give the NFE actually used. With the
     metric's two-sample ``floor`` (odebench.bench.report.floors.Floor) the table ends with a floor row, a value
     within the floor's spread of its column's best is marked NEAR, and so is a solver pick ("[heun≈]") that
     another solver at that budget comes within the floor's spread of.
@@ -322,6 +327,7 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
                 row[budget] = ""
                 continue
             ok = gb[(gb["status"] == "ok") & gb[metric].notna()]
+            ok, off_grid = prefer_suitable(ok)  # never a sampler off the method's own grids while one is on them
             means = ok.groupby("solver")[metric].mean().to_dict()
             if not means:
                 row[budget] = status_text(gb["status"])
@@ -332,7 +338,8 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
             gs = gb[gb["solver"] == solver]
             tied = floor is not None and any(abs(v - means[solver]) < floor.std for s, v in means.items()
                                              if s != solver)
-            text = f"{cell_text(gs, metric)} [{solver}{NEAR.strip() if tied else ''}"
+            text = (f"{cell_text(gs, metric)} [{solver}{OFF_GRID if off_grid else ''}"
+                    f"{NEAR.strip() if tied else ''}")
             if gs["is_adaptive"].all():
                 text += f", NFE {nfe_text(gs)}"
             row[budget] = text + "]"
@@ -421,6 +428,15 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better
     row = {**{c: "" for c in out.columns}, "method": FLOOR_LABEL, "budget": f"n = {', '.join(map(str, n))}",
            **{c: f.text() for c, f in floors.items()}}
     return pd.concat([out, pd.DataFrame([row], columns=out.columns)], ignore_index=True)
+
+
+def by_source_law(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of ``frame`` per source law (odebench.bench.report.source_laws), N(0, I) first: the path metrics
+    of two source laws are never ranked in one column."""
+    if frame.empty or "source_law" not in frame:
+        return [(STANDARD, frame)]
+    laws = sorted(frame["source_law"].unique(), key=lambda law: (law != STANDARD, law))
+    return [(law, frame[frame["source_law"] == law]) for law in laws]
 
 
 def _is_bound(column: str) -> bool:
