@@ -93,3 +93,28 @@ def test_report_caches_floors_in_the_sweep_folder(tmp_path):
 @pytest.mark.parametrize("metric", ["fid"])
 def test_expensive_metrics_have_no_floor(metric):
     assert fl.floor_metrics([metric, "w2", "straightness", "nll.bpd"]) == ["w2"]
+
+
+def test_seeds_with_their_own_data_draws_share_one_row_and_pool_their_floors(tmp_path, monkeypatch):
+    """data_seed = "per_seed": the records carry each seed's data seed; a configuration's seeds stay one row
+    (the data seed is a replicate axis, never a variant label), and the floor pools the draws of every data seed,
+    each computed as a fixed data seed's floor is."""
+    import test_report
+    from test_report import write_fixture
+
+    from odebench.bench.report.tables import load_sweep, summary_frame
+
+    monkeypatch.setattr(test_report, "RAW_SPEC", {**test_report.RAW_SPEC, "data_seed": "per_seed"})
+    sweep_dir = tmp_path / "fixture"
+    records = write_fixture(sweep_dir)
+    assert {(r["config"]["seed"], r["config"]["data_seed"]) for r in records} == {(0, 0), (1, 1)}
+    sweep = load_sweep(sweep_dir)
+    assert set(sweep.frame["method"]) == {"fm_ot", "rf", "rf(k=2)"}  # no "[data_seed=...]" variants
+    summary = summary_frame(sweep)
+    assert (summary["n_seeds"] == 2).all()
+    floors, notes = fl.sweep_floors(sweep, write=False)
+    assert not [n for n in notes if "differ" in n]
+    floor = floors["moons"]["w2"]
+    assert len(floor.values) == 2 * fl.DRAWS and "pooled over the 2 data seeds" in floor.draw
+    alone = [fl.compute_floor("moons", d, {}, 64, "w2", {})["values"]["w2"] for d in (0, 1)]
+    assert list(floor.values) == alone[0] + alone[1]
