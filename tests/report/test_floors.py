@@ -118,3 +118,23 @@ def test_seeds_with_their_own_data_draws_share_one_row_and_pool_their_floors(tmp
     assert len(floor.values) == 2 * fl.DRAWS and "pooled over the 2 data seeds" in floor.draw
     alone = [fl.compute_floor("moons", d, {}, 64, "w2", {})["values"]["w2"] for d in (0, 1)]
     assert list(floor.values) == alone[0] + alone[1]
+
+
+def test_claims_pair_seeds_with_their_own_data_draws_by_seed(tmp_path, monkeypatch):
+    """With data_seed = "per_seed" a claim's A - B pairs each seed's A with the same seed's (and data draw's) B:
+    the fixture's rf k = 2 minus k = 1 straightness is -0.15 at every seed, so the paired differences have no
+    spread (paired across seeds they would differ by 0.002), over both seeds."""
+    import test_report
+    from test_report import write_fixture
+
+    from odebench.bench.report import claims
+    from odebench.bench.report import claims_table as ct
+    from odebench.bench.report.tables import load_sweep
+
+    monkeypatch.setattr(test_report, "RAW_SPEC", {**test_report.RAW_SPEC, "data_seed": "per_seed"})
+    write_fixture(tmp_path / "fixture")
+    sweep = load_sweep(tmp_path / "fixture")
+    check = next(c for c in ct.CHECKS if (c.claim, c.part) == (2, "a"))
+    (row,) = claims.evaluate_check(sweep, check, "moons", {})
+    assert row["n"] == 2 and row["diff_mean"] == pytest.approx(-0.15)
+    assert row["diff_hi"] - row["diff_lo"] == pytest.approx(0.0, abs=1e-12)
