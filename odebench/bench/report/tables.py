@@ -12,6 +12,7 @@ ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         frame["source_law"] = [source_law(r["config"]) for r in records]  # the path metrics' t = 0 law
         frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
         flats = [flat_config(r["config"], (r.get("runtime") or {}).get("precision")) for r in records]
-        frame["config_key"] = [config_hash(f) for f in flats]
+        frame["config_key"] = config_keys(flats, [r["config"].get("data_seed") for r in records])
         frame["variant"] = variant_labels(list(frame["dataset"]), flats)
         # a configuration difference the method label does not show (training, net, eval, data options,
         # precision) joins it, so no table, figure or CSV row ever averages two configurations
@@ -148,6 +149,18 @@ def corrupt_note(path: Path, reason: str) -> str:
         return f"pack line {path.name} is unsound ({reason}): left out of the tables"
     return (f"record {path.name} is corrupt ({reason}): left out of the tables; the next `odebench run` of this "
             f"sweep moves it aside and evaluates its cell again")
+
+
+def config_keys(flats: list[dict[str, str]], data_seeds: list[Any]) -> list[str]:
+    """Per record, the hash of its configuration less the seed (leaderboard.csv's ``config_key``): of its flat
+    config with the data seed its configuration's records share, or "per_seed" where they differ (seeds with
+    their own data draws; the data seed is a replicate axis, ``versions.AXES``)."""
+    groups: dict[str, set[str]] = {}
+    hashes = [config_hash(f) for f in flats]
+    for h, d in zip(hashes, data_seeds, strict=True):
+        groups.setdefault(h, set()).add(json.dumps(d))
+    return [config_hash({**f, "data_seed": next(iter(groups[h])) if len(groups[h]) == 1 else '"per_seed"'})
+            for f, h in zip(flats, hashes, strict=True)]
 
 
 def variant_labels(datasets: list[str], flats: list[dict[str, str]]) -> list[str]:
