@@ -402,16 +402,12 @@ SECTION_START, SECTION_END = "<!-- odebench:claims -->", "<!-- /odebench:claims 
 
 
 def to_html_section(claims: Claims) -> str:
-    """The claims section of index.html, between markers so that ``odebench claims`` can replace it."""
-    import html
+    """The claims section of index.html (odebench.bench.report.claims_page: the verdicts at a glance, then the
+    table), between markers so that ``odebench claims`` can replace it."""
+    from odebench.bench.report.claims_page import claims_section
 
-    from odebench.bench.report.html import table_html
-
-    return "\n".join([SECTION_START, '<section id="claims">', "<h2>Claims</h2>",
-                      f'<p class="caption">{html.escape(RULE)} Full precision: <a href="claims.csv">claims.csv</a>, '
-                      f'<a href="claims.md">claims.md</a>.</p>',
-                      f"<details open><summary>{len(claims.rows)} row(s)</summary>",
-                      table_html(display_frame(claims)), "</details>", "</section>", SECTION_END])
+    rows = pd.DataFrame(claims.rows) if claims.rows else claims.frame()  # every column the rows carry
+    return "\n".join([SECTION_START, claims_section(rows, display_frame(claims), RULE), SECTION_END])
 
 
 def splice_html(page: str, section: str) -> str:

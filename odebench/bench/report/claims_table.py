@@ -114,6 +114,9 @@ CHECKS: tuple[Check, ...] = (
     Check(10, "", "A stochastic interpolant's ODE and SDE samplers give the same law (distance to the data, NFE 64)",
           "interpolant", Side("interpolant", {}, "euler_maruyama", 64), Side("interpolant", {}, "euler", 64),
           HEADLINE, "same_floor"),
+    *(Check(12, teacher, f"Consistency distillation's one step beats one Euler step of its teacher ({teacher})",
+            "consistency_distillation", Side("consistency_distillation", {"teacher": teacher}, "consistency", 1),
+            Side(teacher, {}, "euler", 1), HEADLINE, "below", "gaussian") for teacher in ("edm", "fm_ot")),
 )
 
 #: claim 11 is a measurement, not a comparison: its rows rank the methods (odebench.bench.report.claims)
