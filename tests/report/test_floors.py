@@ -135,6 +135,6 @@ def test_claims_pair_seeds_with_their_own_data_draws_by_seed(tmp_path, monkeypat
     write_fixture(tmp_path / "fixture")
     sweep = load_sweep(tmp_path / "fixture")
     check = next(c for c in ct.CHECKS if (c.claim, c.part) == (2, "a"))
-    (row,) = claims.evaluate_check(sweep, check, "moons", {})
+    (row,) = claims.evaluate_check(sweep, check, "moons", claims.Context())
     assert row["n"] == 2 and row["diff_mean"] == pytest.approx(-0.15)
     assert row["diff_hi"] - row["diff_lo"] == pytest.approx(0.0, abs=1e-12)
