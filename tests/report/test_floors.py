@@ -138,3 +138,29 @@ def test_claims_pair_seeds_with_their_own_data_draws_by_seed(tmp_path, monkeypat
     (row,) = claims.evaluate_check(sweep, check, "moons", claims.Context())
     assert row["n"] == 2 and row["diff_mean"] == pytest.approx(-0.15)
     assert row["diff_hi"] - row["diff_lo"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_data_hparam_resolved_per_data_draw_keeps_one_row(tmp_path):
+    """score_ve's sigma_max = "data" is resolved from each seed's own training split under data_seed =
+    "per_seed", so its records hold a different number per seed: the tables label it score_ve, one configuration
+    over the seeds, while a number given in the spec still labels its own row."""
+    from test_report import SCHEMA_VERSION, RecordStore, parse_spec
+
+    from odebench.bench.harness.execution.data_hparams import resolve_spec
+    from odebench.bench.report.tables import load_sweep, summary_frame
+
+    raw = {"name": "drawn", "seeds": [0, 1, 2], "data_seed": "per_seed", "datasets": [{"target": "moons"}],
+           "methods": [{"name": "score_ve"}, {"name": "score_ve", "sigma_max": 6.0}],
+           "solvers": [{"name": "euler", "nfe": [4]}], "eval": {"n_samples": 64, "metrics": ["w2"]}}
+    spec, _ = resolve_spec(parse_spec(raw))
+    drawn = {c.method["sigma_max"] for c in spec.cells if c.method["sigma_max"] != 6.0}
+    assert len(drawn) > 1  # the three training splits differ, and so does the rule's number
+    store = RecordStore(tmp_path / "drawn")
+    for c in spec.cells:
+        store.write({"schema_version": SCHEMA_VERSION, "cell_id": c.id, "config": c.config(), "config_hash": c.id,
+                     "environment": {}, "created": 0.0, "status": "ok", "reason": None, "nfe": 4,
+                     "nfe_requested": 4, "metrics": {"w2": 0.1 * (1 + c.seed)},
+                     "metric_info": {"w2": {"higher_is_better": False}}})
+    sweep = load_sweep(tmp_path / "drawn")
+    assert sorted(set(sweep.frame["method"])) == ["score_ve", "score_ve(sigma_max=6.0)"]
+    assert (summary_frame(sweep)["n_seeds"] == 3).all()

@@ -34,6 +34,8 @@ def _prior_law(method_json: str) -> str:
     name = method.get("name")
     if name not in METHODS:
         return STANDARD
+    if any(method.get(k) == "data" for k in METHODS.get(name).data_hparams):
+        return f"{name}'s prior, scaled by each data draw"  # resolved per seed (tables.drawn_hparams_as_data)
     try:
         prior = get_method(name, **{k: v for k, v in method.items() if k != "name"}).prior((1,))
     except Exception:  # a config this version refuses (an old record): its class default is the best guess

@@ -104,6 +104,9 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     records = [r for r in every if current is None or r["cell_id"] in current]
     earlier = [r for r in every if current is not None and r["cell_id"] not in current]
     frame = records_frame(records)
+    shown = [{**r["config"], "method": m} for r, m in zip(records, drawn_hparams_as_data(records), strict=True)]
+    if not frame.empty:  # a data hparam resolved per data draw labels as "data", one row over the seeds
+        frame["method"] = [method_label(c["method"]) for c in shown]
     higher: dict[str, bool] = {}
     per_model: set[str] = set()
     metric_names: set[str] = set()
@@ -127,9 +130,9 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         for k in hparams:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
-        frame["source_law"] = [source_law(r["config"]) for r in records]  # the path metrics' t = 0 law
+        frame["source_law"] = [source_law(c) for c in shown]  # the path metrics' t = 0 law
         frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
-        flats = [flat_config(r["config"], (r.get("runtime") or {}).get("precision")) for r in records]
+        flats = [flat_config(c, (r.get("runtime") or {}).get("precision")) for c, r in zip(shown, records, strict=True)]
         frame["config_key"] = config_keys(flats, [r["config"].get("data_seed") for r in records])
         frame["variant"] = variant_labels(list(frame["dataset"]), flats)
         # a configuration difference the method label does not show (training, net, eval, data options,
@@ -149,6 +152,39 @@ def corrupt_note(path: Path, reason: str) -> str:
         return f"pack line {path.name} is unsound ({reason}): left out of the tables"
     return (f"record {path.name} is corrupt ({reason}): left out of the tables; the next `odebench run` of this "
             f"sweep moves it aside and evaluates its cell again")
+
+
+def drawn_hparams_as_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per record, its method config as the tables label it: a data hparam (``Method.data_hparams``, e.g.
+    score_ve's sigma_max) whose resolved value is not held at every data seed of its configuration reads "data",
+    the spec's value, since it was resolved from each seed's own data draw (``data_seed = "per_seed"``) and is
+    then a replicate axis like the data seed; a value held at every data seed (a number the spec gave, or a rule
+    that gave every draw the same) keeps the config as recorded."""
+    from odebench.methods import METHODS
+
+    def drawn(method: dict[str, Any]) -> tuple[str, ...]:
+        name = method.get("name")
+        return tuple(k for k in (METHODS.get(name).data_hparams if name in METHODS else {}) if k in method)
+
+    keys = [drawn(r["config"]["method"]) for r in records]
+    seeds_of: dict[str, set[str]] = {}  # configuration less its data hparams -> its data seeds
+    seeds_at: dict[tuple[str, str], set[str]] = {}  # (that, the data hparams' values) -> the data seeds holding them
+    where = []
+    for r, ks in zip(records, keys, strict=True):
+        c = r["config"]
+        base = config_hash(flat_config({**c, "method": {k: v for k, v in c["method"].items() if k not in ks}}))
+        value = json.dumps([c["method"][k] for k in ks], default=str)
+        where.append((base, value))
+        seed = json.dumps(c.get("data_seed"))
+        seeds_of.setdefault(base, set()).add(seed)
+        seeds_at.setdefault((base, value), set()).add(seed)
+    out = []
+    for r, ks, (base, value) in zip(records, keys, where, strict=True):
+        method = r["config"]["method"]
+        if ks and seeds_at[(base, value)] != seeds_of[base]:
+            method = {**method, **{k: "data" for k in ks}}
+        out.append(method)
+    return out
 
 
 def config_keys(flats: list[dict[str, str]], data_seeds: list[Any]) -> list[str]:
