@@ -74,6 +74,11 @@ class Method(ABC):
     #: hparams whose value "data" the harness replaces, before any training, by ``resolve_data_hparam`` of the
     #: training split (name -> what is computed); the resolved number keys the cache and goes into records
     data_hparams: ClassVar[dict[str, str]] = {}
+    #: time grids (odebench.bench.core.time_grids) on which the method's fixed-step samplers are meant to run,
+    #: and why (empty: any grid). A cell on another grid is still run and shown, but the report's best-solver pick
+    #: and claim 11's ranking leave it out and say so (odebench.bench.report.suitability)
+    suitable_grids: ClassVar[tuple[str, ...]] = ()
+    grid_note: ClassVar[str] = ""
 
     def __init__(self, **hparams: Any):
         self.hparams: dict[str, Any] = dict(hparams)

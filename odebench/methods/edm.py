@@ -60,6 +60,9 @@ class EDM(GaussianDiffusion):
     needs_gaussian_source = True
     # sigma_min only moves where sampling stops; the churn settings act only in ``edm_sde``
     sampling_hparams = ("sigma_min", "s_churn", "s_tmin", "s_tmax", "s_noise")
+    # the uniform grid is uniform in sigma (EDM's 'linear' discretisation, far worse at small budgets)
+    suitable_grids = ("edm", "logsnr")
+    grid_note = "EDM samples on its rho = 7 noise levels (grid edm) or the log-SNR grid; uniform in sigma is far worse"
 
     def __init__(self, sigma_data: float = 0.5, p_mean: float = -1.2, p_std: float = 1.2, sigma_min: float = 0.002,
                  sigma_max: float = 80.0, s_churn: float = 40.0, s_tmin: float = 0.05, s_tmax: float = 50.0,

@@ -204,6 +204,25 @@ def test_networks_whose_products_are_compute_bound_do_not_stack(tmp_path):
     assert step_flops("fm_ot, hidden 256", method_at(cell, 0), cell) > STACK_MAX_FLOPS
 
 
+def test_seeds_with_their_own_data_draws_stack_and_each_trains_on_its_own_draw(tmp_path, monkeypatch):
+    """data_seed = "per_seed": the three seeds of a configuration, each with its own data draw, still train as one
+    stack, and every member's records and weights are those of its own training on its own draw."""
+    spec = parse_spec({**stack_spec(), "data_seed": "per_seed"})
+    assert {(c.seed, c.data_seed) for c in spec.cells} == {(0, 0), (1, 1), (2, 2)}
+    sizes = spy_stacks(monkeypatch)
+    run_sweep(spec, tmp_path / "stacked", progress=False)
+    assert sorted(sizes) == [3, 3, 3]
+    run_sweep(spec, tmp_path / "alone", progress=False, seed_stacks=False)
+    stacked = records(tmp_path / "stacked" / "stacks" / "cells")
+    assert stacked == records(tmp_path / "alone" / "stacks" / "cells")
+    assert sorted((r["config"]["seed"], r["config"]["data_seed"]) for r in stacked.values()) == \
+        [(0, 0), (0, 0), (1, 1), (1, 1), (2, 2), (2, 2)]
+    files = {run: {p.name.split(".")[0]: load_file(p) for p in (tmp_path / run / ".cache" / "models").glob(
+        "*.safetensors")} for run in ("stacked", "alone")}
+    assert len(files["alone"]) == 9 and files["stacked"].keys() == files["alone"].keys()
+    for key, tensors in files["alone"].items():
+        assert all(torch.equal(t, files["stacked"][key][name]) for name, t in tensors.items())
+
 def _stop_by_initial_loss(curve) -> bool:
     """A stand-in convergence rule that stops each member at its own evaluation: the 9th to the 13th, and never
     for one in five, by the member's held-out loss at step 0 (the same for its stacked and its own training)."""

@@ -175,3 +175,45 @@ def test_dry_run_prints_skips_parents_and_done_cells_without_training(tmp_path, 
     assert "rf(k=2, n_pairs=64) on moons seed 0, from rf on moons seed 0: 3 cells" in text
     assert "rf on moons seed 0: 0 cells" in text
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_data_seed_per_seed_gives_each_seed_its_own_data_draw():
+    """data_seed = "per_seed": every cell's data seed is its seed; an integer keeps one draw for all; seed 0's
+    cells keep the ids they have under data_seed = 0."""
+    raw = tiny_spec(seeds=[0, 3, 7])
+    fixed = parse_spec({**raw, "data_seed": 0})
+    per_seed = parse_spec({**raw, "data_seed": "per_seed"})
+    assert {(c.seed, c.data_seed) for c in per_seed.cells} == {(0, 0), (3, 3), (7, 7)}
+    assert {c.data_seed for c in fixed.cells} == {0}
+    assert {c.id for c in per_seed.cells if c.seed == 0} == {c.id for c in fixed.cells if c.seed == 0}
+    assert all(c.config()["data_seed"] == c.seed for c in per_seed.cells)  # what the records' configs carry
+    assert {c.training_key() for c in per_seed.cells if c.seed == 3}.isdisjoint(
+        {c.training_key() for c in fixed.cells if c.seed == 3})
+
+
+@pytest.mark.parametrize("value", ["each", -1, 1.5, True, [0, 1]])
+def test_a_bad_data_seed_names_both_forms(value):
+    (problem,) = problems_of(tiny_spec(data_seed=value))
+    assert problem.startswith("data_seed:") and '"per_seed"' in problem and "integer" in problem
+
+
+def test_a_bad_data_seed_is_exit_2_without_a_traceback(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(to_toml(tiny_spec(data_seed="seed")))
+    assert main(["run", "--spec", str(spec), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "data_seed" in err and "per_seed" in err and "Traceback" not in err
+
+
+def test_a_solver_entry_may_name_the_methods_it_runs_on():
+    raw = tiny_spec(methods=[{"name": "fm_ot"}, {"name": "edm"}], seeds=[0, 1],
+                    solvers=[{"name": "euler", "nfe": [4]},
+                             {"name": "edm_heun", "nfe": [4, 16], "grid": "edm", "methods": ["edm"]}])
+    cells = parse_spec(raw).cells
+    assert {(c.method["name"], c.solver_label) for c in cells} == {
+        ("fm_ot", "euler"), ("edm", "euler"), ("edm", "edm_heun/edm")}
+    assert len([c for c in cells if c.solver == "edm_heun"]) == 2 * 2  # two budgets, two seeds
+    (problem,) = problems_of({**raw, "solvers": [{"name": "euler", "nfe": [4], "methods": ["edmm"]}]})
+    assert problem.startswith("solvers[0].methods:") and "'edmm'" in problem and "edm, fm_ot" in problem
+    (problem,) = problems_of({**raw, "solvers": [{"name": "euler", "nfe": [4], "methods": "edm"}]})
+    assert problem.startswith("solvers[0].methods:") and "non-empty list" in problem

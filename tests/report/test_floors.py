@@ -93,3 +93,74 @@ def test_report_caches_floors_in_the_sweep_folder(tmp_path):
 @pytest.mark.parametrize("metric", ["fid"])
 def test_expensive_metrics_have_no_floor(metric):
     assert fl.floor_metrics([metric, "w2", "straightness", "nll.bpd"]) == ["w2"]
+
+
+def test_seeds_with_their_own_data_draws_share_one_row_and_pool_their_floors(tmp_path, monkeypatch):
+    """data_seed = "per_seed": the records carry each seed's data seed; a configuration's seeds stay one row
+    (the data seed is a replicate axis, never a variant label), and the floor pools the draws of every data seed,
+    each computed as a fixed data seed's floor is."""
+    import test_report
+    from test_report import write_fixture
+
+    from odebench.bench.report.tables import load_sweep, summary_frame
+
+    monkeypatch.setattr(test_report, "RAW_SPEC", {**test_report.RAW_SPEC, "data_seed": "per_seed"})
+    sweep_dir = tmp_path / "fixture"
+    records = write_fixture(sweep_dir)
+    assert {(r["config"]["seed"], r["config"]["data_seed"]) for r in records} == {(0, 0), (1, 1)}
+    sweep = load_sweep(sweep_dir)
+    assert set(sweep.frame["method"]) == {"fm_ot", "rf", "rf(k=2)"}  # no "[data_seed=...]" variants
+    summary = summary_frame(sweep)
+    assert (summary["n_seeds"] == 2).all()
+    floors, notes = fl.sweep_floors(sweep, write=False)
+    assert not [n for n in notes if "differ" in n]
+    floor = floors["moons"]["w2"]
+    assert len(floor.values) == 2 * fl.DRAWS and "pooled over the 2 data seeds" in floor.draw
+    alone = [fl.compute_floor("moons", d, {}, 64, "w2", {})["values"]["w2"] for d in (0, 1)]
+    assert list(floor.values) == alone[0] + alone[1]
+
+
+def test_claims_pair_seeds_with_their_own_data_draws_by_seed(tmp_path, monkeypatch):
+    """With data_seed = "per_seed" a claim's A - B pairs each seed's A with the same seed's (and data draw's) B:
+    the fixture's rf k = 2 minus k = 1 straightness is -0.15 at every seed, so the paired differences have no
+    spread (paired across seeds they would differ by 0.002), over both seeds."""
+    import test_report
+    from test_report import write_fixture
+
+    from odebench.bench.report import claims
+    from odebench.bench.report import claims_table as ct
+    from odebench.bench.report.tables import load_sweep
+
+    monkeypatch.setattr(test_report, "RAW_SPEC", {**test_report.RAW_SPEC, "data_seed": "per_seed"})
+    write_fixture(tmp_path / "fixture")
+    sweep = load_sweep(tmp_path / "fixture")
+    check = next(c for c in ct.CHECKS if (c.claim, c.part) == (2, "a"))
+    (row,) = claims.evaluate_check(sweep, check, "moons", claims.Context())
+    assert row["n"] == 2 and row["diff_mean"] == pytest.approx(-0.15)
+    assert row["diff_hi"] - row["diff_lo"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_data_hparam_resolved_per_data_draw_keeps_one_row(tmp_path):
+    """score_ve's sigma_max = "data" is resolved from each seed's own training split under data_seed =
+    "per_seed", so its records hold a different number per seed: the tables label it score_ve, one configuration
+    over the seeds, while a number given in the spec still labels its own row."""
+    from test_report import SCHEMA_VERSION, RecordStore, parse_spec
+
+    from odebench.bench.harness.execution.data_hparams import resolve_spec
+    from odebench.bench.report.tables import load_sweep, summary_frame
+
+    raw = {"name": "drawn", "seeds": [0, 1, 2], "data_seed": "per_seed", "datasets": [{"target": "moons"}],
+           "methods": [{"name": "score_ve"}, {"name": "score_ve", "sigma_max": 6.0}],
+           "solvers": [{"name": "euler", "nfe": [4]}], "eval": {"n_samples": 64, "metrics": ["w2"]}}
+    spec, _ = resolve_spec(parse_spec(raw))
+    drawn = {c.method["sigma_max"] for c in spec.cells if c.method["sigma_max"] != 6.0}
+    assert len(drawn) > 1  # the three training splits differ, and so does the rule's number
+    store = RecordStore(tmp_path / "drawn")
+    for c in spec.cells:
+        store.write({"schema_version": SCHEMA_VERSION, "cell_id": c.id, "config": c.config(), "config_hash": c.id,
+                     "environment": {}, "created": 0.0, "status": "ok", "reason": None, "nfe": 4,
+                     "nfe_requested": 4, "metrics": {"w2": 0.1 * (1 + c.seed)},
+                     "metric_info": {"w2": {"higher_is_better": False}}})
+    sweep = load_sweep(tmp_path / "drawn")
+    assert sorted(set(sweep.frame["method"])) == ["score_ve", "score_ve(sigma_max=6.0)"]
+    assert (summary_frame(sweep)["n_seeds"] == 3).all()

@@ -103,10 +103,20 @@ def test_change_of_says_what_changed():
     assert change_of(bigger_net, now) == "net.hidden=32 (now 16)"
 
 
-def test_flat_config_leaves_out_seed_and_budget_but_keeps_everything_else():
+def test_flat_config_leaves_out_seed_data_seed_and_budget_but_keeps_everything_else():
     a, b = parse_spec(tiny_spec(seeds=[0, 1], solvers=[{"name": "euler", "nfe": [4]}])).cells
     assert flat_config(a.config()) == flat_config(b.config())
     flat = flat_config(a.config())
-    assert {"train.steps", "net.hidden", "eval.n_samples", "method.name", "target", "data_seed"} <= set(flat)
-    assert not {"seed", "nfe", "solver", "tol", "sweep"} & set(flat)
+    assert {"train.steps", "net.hidden", "eval.n_samples", "method.name", "target"} <= set(flat)
+    assert not {"seed", "data_seed", "nfe", "solver", "tol", "sweep"} & set(flat)
     assert flat_config(a.config(), "bf16")["runtime.precision"] == '"bf16"'
+
+
+def test_a_new_data_draw_is_named_as_such_and_is_no_variant():
+    """data_seed 0 -> "per_seed": seed 1's old cell is named by its data seed, and the data seed, like the seed,
+    never labels a configuration (it is a replicate axis)."""
+    old = parse_spec(edited(30)).cells[0].config()
+    new = parse_spec({**edited(30), "seeds": [0, 1], "data_seed": "per_seed"}).cells
+    seed1 = [c.config() for c in new if c.seed == 1]
+    assert change_of({**old, "seed": 1, "data_seed": 0}, seed1) == "seed 1: data_seed=0 (now 1)"
+    assert flat_config(seed1[0]) == flat_config({**seed1[0], "data_seed": 0})

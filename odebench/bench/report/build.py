@@ -46,9 +46,12 @@ import pandas as pd
 
 from odebench.bench.harness.store.versions import describe_changes
 from odebench.bench.report import training
+from odebench.bench.report.suitability import LEGEND as OFF_GRID_LEGEND
+from odebench.bench.report.suitability import OFF_GRID
 from odebench.bench.report.tables import (
     Sweep,
     best_solver_table,
+    by_source_law,
     corrupt_note,
     earlier_table,
     family_columns,
@@ -160,11 +163,13 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
         lower = lower_of(metric)
         direction = "lower" if lower else "higher"
         legend = floor_legend(floors, [metric])
+        picks = best_solver_table(f, metric, lower, floors.get(metric))
+        off_grid = picks.astype(str).apply(lambda col: col.str.contains(OFF_GRID, regex=False)).any().any()
         tables += [
-            Table(f"{metric}: best solver per NFE", best_solver_table(f, metric, lower, floors.get(metric)),
+            Table(f"{metric}: best solver per NFE", picks,
                   f"{metric} ({direction} is better), mean ± std over seeds, of the best solver at each "
                   f"budget (named in brackets); adaptive solvers by tolerance with the NFE they used; {best}."
-                  + (f" {legend}" if legend else "")),
+                  + (f" {legend}" if legend else "") + (f" {OFF_GRID_LEGEND}" if off_grid else "")),
             Table(f"{metric} per solver", per_solver_table(f, metric, lower, floors.get(metric)),
                   f"{metric} ({direction} is better) for every solver and budget, mean ± std over seeds; {best}."
                   + (f" {legend}" if legend else ""), reading_of([metric])),
@@ -178,11 +183,20 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
                             f"number of network evaluations actually used; {best}." + (f" {legend}" if legend else ""),
                             reading_of(quality), long=True))
     paths = family_columns(sweep, dataset, family_of("path"))
-    if paths:
-        tables.append(Table("Straightness, curvature and transport cost", metric_family_table(f, paths, lower_of),
+    laws = by_source_law(f) if paths else []
+    for i, (law, fl) in enumerate(laws):  # one table per source law: N(0, 80^2 I) paths are not N(0, I) ones
+        own = [c for c in paths if fl[c].notna().any()]
+        if not own:
+            continue
+        apart = f" from source {law}" if i else ""
+        tables.append(Table(f"Straightness, curvature and transport cost{apart}",
+                            metric_family_table(fl, own, lower_of),
                             f"Path metrics along each solver's path and transport cost E|Z1 - Z0|^2 of the "
-                            f"coupling the sampler produced, with its exact-OT bound where recorded; {best}.",
-                            reading_of(paths), long=True))
+                            f"coupling the sampler produced, with its exact-OT bound where recorded; {best}."
+                            + (f" Paths from {law}, not comparable with those of the other source law(s) "
+                               f"({', '.join(lw for lw, _ in laws if lw != law)}): a table of their own."
+                               if len(laws) > 1 else ""),
+                            reading_of(own), long=True))
     nll = family_columns(sweep, dataset, family_of("likelihood"))
     once = [c for c in nll if sweep.is_per_model(c)]
     per_cell = [c for c in nll if not sweep.is_per_model(c)]

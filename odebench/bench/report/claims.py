@@ -27,6 +27,7 @@ import pandas as pd
 
 from odebench.bench.report import claims_table as ct
 from odebench.bench.report.format import fmt_sig
+from odebench.bench.report.suitability import LEGEND, OFF_GRID, prefer_suitable
 from odebench.bench.report.tables import Sweep, headline_metric
 from odebench.bench.report.verdict import (
     ALPHA,
@@ -469,19 +470,24 @@ def ranking_rows(sweep: Sweep, dataset: str, costs: dict) -> list[dict]:
     rows = []
     for nfe in ct.RANK_NFE:
         at = frame[(frame["nfe_requested"] == nfe) & frame[metric].notna()] if metric else frame.iloc[:0]
-        quality = {m: (min if lower else max)(g.groupby("solver")[metric].mean()) for m, g in at.groupby("method")}
+        quality, off_grid = {}, set()  # a method's best sampler on its own grids, else marked (suitability)
+        for m, g in at.groupby("method"):
+            g, off = prefer_suitable(g)
+            quality[m] = (min if lower else max)(g.groupby("solver")[metric].mean())
+            off_grid |= {m} if off else set()
         check = ct.Check(claim, f"NFE {nfe}", statement, paper_of, ct.Side("*"), None, metric or "", "ranking")
         if not quality:
             rows.append(_row(check, dataset, "every method", "", f"{metric} at NFE {nfe}", verdict=NOT_MEASURED,
                              note=f"no ok cell at NFE {nfe}"))
             continue
         order = sorted(quality, key=lambda m: (quality[m] if lower else -quality[m], m))
-        steps = " > ".join(f"{m} ({fmt_sig(quality[m])})" for m in order)
+        steps = " > ".join(f"{m} ({fmt_sig(quality[m])}{OFF_GRID if m in off_grid else ''})" for m in order)
         classes = cost_classes({m: costs.get((dataset, m)) for m in order})
         matched = " | ".join(" > ".join(m for m in order if m in cls) for cls in classes)
         rows.append(_row(check, dataset, "every method", "", f"{metric} at NFE {nfe}, best solver",
                          verdict="reported", note=f"matched steps: {steps}. Matched compute (cost classes within "
-                                                  f"x{ct.COST_MATCH:g}, cheapest first): {matched}"))
+                                                  f"x{ct.COST_MATCH:g}, cheapest first): {matched}"
+                                                  + (f". {LEGEND}" if off_grid else "")))
     return rows
 
 

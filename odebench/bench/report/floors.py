@@ -19,7 +19,10 @@ Floors are computed once per (target, data seed, loader options, sample size, me
 cached in ``<sweep>/floors.json`` (deterministic: same inputs, same bytes), which ``odebench pack`` carries
 into a packed results folder. An entry of it is used only when it has the shape written here
 (:func:`entry_problem`); any other is named in the report's notes and computed again. ``fid`` is left out (each
-draw would cost a full FID computation).
+draw would cost a full FID computation). Where the seeds draw their own data (``data_seed = "per_seed"``), the
+floor of a dataset pools the entries of every data seed its records hold (:func:`pooled`): one floor, whose
+spread holds the variation between data draws and held-out splits, as the cells' spread over seeds does; the
+claims' ``at_floor`` relation compares each seed with that pooled mean.
 """
 
 from __future__ import annotations
@@ -137,16 +140,30 @@ def floor_metrics(columns: list[str]) -> list[str]:
     return out
 
 
-def _settings_of(records: list[dict]) -> tuple[tuple, int]:
-    """The most common (target, data_seed, data options, n_samples, metric options) of a dataset's records,
-    and how many distinct settings there are."""
-    seen = Counter()
+def _settings_of(records: list[dict]) -> tuple[tuple, list[int], int]:
+    """The most common (target, data options, n_samples, metric options) of a dataset's records, the data seeds
+    of the records with those settings (sorted), and how many distinct settings there are."""
+    seen, draws = Counter(), {}
     for r in records:
         c = r["config"]
-        seen[json.dumps([c["target"], c["data_seed"], c.get("data_options") or {}, c["eval"]["n_samples"],
-                         c["eval"].get("metric_options") or {}], sort_keys=True)] += 1
+        key = json.dumps([c["target"], c.get("data_options") or {}, c["eval"]["n_samples"],
+                          c["eval"].get("metric_options") or {}], sort_keys=True)
+        seen[key] += 1
+        draws.setdefault(key, set()).add(int(c["data_seed"]))
     (top, _), = seen.most_common(1)
-    return tuple(json.loads(top)), len(seen)
+    return tuple(json.loads(top)), sorted(draws[top]), len(seen)
+
+
+def pooled(column: str, entries: list[dict]) -> Floor:
+    """One floor over the data draws of a sweep: the values of every draw of every data seed's entry (each a
+    floors.json entry of one data seed), their mean and spread. With seeds that draw their own data
+    (``data_seed = "per_seed"``) a cell is measured against its own seed's held-out split, so the floor's spread
+    holds both the sampling noise and the variation between splits, as the cells' spread over seeds does."""
+    values = tuple(float(v) for e in entries for v in e["values"][column])
+    draw = entries[0]["draw"]
+    if len(entries) > 1:
+        draw += f"; pooled over the {len(entries)} data seeds of the records ({DRAWS} draws each)"
+    return Floor(column, values, entries[0]["n"], draw)
 
 
 def _is_finite_number(v: Any) -> bool:
@@ -229,7 +246,7 @@ def sweep_floors(sweep, write: bool = True) -> tuple[dict[str, dict[str, Floor]]
         if not records:
             continue
         try:
-            (target, data_seed, options, n, metric_options), distinct = _settings_of(records)
+            (target, options, n, metric_options), data_seeds, distinct = _settings_of(records)
         except Exception as exc:  # a config whose eval or data settings are not of the shape a run writes
             notes.append(f"{dataset}: floors not computed: its records' settings are unreadable "
                          f"({type(exc).__name__}: {str(exc)[:160]})")
@@ -238,20 +255,22 @@ def sweep_floors(sweep, write: bool = True) -> tuple[dict[str, dict[str, Floor]]
             notes.append(f"{dataset}: its records differ in data or evaluation settings; floors use the most "
                          f"common (n_samples {n})")
         for metric in floor_metrics(sweep.metric_columns(dataset)):
+            entries = []
             try:
                 opts = dict(metric_options.get(metric) or {})
-                key = config_hash(floor_key(target, data_seed, options, n, metric, opts))
-                if key not in sound:
-                    sound[key] = cache[key] = {"key": floor_key(target, data_seed, options, n, metric, opts),
-                                               **compute_floor(target, data_seed, options, n, metric, opts)}
+                for data_seed in data_seeds:  # one entry per data draw, pooled below
+                    key = config_hash(floor_key(target, data_seed, options, n, metric, opts))
+                    if key not in sound:
+                        sound[key] = cache[key] = {"key": floor_key(target, data_seed, options, n, metric, opts),
+                                                   **compute_floor(target, data_seed, options, n, metric, opts)}
+                    entries.append(sound[key])
             except Exception as exc:  # a dataset that needs --data-dir, a metric that cannot run here
                 notes.append(f"{dataset}: floor of {metric} not computed: {type(exc).__name__}: "
                              f"{str(exc)[:160]}")
                 continue
-            entry = sound[key]
-            for col, vals in entry["values"].items():
-                out.setdefault(dataset, {})[col] = Floor(col, tuple(float(v) for v in vals), entry["n"],
-                                                         entry["draw"])
+            for col in entries[0]["values"]:
+                if all(col in e["values"] for e in entries):
+                    out.setdefault(dataset, {})[col] = pooled(col, entries)
     after = json.dumps(cache, sort_keys=True)
     if write and after != before:
         body = {"about": "two-sample floors of the sample-quality metrics (odebench.bench.report.floors)",

@@ -12,6 +12,7 @@ import pandas as pd
 from odebench.bench.harness.execution.plan import Plan, dataset_label
 from odebench.bench.harness.spec.sweep import Cell, Spec
 from odebench.bench.harness.store.records import RecordStore, method_label
+from odebench.bench.report.suitability import OFF_GRID, prefer_suitable
 from odebench.bench.report.tables import Sweep, cell_text, headline_metric, load_sweep, nfe_text
 
 
@@ -76,7 +77,8 @@ def best_sampler_table(sweep: Sweep) -> pd.DataFrame:
     :func:`odebench.bench.report.tables.headline_metric`) at the method's best (solver, budget), as mean ± std
     over its ok seeds, with the solver, the NFE (requested; an adaptive solver's mean NFE used, with its
     tolerance) and the seeds; rows of a dataset best first. "Best" compares the means over ok seeds, as the
-    report's tables do; a method with no value reads the statuses of its cells."""
+    report's tables do, among the samplers on the method's own time grids where it has any (else marked
+    OFF_GRID: odebench.bench.report.suitability); a method with no value reads the statuses of its cells."""
     rows = []
     frame = sweep.frame
     for dataset in sweep.datasets():
@@ -87,7 +89,7 @@ def best_sampler_table(sweep: Sweep) -> pd.DataFrame:
         for method, g in f.groupby("method", sort=True):
             means = []
             if metric is not None:
-                ok = g[(g["status"] == "ok") & g[metric].notna()]
+                ok, off_grid = prefer_suitable(g[(g["status"] == "ok") & g[metric].notna()])
                 means = [(v, key) for key, v in ok.groupby(["solver", "budget"])[metric].mean().items()
                          if math.isfinite(v)]
             if not means:  # last in its dataset, with what became of its cells
@@ -102,7 +104,8 @@ def best_sampler_table(sweep: Sweep) -> pd.DataFrame:
             ranked.append((value if lower else -value,
                            {"dataset": dataset, "method": method,
                             "metric": f"{metric} ({'lower' if lower else 'higher'} is better)",
-                            "best": cell_text(gs, metric), "solver": solver, "NFE": nfe,
+                            "best": cell_text(gs, metric), "solver": solver + (OFF_GRID if off_grid else ""),
+                            "NFE": nfe,
                             "seeds": int((gs["status"] == "ok").sum())}))
         rows += [row for _, row in sorted(ranked, key=lambda r: r[0])]
     return pd.DataFrame(rows, columns=BEST_COLUMNS)

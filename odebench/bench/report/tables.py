@@ -12,6 +12,7 @@ ok seeds says how many of the others failed, e.g. ``0.1234 ± 0.01 (1 failed)``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from odebench.bench.harness.store.packed import PACKED
 from odebench.bench.harness.store.records import RecordStore, method_label, records_frame
 from odebench.bench.harness.store.versions import change_of, current_cell_ids, flat_config, short
 from odebench.bench.report.format import best_positions, fmt_mean_std, fmt_sig, mark
+from odebench.bench.report.source_laws import STANDARD, source_law
+from odebench.bench.report.suitability import OFF_GRID, prefer_suitable
 from odebench.metrics.registry import headline_order
 
 CONFIG_KEYS = ["dataset", "method", "solver", "budget"]
@@ -101,6 +104,9 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     records = [r for r in every if current is None or r["cell_id"] in current]
     earlier = [r for r in every if current is not None and r["cell_id"] not in current]
     frame = records_frame(records)
+    shown = [{**r["config"], "method": m} for r, m in zip(records, drawn_hparams_as_data(records), strict=True)]
+    if not frame.empty:  # a data hparam resolved per data draw labels as "data", one row over the seeds
+        frame["method"] = [method_label(c["method"]) for c in shown]
     higher: dict[str, bool] = {}
     per_model: set[str] = set()
     metric_names: set[str] = set()
@@ -124,9 +130,10 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
         for k in hparams:
             frame[HPARAM_PREFIX + k] = [r["config"]["method"].get(k, math.nan) for r in records]
         frame["model_key"] = [r.get("model_key") for r in records]
+        frame["source_law"] = [source_law(c) for c in shown]  # the path metrics' t = 0 law
         frame["metric_failures"] = [r.get("metric_failures") or {} for r in records]
-        flats = [flat_config(r["config"], (r.get("runtime") or {}).get("precision")) for r in records]
-        frame["config_key"] = [config_hash(f) for f in flats]
+        flats = [flat_config(c, (r.get("runtime") or {}).get("precision")) for c, r in zip(shown, records, strict=True)]
+        frame["config_key"] = config_keys(flats, [r["config"].get("data_seed") for r in records])
         frame["variant"] = variant_labels(list(frame["dataset"]), flats)
         # a configuration difference the method label does not show (training, net, eval, data options,
         # precision) joins it, so no table, figure or CSV row ever averages two configurations
@@ -145,6 +152,51 @@ def corrupt_note(path: Path, reason: str) -> str:
         return f"pack line {path.name} is unsound ({reason}): left out of the tables"
     return (f"record {path.name} is corrupt ({reason}): left out of the tables; the next `odebench run` of this "
             f"sweep moves it aside and evaluates its cell again")
+
+
+def drawn_hparams_as_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per record, its method config as the tables label it: a data hparam (``Method.data_hparams``, e.g.
+    score_ve's sigma_max) whose resolved value is not held at every data seed of its configuration reads "data",
+    the spec's value, since it was resolved from each seed's own data draw (``data_seed = "per_seed"``) and is
+    then a replicate axis like the data seed; a value held at every data seed (a number the spec gave, or a rule
+    that gave every draw the same) keeps the config as recorded."""
+    from odebench.methods import METHODS
+
+    def drawn(method: dict[str, Any]) -> tuple[str, ...]:
+        name = method.get("name")
+        return tuple(k for k in (METHODS.get(name).data_hparams if name in METHODS else {}) if k in method)
+
+    keys = [drawn(r["config"]["method"]) for r in records]
+    seeds_of: dict[str, set[str]] = {}  # configuration less its data hparams -> its data seeds
+    seeds_at: dict[tuple[str, str], set[str]] = {}  # (that, the data hparams' values) -> the data seeds holding them
+    where = []
+    for r, ks in zip(records, keys, strict=True):
+        c = r["config"]
+        base = config_hash(flat_config({**c, "method": {k: v for k, v in c["method"].items() if k not in ks}}))
+        value = json.dumps([c["method"][k] for k in ks], default=str)
+        where.append((base, value))
+        seed = json.dumps(c.get("data_seed"))
+        seeds_of.setdefault(base, set()).add(seed)
+        seeds_at.setdefault((base, value), set()).add(seed)
+    out = []
+    for r, ks, (base, value) in zip(records, keys, where, strict=True):
+        method = r["config"]["method"]
+        if ks and seeds_at[(base, value)] != seeds_of[base]:
+            method = {**method, **{k: "data" for k in ks}}
+        out.append(method)
+    return out
+
+
+def config_keys(flats: list[dict[str, str]], data_seeds: list[Any]) -> list[str]:
+    """Per record, the hash of its configuration less the seed (leaderboard.csv's ``config_key``): of its flat
+    config with the data seed its configuration's records share, or "per_seed" where they differ (seeds with
+    their own data draws; the data seed is a replicate axis, ``versions.AXES``)."""
+    groups: dict[str, set[str]] = {}
+    hashes = [config_hash(f) for f in flats]
+    for h, d in zip(hashes, data_seeds, strict=True):
+        groups.setdefault(h, set()).add(json.dumps(d))
+    return [config_hash({**f, "data_seed": next(iter(groups[h])) if len(groups[h]) == 1 else '"per_seed"'})
+            for f, h in zip(flats, hashes, strict=True)]
 
 
 def variant_labels(datasets: list[str], flats: list[dict[str, str]]) -> list[str]:
@@ -303,8 +355,10 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
                       floor=None) -> pd.DataFrame:
     """Rows: methods; columns: budgets; cell: the best solver's mean ± std at that budget, solver named.
 
-    For each (method, budget) the solver with the best mean over its ok seeds wins; a budget no solver
-    finished reads the statuses of its cells. Adaptive budgets also give the NFE actually used. With the
+    For each (method, budget) the solver with the best mean over its ok seeds wins, among the samplers on the
+    method's own time grids (odebench.bench.report.suitability) where it has any there, else among the others
+    with the pick marked OFF_GRID ("[euler†]"); a budget no solver finished reads the statuses of its cells.
+    Adaptive budgets also give the NFE actually used. With the
     metric's two-sample ``floor`` (odebench.bench.report.floors.Floor) the table ends with a floor row, a value
     within the floor's spread of its column's best is marked NEAR, and so is a solver pick ("[heun≈]") that
     another solver at that budget comes within the floor's spread of.
@@ -322,6 +376,7 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
                 row[budget] = ""
                 continue
             ok = gb[(gb["status"] == "ok") & gb[metric].notna()]
+            ok, off_grid = prefer_suitable(ok)  # never a sampler off the method's own grids while one is on them
             means = ok.groupby("solver")[metric].mean().to_dict()
             if not means:
                 row[budget] = status_text(gb["status"])
@@ -332,7 +387,8 @@ def best_solver_table(frame: pd.DataFrame, metric: str, lower_is_better: bool = 
             gs = gb[gb["solver"] == solver]
             tied = floor is not None and any(abs(v - means[solver]) < floor.std for s, v in means.items()
                                              if s != solver)
-            text = f"{cell_text(gs, metric)} [{solver}{NEAR.strip() if tied else ''}"
+            text = (f"{cell_text(gs, metric)} [{solver}{OFF_GRID if off_grid else ''}"
+                    f"{NEAR.strip() if tied else ''}")
             if gs["is_adaptive"].all():
                 text += f", NFE {nfe_text(gs)}"
             row[budget] = text + "]"
@@ -421,6 +477,15 @@ def metric_family_table(frame: pd.DataFrame, columns: list[str], lower_is_better
     row = {**{c: "" for c in out.columns}, "method": FLOOR_LABEL, "budget": f"n = {', '.join(map(str, n))}",
            **{c: f.text() for c, f in floors.items()}}
     return pd.concat([out, pd.DataFrame([row], columns=out.columns)], ignore_index=True)
+
+
+def by_source_law(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of ``frame`` per source law (odebench.bench.report.source_laws), N(0, I) first: the path metrics
+    of two source laws are never ranked in one column."""
+    if frame.empty or "source_law" not in frame:
+        return [(STANDARD, frame)]
+    laws = sorted(frame["source_law"].unique(), key=lambda law: (law != STANDARD, law))
+    return [(law, frame[frame["source_law"] == law]) for law in laws]
 
 
 def _is_bound(column: str) -> bool:

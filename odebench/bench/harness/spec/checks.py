@@ -80,6 +80,25 @@ def check_seeds(value: Any, problems: Problems) -> list[int]:
     return list(dict.fromkeys(value))
 
 
+#: ``data_seed = "per_seed"``: every seed draws its own data (data_seed = seed), so the seeds vary the training
+#: set and the held-out split with the initialisation
+PER_SEED = "per_seed"
+
+
+def check_data_seed(value: Any, problems: Problems) -> int | str:
+    """An integer data seed (one data draw for every seed) or :data:`PER_SEED` (each seed its own draw)."""
+    if value == PER_SEED or lim.SEED.problem(value) is None:
+        return value
+    problems.append(f"data_seed: must be an integer >= 0 and <= {lim.SEED_MAX} (one data draw for every seed) or "
+                    f"\"{PER_SEED}\" (each seed draws its own data: data_seed = seed); got {lim.show(value)}")
+    return 0
+
+
+def data_seed_of(rule: int | str, seed: int) -> int:
+    """The data seed of a cell of training seed ``seed`` under a checked ``data_seed`` rule."""
+    return seed if rule == PER_SEED else int(rule)
+
+
 def check_int(value: Any, path: str, problems: Problems, minimum: int = 0, maximum: int | None = None) -> int:
     rule = lim.integer(minimum, maximum)
     if (problem := rule.problem(value)) is None:

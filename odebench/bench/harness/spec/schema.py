@@ -187,7 +187,9 @@ def solvers_schema() -> Schema:
              "tolerances": {"type": "array", "items": rule_schema(lim.TOLERANCE), "minItems": 1,
                             "uniqueItems": True, "description": "rtol = atol values of an adaptive solver"},
              "grid": {"anyOf": [grid, {"type": "array", "items": grid, "minItems": 1}], "default": "uniform",
-                      "description": "time grid(s) of a fixed-step solver"}}
+                      "description": "time grid(s) of a fixed-step solver"},
+             "methods": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                         "description": "run this entry on these methods of [[methods]] only (default: all)"}}
     assert set(props) == set(SOLVER_KEYS)
     entry = {**_table(props, required=["name"]),
              "if": {"properties": {"name": {"enum": adaptive}}},
@@ -207,7 +209,9 @@ def spec_schema() -> Schema:
                  "description": f"the results folder's name: {NAME_RULE}"},
         "description": {"type": "string"},
         "seeds": {"type": "array", "items": seed, "minItems": 1, "uniqueItems": True, "default": [0]},
-        "data_seed": {**seed, "default": 0},
+        "data_seed": {"oneOf": [seed, {"const": sc.PER_SEED}], "default": 0,
+                      "description": "one data draw for every seed (an integer), or each seed its own "
+                                     f"(\"{sc.PER_SEED}\": data_seed = seed)"},
         "device": {"type": "string", "pattern": sc.DEVICE_RE.pattern, "default": "cpu"},
         "precision": {"enum": list(PRECISIONS), "default": "fp32"},
         "compile": {"type": "boolean", "default": False},

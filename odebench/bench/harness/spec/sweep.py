@@ -30,7 +30,7 @@ from odebench.bench.harness.spec.train_config import train_key_fields
 TOP_KEYS = {"name", "description", "seeds", "device", "data_seed", "train", "net", "eval", "methods",
             "datasets", "solvers", "precision", "compile", "budgets", "limits", "track"}
 DATASET_KEYS = ("target", "source", "options", "methods", "train", "net", "eval")
-SOLVER_KEYS = ("name", "nfe", "tolerances", "grid")
+SOLVER_KEYS = ("name", "nfe", "tolerances", "grid", "methods")
 DEFAULT_METRICS = sc.DEFAULT_METRICS
 
 
@@ -308,9 +308,32 @@ def _time_grids(entry: dict[str, Any], where: str, adaptive: bool, problems: lis
     return [g for g in dict.fromkeys(grids) if g not in unknown] or ["uniform"]
 
 
-def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, int | None, float | None]]:
-    """[(solver, time grid, nfe, tol)]: fixed-step solvers by grid and NFE budget, adaptive ones by tolerance."""
-    out: list[tuple[str, str, int | None, float | None]] = []
+def _solver_methods(entry: dict[str, Any], where: str, method_names: set[str] | None,
+                    problems: list[str]) -> frozenset[str] | None:
+    """The entry's ``methods`` (the method names it applies to; None: every method), checked against the spec's
+    [[methods]] (``method_names``; None: not checked, as in ``odebench eval``)."""
+    only = entry.get("methods")
+    if only is None:
+        return None
+    if not isinstance(only, list) or not only or not all(isinstance(m, str) for m in only):
+        problems.append(f"{where}.methods: must be a non-empty list of method names (the methods this solver entry "
+                        f"runs on), e.g. methods = [\"edm\"]; got {lim.show(only)}")
+        return None
+    for m in only:
+        if method_names is not None and m not in method_names:
+            problems.append(f"{where}.methods: {lim.show(m)} is not in this spec's [[methods]]; choose from "
+                            f"{', '.join(sorted(method_names))}")
+    return frozenset(only)
+
+
+SolverCell = tuple[str, str, int | None, float | None, frozenset[str] | None]
+
+
+def _solvers(raw: dict[str, Any], problems: list[str],
+             method_names: set[str] | None = None) -> list[SolverCell]:
+    """[(solver, time grid, nfe, tol, methods)]: fixed-step solvers by grid and NFE budget, adaptive ones by
+    tolerance; ``methods`` the method names the entry is restricted to (None: all)."""
+    out: list[SolverCell] = []
     example = '[[solvers]] name = "euler" nfe = [4, 8]'
     for where, entry in sc.array_of_tables(raw, "solvers", problems, example):
         sc.unknown_keys(entry, SOLVER_KEYS, where, problems)
@@ -325,6 +348,7 @@ def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, i
             kind = "an adaptive solver: give tolerances" if adaptive else "a fixed-step solver: give nfe"
             problems.append(f"{where}.{other}: {lim.show(sname)} is {kind} = [...], not {other}")
         grids = _time_grids(entry, where, adaptive, problems)
+        only = _solver_methods(entry, where, method_names, problems)
         values = entry.get(key)
         if adaptive:
             rule = lim.TOLERANCE
@@ -347,9 +371,9 @@ def _solvers(raw: dict[str, Any], problems: list[str]) -> list[tuple[str, str, i
         dups = sorted({v for v in values if values.count(v) > 1})
         if dups:
             problems.append(f"{where}.{key}: {dups} listed more than once; list each value once")
-        out += [(sname, g, None, float(v)) if adaptive else (sname, g, v, None)
+        out += [(sname, g, None, float(v), only) if adaptive else (sname, g, v, None, only)
                 for g in grids for v in dict.fromkeys(values)]
-    _no_duplicates([(f"solvers ({s})", (s, g, n, t)) for s, g, n, t in out], "solver, grid and budget", problems)
+    _no_duplicates([(f"solvers ({s})", (s, g, n, t)) for s, g, n, t, _ in out], "solver, grid and budget", problems)
     return out
 
 
@@ -383,7 +407,8 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> Spec:
 
 
 def _header(raw: dict[str, Any], problems: list[str], name: Any = None) -> tuple:
-    """The top-level keys every spec shares, checked: (name, description, seeds, data_seed, device, budgets)."""
+    """The top-level keys every spec shares, checked: (name, description, seeds, data_seed, device, budgets);
+    ``data_seed`` is an integer or checks.PER_SEED (each cell's own is ``checks.data_seed_of(rule, seed)``)."""
     for k in sorted(set(raw) - TOP_KEYS):
         problems.append(f"{k}: unknown key; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
     name = raw.get("name") if name is None else name
@@ -394,7 +419,7 @@ def _header(raw: dict[str, Any], problems: list[str], name: Any = None) -> tuple
     if not isinstance(description, str):
         problems.append(f"description: must be a string; got {lim.kind_of(description)} {lim.show(description)}")
     return (name, description, sc.check_seeds(raw.get("seeds", [0]), problems),
-            sc.check_int(raw.get("data_seed", 0), "data_seed", problems, 0, lim.SEED_MAX),
+            sc.check_data_seed(raw.get("data_seed", 0), problems),
             sc.check_device(raw.get("device", "cpu"), problems), sc.check_budgets(raw.get("budgets", {}), problems))
 
 
@@ -406,12 +431,12 @@ def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
             sc.check_eval(raw.get("eval", {}), "eval", problems))
     methods = _methods(raw, problems)
     datasets = _datasets(raw, base, {m["name"] for _, m in methods}, problems)
-    solver_cells = _solvers(raw, problems)
+    solver_cells = _solvers(raw, problems, {m["name"] for _, m in methods})
     _check_sources(methods, datasets, problems)
     for k in ("precision", "compile"):
         problems += _runtime_problem(k, raw)
-    n_cells = len(seeds) * len(solver_cells) * sum(d.methods is None or m["name"] in d.methods
-                                                    for _, m in methods for _, d in datasets)
+    n_cells = len(seeds) * sum((d.methods is None or m["name"] in d.methods) and (only is None or m["name"] in only)
+                               for _, m in methods for _, d in datasets for *_, only in solver_cells)
     if n_cells > lim.bound("cells"):
         problems.append(f"spec: {n_cells} cells (methods x datasets x solver budgets x seeds). "
                         f"{lim.raise_hint('cells')}")
@@ -420,9 +445,10 @@ def _parse(raw: dict[str, Any], where: str, problems: list[str]) -> Spec:
 
     product = itertools.product(methods, datasets, solver_cells, seeds)
     cells = [Cell(sweep=name, method=m, target=d.target, source=d.source, solver=sv, nfe=n, tol=tol,
-                  seed=seed, data_seed=data_seed, train=d.train, net=d.net, eval=d.eval,
+                  seed=seed, data_seed=sc.data_seed_of(data_seed, seed), train=d.train, net=d.net, eval=d.eval,
                   data_options=d.options, grid=g)
-             for (_, m), (_, d), (sv, g, n, tol), seed in product if d.methods is None or m["name"] in d.methods]
+             for (_, m), (_, d), (sv, g, n, tol, only), seed in product
+             if (d.methods is None or m["name"] in d.methods) and (only is None or m["name"] in only)]
     return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
                 precision=raw.get("precision", "fp32"), compile=bool(raw.get("compile", False)), budgets=budgets,
                 track=track, origin=where)
@@ -491,7 +517,8 @@ def _parse_eval(raw, where, problems, method, target, source, name) -> Spec:
     if source != GAUSSIAN_SOURCE and (not isinstance(source, str) or source not in DATASETS):
         problems.append(f"source: unknown dataset {lim.show(source)}; known: {GAUSSIAN_SOURCE} (the model's "
                         f"N(0, I), the default), {', '.join(DATASETS.names())}")
-    solver_cells = _solvers(raw, problems)
+    name_of = method.get("name") if isinstance(method, dict) else None
+    solver_cells = [c for c in _solvers(raw, problems) if c[4] is None or name_of in c[4]]
     problems += _runtime_problem("precision", raw)
     n_cells = len(seeds) * len(solver_cells)
     if n_cells > lim.bound("cells"):
@@ -499,7 +526,7 @@ def _parse_eval(raw, where, problems, method, target, source, name) -> Spec:
     if problems:
         raise SpecError(where, problems)
     cells = [Cell(sweep=name, method=dict(method), target=target, source=source, solver=sv, nfe=n, tol=tol,
-                  seed=seed, data_seed=data_seed, train={}, net={}, eval=ev, grid=g)
-             for (sv, g, n, tol), seed in itertools.product(solver_cells, seeds)]
+                  seed=seed, data_seed=sc.data_seed_of(data_seed, seed), train={}, net={}, eval=ev, grid=g)
+             for (sv, g, n, tol, _), seed in itertools.product(solver_cells, seeds)]
     return Spec(name=name, description=description, cells=cells, device=device, raw=raw,
                 precision=raw.get("precision", "fp32"), compile=False, budgets=budgets)

@@ -23,12 +23,14 @@ from odebench.bench.harness.guards.bounded_read import MAX_SIDE_FILE_BYTES, read
 from odebench.bench.harness.store.artifacts import atomic_write_bytes
 
 MANIFEST = "sweep.json"
-#: config keys that place a cell within its configuration (the report's rows and columns), not define it
-AXES = ("sweep", "seed", "solver", "grid", "nfe", "tol")
+#: config keys that place a cell within its configuration (the report's rows and columns), not define it; the
+#: data seed is a replicate axis like the seed: one spec gives every seed one data draw (an integer data_seed) or
+#: each its own (data_seed = "per_seed"), and the seeds of a configuration are aggregated over either way
+AXES = ("sweep", "seed", "data_seed", "solver", "grid", "nfe", "tol")
 
 
 def flat_config(config: dict[str, Any], precision: str | None = None) -> dict[str, str]:
-    """The configuration of a cell less its axes (seed, solver, budget), as dotted keys -> JSON text:
+    """The configuration of a cell less its axes (seed and data seed, solver, budget), as dotted keys -> JSON text:
     ``{"method.name": '"rf"', "method.k": "2", "train.steps": "300", ...}``; ``precision`` (the record's
     runtime, not part of the cell) joins as ``runtime.precision`` when given and not fp32."""
     out: dict[str, str] = {}
@@ -124,6 +126,10 @@ def change_of(old: dict[str, Any], current: list[dict[str, Any]]) -> str:
             best = diff
     if best:
         return "; ".join(best)
+    redrawn = [c for c in same if c.get("seed") == old.get("seed") and c.get("data_seed") != old.get("data_seed")
+               and flat_config(c) == mine]
+    if redrawn:
+        return f"seed {old.get('seed')}: data_seed={old.get('data_seed')} (now {redrawn[0].get('data_seed')})"
     return f"{_budget(old)} seed {old.get('seed')}: no longer swept"
 
 
