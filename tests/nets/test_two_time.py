@@ -33,8 +33,10 @@ def test_the_embedding_gives_each_time_half_the_sinusoidal_features():
     a, b = torch.rand(5), torch.rand(5)
     emb = net.net.embed(torch.stack([a, b], 1))
     assert emb.shape == (5, 32)
-    torch.testing.assert_close(emb[:, :16], SinusoidalTimeEmbedding(16)(a))
-    torch.testing.assert_close(emb[:, 16:], SinusoidalTimeEmbedding(16)(b))
+    torch.testing.assert_close(emb[:, :16], SinusoidalTimeEmbedding(16, scale=1.0)(a))
+    torch.testing.assert_close(emb[:, 16:], SinusoidalTimeEmbedding(16, scale=1.0)(b))
+    scaled = TwoTimeNet(build_net({"name": "mlp", "time_dim": 32}, (2,)), scale=1000.0)
+    torch.testing.assert_close(scaled.net.embed(torch.stack([a, b], 1))[:, :16], SinusoidalTimeEmbedding(16)(a))
 
 
 def test_a_network_without_one_sinusoidal_embedding_is_refused_with_the_fix():

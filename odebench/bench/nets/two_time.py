@@ -20,14 +20,14 @@ from odebench.bench.nets.embedding import SinusoidalTimeEmbedding
 
 class PairTimeEmbedding(nn.Module):
     """Times [B, 2] -> [B, dim]: the sinusoidal features of the first time in the first dim // 2 columns and of
-    the second in the rest, each as :class:`SinusoidalTimeEmbedding` computes them (same scale and period)."""
+    the second in the rest, each as :class:`SinusoidalTimeEmbedding` computes them with the given ``scale``."""
 
-    def __init__(self, like: SinusoidalTimeEmbedding):
+    def __init__(self, dim: int, scale: float):
         super().__init__()
-        first = like.dim // 2
-        self.first = SinusoidalTimeEmbedding(first, scale=like.scale)
-        self.second = SinusoidalTimeEmbedding(like.dim - first, scale=like.scale)
-        self.dim = like.dim
+        first = dim // 2
+        self.first = SinusoidalTimeEmbedding(first, scale=scale)
+        self.second = SinusoidalTimeEmbedding(dim - first, scale=scale)
+        self.dim = dim
 
     def forward(self, times: Tensor) -> Tensor:
         if times.dim() != 2 or times.shape[1] != 2:
@@ -38,8 +38,12 @@ class PairTimeEmbedding(nn.Module):
 class TwoTimeNet(nn.Module):
     """``net`` (a network with one SinusoidalTimeEmbedding, as mlp and unet have) conditioned on two times.
 
-    ``forward(x, a, b)``: x [B, *shape], a and b [B] (each in [0, 1], where the sinusoidal features are spread) ->
-    what ``net`` returns, [B, *out].
+    ``forward(x, a, b)``: x [B, *shape], a and b [B] -> what ``net`` returns, [B, *out]. ``scale`` multiplies both
+    times before their sinusoidal features (frequencies 1 down to 1e-4): 1, the default, embeds them as they are,
+    as both papers' official networks do (EDM's positional embedding of (t, t - r) in MeanFlow's code, DiT's
+    timestep embedder of t and log2(1 / d) in the shortcut models' code). The single-time networks spread t over
+    the frequencies as 1000 t (DDPM's step index); a flow-map loss that differentiates the network in its time
+    (MeanFlow's JVP) would then meet derivatives of up to 1000 at initialisation.
     """
 
     #: why the seed stacks (odebench.bench.nets.stacked) train such a network one model at a time
@@ -47,7 +51,7 @@ class TwoTimeNet(nn.Module):
                      "MLP's batched forward does not have; its methods' losses also differentiate it forward "
                      "(MeanFlow's JVP) or keep a target copy (shortcut models' EMA)")
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, scale: float = 1.0):
         super().__init__()
         found = [(name, m) for name, m in net.named_modules() if isinstance(m, SinusoidalTimeEmbedding)]
         if len(found) != 1:
@@ -56,7 +60,7 @@ class TwoTimeNet(nn.Module):
                              f"net.name = \"mlp\" or \"unet\"")
         name, embed = found[0]
         parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
-        setattr(parent, name.rpartition(".")[2], PairTimeEmbedding(embed))
+        setattr(parent, name.rpartition(".")[2], PairTimeEmbedding(embed.dim, scale))
         self.net = net
 
     def forward(self, x: Tensor, a: Tensor, b: Tensor) -> Tensor:
