@@ -35,9 +35,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from odebench.bench.nets.two_time import TwoTimeNet
 from odebench.methods.base import Dynamics, Method, expand_t, register_method
 from odebench.methods.probability_paths import LinearPath, path_schedule, x1_hat_from_velocity
+from odebench.methods.two_time import TwoTimeNet
 
 #: the official code's joint (t, r) samplers: v1 (its default and improved recipe), v0 (the paper's)
 TR_SAMPLERS = ("v1", "v0")

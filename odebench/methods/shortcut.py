@@ -33,8 +33,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from odebench.bench.nets.two_time import TwoTimeNet
 from odebench.methods.base import Dynamics, Method, expand_t, register_method
+from odebench.methods.two_time import TwoTimeNet
 
 #: the official path's noise scale at t = 1 (x_t = (1 - (1 - SIGMA_MIN) t) x0 + t x1)
 SIGMA_MIN = 1e-5

@@ -11,9 +11,9 @@ from torch import nn
 
 from odebench.bench.core.solvers import sample
 from odebench.bench.nets.base import build_net
-from odebench.bench.nets.two_time import TwoTimeNet
 from odebench.methods import get_method
 from odebench.methods.meanflow import meanflow_target
+from odebench.methods.two_time import TwoTimeNet
 
 
 def test_the_exact_average_velocity_is_its_own_target_with_zero_loss_and_zero_gradient():

@@ -9,7 +9,7 @@ from torch import nn
 from odebench.bench.nets.base import build_net
 from odebench.bench.nets.embedding import SinusoidalTimeEmbedding
 from odebench.bench.nets.stacked import stackable
-from odebench.bench.nets.two_time import TwoTimeNet
+from odebench.methods.two_time import TwoTimeNet
 
 CASES = [({"name": "mlp", "hidden": 32, "depth": 2}, (2,)),
          ({"name": "unet", "ch": 32, "ch_mult": [1, 2], "attn_resolutions": [], "num_res_blocks": 1}, (1, 8, 8))]

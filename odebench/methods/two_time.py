@@ -1,42 +1,56 @@
 """A network of two times: any built-in network (x [B, *shape], t [B]) -> [B, *out], given a second time input.
 
 Flow-map methods condition their network on two scalars per sample: MeanFlow on the time of x and the length of
-the jump (Geng et al.'s (t, t - r)), shortcut models on the time and the step size. The built-in networks (``mlp``,
-``unet``) take one time, through one :class:`SinusoidalTimeEmbedding` whose features feed the rest of the
-network. :class:`TwoTimeNet` swaps that embedding for :class:`PairTimeEmbedding`, which gives each of the two
-times half of the same number of features, so the network's layers, widths and parameter count are unchanged and
-nothing else in it is touched: ``TwoTimeNet(net)(x, a, b)`` calls ``net(x, [a, b])`` with the two times packed as
-[B, 2]. The departure from the papers' networks (which embed each time at full width and add or concatenate the
-features) is recorded in docs/decisions.md.
+the jump (Geng et al.'s (t, t - r)), shortcut models on the time and the step size. The built-in networks
+(``mlp``, ``unet``) take one time, through one ``SinusoidalTimeEmbedding`` (odebench.bench.nets.embedding) whose
+features feed the rest of the network. :class:`TwoTimeNet` swaps that embedding for :class:`PairTimeEmbedding`,
+which gives each of the two times half of the same number of features, so the network's layers, widths and
+parameter count are unchanged and nothing else in it is touched: ``TwoTimeNet(net)(x, a, b)`` calls
+``net(x, [a, b])`` with the two times packed as [B, 2]. The departure from the papers' networks (which embed each
+time at full width and add or concatenate the features) is recorded in docs/decisions.md.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from odebench.bench.nets.embedding import SinusoidalTimeEmbedding
+#: the class name of the networks' time embedding (odebench.bench.nets.embedding), found by name: the methods
+#: layer does not import the networks' (the import contract in pyproject.toml)
+EMBEDDING = "SinusoidalTimeEmbedding"
+
+
+def sinusoidal(t: Tensor, dim: int, scale: float, max_period: float = 10000.0) -> Tensor:
+    """t: [B] -> [B, dim]: cos and sin of scale * t at dim // 2 geometric frequencies from 1 down to 1 / max_period
+    (zero-padded to an odd dim), the features SinusoidalTimeEmbedding computes."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = (scale * t.float())[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return nn.functional.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 class PairTimeEmbedding(nn.Module):
     """Times [B, 2] -> [B, dim]: the sinusoidal features of the first time in the first dim // 2 columns and of
-    the second in the rest, each as :class:`SinusoidalTimeEmbedding` computes them with the given ``scale``."""
+    the second in the rest (:func:`sinusoidal` with the given ``scale``)."""
 
     def __init__(self, dim: int, scale: float):
         super().__init__()
-        first = dim // 2
-        self.first = SinusoidalTimeEmbedding(first, scale=scale)
-        self.second = SinusoidalTimeEmbedding(dim - first, scale=scale)
-        self.dim = dim
+        self.dim, self.scale = dim, scale
 
     def forward(self, times: Tensor) -> Tensor:
         if times.dim() != 2 or times.shape[1] != 2:
             raise ValueError(f"a two-time network takes its times as [B, 2]; got shape {tuple(times.shape)}")
-        return torch.cat([self.first(times[:, 0]), self.second(times[:, 1])], dim=1)
+        first = self.dim // 2
+        return torch.cat([sinusoidal(times[:, 0], first, self.scale),
+                          sinusoidal(times[:, 1], self.dim - first, self.scale)], dim=1)
 
 
 class TwoTimeNet(nn.Module):
-    """``net`` (a network with one SinusoidalTimeEmbedding, as mlp and unet have) conditioned on two times.
+    """``net`` (a network with one SinusoidalTimeEmbedding, as mlp and unet have) conditioned on two times; it
+    keeps ``net``'s device (the embedding holds no tensors).
 
     ``forward(x, a, b)``: x [B, *shape], a and b [B] -> what ``net`` returns, [B, *out]. ``scale`` multiplies both
     times before their sinusoidal features (frequencies 1 down to 1e-4): 1, the default, embeds them as they are,
@@ -53,7 +67,7 @@ class TwoTimeNet(nn.Module):
 
     def __init__(self, net: nn.Module, scale: float = 1.0):
         super().__init__()
-        found = [(name, m) for name, m in net.named_modules() if isinstance(m, SinusoidalTimeEmbedding)]
+        found = [(name, m) for name, m in net.named_modules() if type(m).__name__ == EMBEDDING]
         if len(found) != 1:
             raise ValueError(f"a flow-map method conditions its network on two times by splitting its sinusoidal "
                              f"time embedding; {type(net).__name__} has {len(found)} such embeddings, not one: use "
