@@ -127,6 +127,21 @@ class Method(ABC):
         """
         return False
 
+    def trains_on_pairs(self) -> bool:
+        """Under a parent: whether the harness trains on the parent's pairs (``n_pairs`` and ``make_pairs``: reflow,
+        one-step distillation), the default, or on the independent coupling of source and data, the parent's trained
+        networks reaching the method through ``prepare`` (a teacher the loss calls: consistency distillation)."""
+        return True
+
+    def prepare(self, model: nn.ModuleDict, steps: int, parent_model: nn.ModuleDict | None) -> None:
+        """Called on freshly built networks before their training (never on a cached model): ``steps`` is the number
+        of optimisation steps the training will run, ``parent_model`` the trained parent (None without one).
+
+        A method whose loss follows a schedule over the training (consistency training's curriculum) or calls a
+        teacher (consistency distillation) stores what it needs in ``model`` here. Default: nothing.
+        """
+        return None
+
     def n_pairs(self) -> int:
         """How many source draws the harness pairs through ``make_pairs`` (only asked when ``parent()`` is set)."""
         raise NotImplementedError(f"{self.name} has a parent but does not say how many pairs it trains on")

@@ -202,3 +202,48 @@ def test_networks_whose_products_are_compute_bound_do_not_stack(tmp_path):
     cell = plan.trainings[0].cell
     assert step_flops("fm_ot, hidden 256", method_at(cell, 0), cell) == 6.0 * 256 * (34 * 256 + 2 * 256 * 256 + 256 * 2)
     assert step_flops("fm_ot, hidden 256", method_at(cell, 0), cell) > STACK_MAX_FLOPS
+
+
+def _stop_by_initial_loss(curve) -> bool:
+    """A stand-in convergence rule that stops each member at its own evaluation: the 9th to the 13th, and never
+    for one in five, by the member's held-out loss at step 0 (the same for its stacked and its own training)."""
+    n = 9 + int(curve[0][1] * 1e6) % 5
+    return n < 13 and len(curve) >= n
+
+
+def test_members_that_converge_at_different_steps_end_as_each_would_alone(monkeypatch):
+    """train.until_converged in a stack: each member stops at its own evaluation with the weights, loss curve
+    and held-out curve of its own training stopped there; 210 steps put evaluations off the loss chunks (the
+    chunk it stops in is a partial one)."""
+    monkeypatch.setattr(ev, "settled", _stop_by_initial_loss)
+    cfg = TrainConfig(**{**TRAIN, "steps": 210}, until_converged=True)
+    members = [member(seed) for seed in range(4)]
+    curves = [[] for _ in members]
+    out = fit_stacked(members[0][0], [m[1] for m in members], [m[2] for m in members], cfg, [m[3] for m in members],
+                      [m[4] for m in members], curves)
+    ends = [c[-1][0] for c in curves]
+    assert len(set(ends)) >= 3 and min(ends) < 210, ends  # members stop at different steps
+    assert any(end % 2 for end in ends)  # at least one stops inside a loss chunk (chunk = 2 steps here)
+    for i in range(len(members)):
+        method, model, coupling, gen, heldout = member(i)
+        curve = []
+        ema, losses = fit(method, model, coupling, cfg, gen, heldout=heldout, heldout_curve=curve)
+        assert curves[i] == curve and out[i][1] == losses
+        assert all(torch.equal(a, b) for a, b in zip(out[i][0].state_dict().values(), ema.state_dict().values(),
+                                                    strict=True))
+
+
+def test_a_stacked_sweep_until_converged_writes_the_records_of_one_seed_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(ev, "settled", _stop_by_initial_loss)
+    raw = stack_spec(name="until")
+    raw["train"] = {**TRAIN, "steps": 210, "until_converged": True}
+    spec = parse_spec(raw)
+    sizes = spy_stacks(monkeypatch)
+    run_sweep(spec, tmp_path / "stacked", progress=False)
+    assert sizes
+    run_sweep(spec, tmp_path / "alone", progress=False, seed_stacks=False)
+    stacked = records(tmp_path / "stacked" / "until" / "cells")
+    assert len(stacked) == 6 and stacked == records(tmp_path / "alone" / "until" / "cells")
+    steps = [r["training"]["cost"]["steps"] for r in stacked.values()]
+    assert min(steps) < 210 and len(set(steps)) > 1, steps
+    assert all(r["training"]["cost"]["budget"]["max_steps"] == 210 for r in stacked.values())

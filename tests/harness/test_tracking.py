@@ -61,6 +61,8 @@ def test_tensorboard_event_files_hold_the_curves_metrics_config_and_figures(tmp_
     held = model.Scalars("loss/heldout")
     assert [e.step for e in held] == meta["evidence"]["heldout"]["steps"]
     assert [e.value for e in held] == pytest.approx(meta["evidence"]["heldout"]["loss"], rel=1e-6)
+    text = model.Tensors("model/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"(rule v{meta['evidence']['convergence']['rule_version']})" in text  # the version that judged
 
     records = {r["config"]["nfe"]: r for r in RecordStore(sweep).records()}
     curve = events("curves/moons/fm_ot/euler/seed0")
@@ -92,6 +94,7 @@ def test_mlflow_local_store_holds_a_run_per_model_and_per_cell(tmp_path):
     meta = _model_meta(sweep)
     model = runs["train fm_ot on moons seed 0"]
     assert model.data.tags["model_key"] == meta["key"] and model.data.params["train.steps"] == "30"
+    assert model.data.tags["convergence_rule"] == str(meta["evidence"]["convergence"]["rule_version"]) != "None"
     history = client.get_metric_history(model.info.run_id, "train_loss")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(meta["losses"])
     held = sorted(client.get_metric_history(model.info.run_id, "heldout_loss"), key=lambda m: m.step)

@@ -45,7 +45,9 @@ def solvers_for(dyn) -> list[tuple[str, int]]:
     """Every solver whose requirements the dynamics meet: Euler (always), and the fixed-step solvers that need
     more than the velocity (SDE solvers, samplers on a data prediction) which they allow."""
     fixed = [n for n in SOLVERS.names() if not SOLVERS.get(n).adaptive and SOLVERS.get(n).requires != {"velocity"}]
-    return [("euler", 8)] + [(n, 8) for n in fixed if SOLVERS.get(n).unmet(dyn.offers()) is None]
+    euler = [("euler", 8)] if "velocity" in dyn.offers() else []  # a flow-map-only model has no ODE
+    # flow_map at one jump, source to data: the jump every flow map serves (a consistency model's maps only there)
+    return euler + [(n, 1 if n == "flow_map" else 8) for n in fixed if SOLVERS.get(n).unmet(dyn.offers()) is None]
 
 
 @pytest.mark.parametrize("name,hp", CASES, ids=[n + "".join(f"-{v}" for v in h.values()) for n, h in CASES])
@@ -76,7 +78,8 @@ def test_method_contract(name, hp, problem, tmp_path):
     x = torch.randn(5, *problem.target.shape)
     t = torch.full((5,), 0.5 * (dyn.t0 + dyn.t1))
     with torch.no_grad():
-        assert dyn.velocity(x, t).shape == x.shape
+        if dyn.velocity is not None:
+            assert dyn.velocity(x, t).shape == x.shape
         if dyn.drift is not None:
             assert dyn.drift(x, t).shape == x.shape
             assert dyn.diffusion(t).shape == t.shape

@@ -58,12 +58,13 @@ def test_fixture_rows_match_a_hand_computation_from_the_records():
         return ok.groupby("seed")["straightness"].first()  # the same value in every cell of a model
 
     d = (straightness(ct.RF2) - straightness(ct.RF1)).to_numpy()
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    half = stats.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))  # the 90 % interval: two 5 % tests
     assert row["n"] == len(d) == 3
     assert row["diff_mean"] == pytest.approx(d.mean(), rel=1e-12)
     assert (row["diff_lo"], row["diff_hi"]) == (pytest.approx(d.mean() - half, rel=1e-9),
                                                 pytest.approx(d.mean() + half, rel=1e-9))
-    assert row["verdict"] == judge(t_interval(list(d)), (-math.inf, 0.0))
+    assert row["verdict"] == judge(t_interval(list(d), 0.90), (-math.inf, 0.0))
+    assert row["p_holds"] == pytest.approx(stats.t.cdf(d.mean() / (d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1))
     assert {"holds", "contradicted", "inconclusive", "reported"} <= set(f["verdict"])
 
 

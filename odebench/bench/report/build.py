@@ -201,14 +201,16 @@ def dataset_tables(sweep: Sweep, dataset: str, metric: str | None) -> list[Table
                             "Per method: training steps, cost of one step in forward passes of the spec's "
                             "network (forward + backward of every network the loss calls), parameters, total "
                             "training FLOPs (parents and reflow pair generation included) and wall seconds, and "
-                            f"how many of its models had converged ({rule}). Methods marked"
+                            f"how many of its models had converged ({rule}). Methods marked "
                             f"{training.STILL_IMPROVING!r} in the tables above had a model still improving."))
     issues = issues_table(f)
     if len(issues):
         tables.append(Table("Failed and skipped cells", issues,
                             "Every cell that did not finish, and every metric that failed alone, with the "
                             "recorded reason.", long=True))
-    return tables
+    legend = training.improving_legend(models, dataset)  # under every table whose rows carry the mark
+    return [Table(t.title, t.frame, f"{t.caption} {legend}", t.reading, t.long)
+            if legend and training.marked(t.frame) else t for t in tables]
 
 
 #: metric values beyond this magnitude are not plotted (their mean and std overflow to inf)

@@ -509,12 +509,17 @@ def earlier_table(earlier: list[dict[str, Any]], current: list[dict[str, Any]]) 
 
 def summary_frame(sweep: Sweep) -> pd.DataFrame:
     """One row per configuration (dataset, method, solver, budget and ``config_key``, the hash of the whole
-    configuration less the seed): seed counts by status, mean NFE, and every metric's mean and std over the
-    ok seeds (full precision; this is leaderboard.csv)."""
+    configuration less the seed): seed counts by status, mean NFE, how many of its seeds' models were still
+    improving at the end of their training (``n_still_improving``) by which version of the convergence rule
+    (``convergence_rule``: odebench.bench.report.training), and every metric's mean and std over the ok seeds
+    (full precision; this is leaderboard.csv)."""
     f = sweep.frame
     if f.empty:
         return pd.DataFrame()
     metrics = sweep.metric_columns()
+    from odebench.bench.report.training import rule_versions, verdict_by_cell
+
+    verdicts = verdict_by_cell(sweep.records)  # each configuration's models, judged by today's convergence rule
     rows = []
     for key, g in f.groupby([*CONFIG_KEYS, "config_key"], sort=False):
         ok = g[g["status"] == "ok"]
@@ -523,6 +528,9 @@ def summary_frame(sweep: Sweep) -> pd.DataFrame:
                     "n_seeds": len(g), "n_ok": len(ok), "n_failed": int((g["status"] == "failed").sum()),
                     "n_skipped": int((g["status"] == "skipped").sum()), "nfe_mean": ok["nfe"].mean(),
                     "_rank": g["budget_rank"].iloc[0]})
+        judged = [verdicts[c] for c in g["cell_id"] if c in verdicts]
+        row.update({"n_still_improving": sum(v.get("converged") is False for v in judged),
+                    "convergence_rule": rule_versions(v.get("rule_version") for v in judged)})
         for m in metrics:
             row[f"{m}_mean"] = ok[m].mean()
             row[f"{m}_std"] = ok[m].std(ddof=1) if ok[m].notna().sum() > 1 else math.nan

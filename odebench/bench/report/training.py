@@ -3,7 +3,10 @@
 Reads the ``training`` block every record carries (odebench.bench.harness.training.evidence): one row per
 trained model (cells of one model repeat it), a table per dataset with the cost in one unit for every method,
 the held-out loss curves as a figure, and the methods whose models were still improving, which the leaderboard
-marks with ``STILL_IMPROVING`` so that "this family is worse" is never read where "this model is not done" holds.
+marks with ``STILL_IMPROVING`` so that "this family is worse" is never read where "this model is not done" holds:
+every table whose rows carry the mark carries ``improving_legend`` under it, and leaderboard.csv counts each
+configuration's models still improving (``verdict_by_cell``). Every verdict shown names the version of the
+convergence rule that judged it (odebench.bench.harness.training.evidence).
 """
 
 from __future__ import annotations
@@ -17,6 +20,43 @@ from odebench.bench.report.plots import FigureFile, grid_of, save, slug
 
 #: mark appended to a method's label in the leaderboards when a model of it was still improving
 STILL_IMPROVING = " (still improving)"
+
+
+def rule_versions(versions) -> str:
+    """'v2', or 'v1, v2' where models were judged by several versions of the rule ('' where none says)."""
+    found = sorted({int(v) for v in versions if v is not None and not (isinstance(v, float) and math.isnan(v))})
+    return ", ".join(f"v{v}" for v in found)
+
+
+def improving_legend(models: pd.DataFrame, dataset: str) -> str:
+    """The legend line of the STILL_IMPROVING mark for the dataset's tables ('' when no model of it is)."""
+    if not still_improving(models, dataset):
+        return ""
+    rows = models[models["dataset"] == dataset]
+    versions = rule_versions(rows.loc[rows["converged"].eq(False), "rule_version"])
+    return (f"{STILL_IMPROVING.strip()}: at least one model (seed) of this method was still improving at the end "
+            f"of its training by the convergence rule {versions} (its held-out loss still fell by more than its "
+            f"noise; see the training table): its values are not those of a finished model.")
+
+
+def marked(frame: pd.DataFrame) -> bool:
+    """Whether a table's cells carry the STILL_IMPROVING mark."""
+    return any(STILL_IMPROVING in str(v) for v in frame.to_numpy().ravel())
+
+
+def verdict_by_cell(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """cell_id -> the current verdict of its model's training (``current_verdict``; each model judged once);
+    cells whose record holds no training block are absent."""
+    by_model: dict[str, dict[str, Any]] = {}
+    out = {}
+    for r in records:
+        key, block = r.get("model_key"), r.get("training") or {}
+        if not key or not block or "cell_id" not in r:
+            continue
+        if key not in by_model:
+            by_model[key] = current_verdict(block)
+        out[r["cell_id"]] = by_model[key]
+    return out
 
 
 def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
@@ -36,22 +76,31 @@ def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
                      "params": cost.get("params_total"), "total_flops": cost.get("total_flops"),
                      "total_seconds": cost.get("total_seconds"), "converged": verdict.get("converged"),
                      "relative_drop": verdict.get("relative_drop"), "rule": verdict.get("rule"),
+                     "rule_version": verdict.get("rule_version"),
                      "converged_at": verdict.get("converged_at_step"),
                      "heldout_steps": held.get("steps", []), "heldout_loss": held.get("loss", [])})
     return pd.DataFrame(rows)
 
 
 def current_verdict(training: dict[str, Any]) -> dict[str, Any]:
-    """The convergence verdict of a record's training block by today's rule, judged again from its stored
-    held-out curve (records written under an earlier rule get today's verdict); the stored verdict if the
-    record holds no curve."""
-    from odebench.bench.harness.training.evidence import judge_convergence
+    """The convergence verdict of a record's training block by today's rule (a dict with ``converged`` True,
+    False or None, ``converged_at_step``, ``rule`` and ``rule_version``, among others).
 
+    A stored verdict whose ``rule_version`` is today's ``CONVERGENCE_RULE_VERSION`` is used as it is; one
+    written under another (or no) version is judged again from the stored held-out curve, so that no record
+    shows a flag of an earlier rule. A record without a curve keeps its stored verdict, whatever its version
+    (``rule_version`` tells which rule that was).
+    """
+    from odebench.bench.harness.training.evidence import CONVERGENCE_RULE_VERSION, judge_convergence
+
+    stored = training.get("convergence") or {}
+    if stored.get("rule_version") == CONVERGENCE_RULE_VERSION:
+        return stored
     held = training.get("heldout") or {}
     steps, losses = held.get("steps") or [], held.get("loss") or []
     if steps and len(steps) == len(losses):
         return judge_convergence(list(zip(steps, losses, strict=True)))
-    return training.get("convergence") or {}
+    return {"rule_version": stored.get("rule_version", 1), **stored} if stored else {}
 
 
 def still_improving(models: pd.DataFrame, dataset: str) -> set[str]:
@@ -72,18 +121,20 @@ def _verdict(values: pd.Series) -> str:
 
 def training_table(models: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Per method: steps, cost per step in forward-equivalents, parameters, total training cost (parents and
-    pair generation included), wall seconds, and how many of its models (seeds) had converged."""
+    pair generation included), wall seconds, how many of its models (seeds) had converged and by which version
+    of the convergence rule ("rule")."""
     rows = models[models["dataset"] == dataset] if not models.empty else models
     out = []
     for method, g in rows.groupby("method", sort=True):
         num = {c: pd.to_numeric(g[c], errors="coerce") for c in ("steps", "fwd_eq_per_step", "params",
                                                                  "total_flops", "total_seconds")}
-        out.append({"method": method, "steps": _first_int(num["steps"]),
+        out.append({"method": method, "steps": _steps_text(num["steps"]),
                     "fwd-eq / step": _mean_text(num["fwd_eq_per_step"], ".2f"),
                     "params": f"{_first_int(num['params']):,}" if _first_int(num["params"]) != "" else "",
                     "total TFLOP": _mean_text(num["total_flops"] / 1e12, ".3g"),
                     "train s": _mean_text(num["total_seconds"], ".0f"),
                     "held-out loss": _verdict(g["converged"]),
+                    "rule": rule_versions(g["rule_version"]) if "rule_version" in g else "",
                     "converged at step": _settled(g["converged_at"] if "converged_at" in g else None)})
     return pd.DataFrame(out)
 
@@ -92,6 +143,14 @@ def _first_int(values: pd.Series) -> int | str:
     """The first finite value as an int; '' where a record did not say (an older or hand-made record)."""
     finite = values[values.map(math.isfinite)]
     return int(finite.iloc[0]) if len(finite) else ""
+
+
+def _steps_text(values: pd.Series) -> int | str:
+    """The seeds' steps: one number when they agree, 'lo-hi' where trainings until converged stopped apart."""
+    finite = sorted(int(v) for v in values if math.isfinite(v))
+    if not finite or finite[0] == finite[-1]:
+        return _first_int(values)
+    return f"{finite[0]}-{finite[-1]}"
 
 
 def _mean_text(values: pd.Series, fmt: str) -> str:
@@ -129,4 +188,5 @@ def heldout_figure(models: pd.DataFrame, dataset: str, sweep_dir) -> FigureFile 
     fig.suptitle(f"{dataset}: held-out loss during training")
     return save(fig, sweep_dir, f"heldout_loss_{slug(dataset)}", f"{dataset}: held-out loss during training",
                 "The method's own loss on a fixed held-out batch, evaluated on the EMA weights at 21 points of "
-                "training; dashed: still improving at the end by the rule of the training table.")
+                "training; dashed: still improving at the end by the rule of the training table "
+                f"({rule_versions(rows['rule_version']) or 'rule version unknown'}).")

@@ -269,6 +269,7 @@ RULES_TRAIN: dict[str, Rule] = {
     "grad_clip": number(0, 1e6, what="0 disables clipping"),
     "weight_decay": number(0, 10),
     "forward_equivalents": integer(0, 10**15, what="a compute budget in network forward passes; 0: by steps"),
+    "until_converged": Rule("bool", what="stop at the first held-out evaluation that reads converged"),
 }
 
 RULES_EVAL: dict[str, Rule] = {
@@ -346,6 +347,13 @@ def method_rules(name: str) -> dict[str, Rule]:
                 "s_tmax": NONNEG, "s_noise": number(0, 10, lo_open=True)},
         "interpolant": {"path": Rule("str", choices=("linear", "trig", "vp_trig", "encdec")), "gamma": number(0, 100),
                         "eps": number(0, 100), "t_eps": number(0, 0.5, lo_open=True, hi_open=True)},
+        # consistency models (Song et al. 2023): EDM's sigmas, the curriculum of CT, CD's teacher and fixed schedule
+        **{name: {"sigma_data": POSITIVE, "sigma_min": POSITIVE, "sigma_max": POSITIVE,
+                  "rho": number(0, 100, lo_open=True), "distance": choice("l2", "pseudo_huber"), **extra}
+           for name, extra in (("consistency_training", {"s0": integer(2, 100_000), "s1": integer(2, 100_000),
+                                                         "mu0": number(0, 1, hi_open=True)}),
+                               ("consistency_distillation", {"teacher": TEXT, "n_levels": integer(2, 100_000),
+                                                             "mu": number(0, 1, hi_open=True)}))},
         # MeanFlow's logit-normal (t, r) laws, the share of pairs with r != t and the adaptive weight's power
         "meanflow": {"tr_sampler": choice("v1", "v0"), "p_mean_t": number(-20, 20), "p_std_t": number(0, 20, True),
                      "p_mean_r": number(-20, 20), "p_std_r": number(0, 20, True), "ratio": number(0, 1),

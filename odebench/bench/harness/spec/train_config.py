@@ -21,6 +21,12 @@ class TrainConfig:
     measured before training (``training.evidence.step_cost``), so a method with an encoder or a second pass
     gets fewer steps for the same compute; ``steps`` then does not act. Parents and reflow pairs are not
     deducted: they are reported in the record's total. 0 (the default) budgets by ``steps``.
+
+    ``until_converged`` = true trains until converged: the step budget (``steps``, or the one
+    ``forward_equivalents`` gives) becomes the most steps a training may take, and the training stops at the
+    first evaluation of its held-out loss (every twentieth of that budget) where the convergence rule
+    (odebench.bench.harness.training.evidence) calls it converged. The stopped model has the weights a full
+    training would have at that step; the record gives the steps taken. False (the default) trains the budget.
     """
 
     steps: int = 2000
@@ -30,10 +36,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     forward_equivalents: int = 0
+    until_converged: bool = False
 
 
 def train_key_fields(train: dict[str, Any]) -> dict[str, Any]:
     """The training settings (TrainConfig fields as a dict) that key a model and a cell: all of them, less
-    ``forward_equivalents`` when it is off or absent (so models and cells budgeted by steps keep the keys they
-    always had, records written before the option existed included)."""
-    return {k: v for k, v in train.items() if k != "forward_equivalents" or v}
+    ``forward_equivalents`` and ``until_converged`` when they are off or absent (so models and cells that use
+    neither keep the keys they always had, records written before the options existed included)."""
+    return {k: v for k, v in train.items() if k not in ("forward_equivalents", "until_converged") or v}

@@ -50,6 +50,9 @@ class ModelEvent:
     heldout: list[tuple[int, float]]
     converged: bool | None = None
     cached: bool = False
+    #: the version of the convergence rule that judged ``converged`` (odebench.bench.harness.training.evidence;
+    #: 1 for a verdict stored without one)
+    rule_version: int | None = None
 
 
 @dataclass
@@ -125,9 +128,13 @@ def model_event(job, outcome) -> ModelEvent:
     params = scalar_params({k: cfg[k] for k in ("method", "target", "source", "seed", "data_seed", "train", "net")})
     params["model_key"] = job.key
     return ModelEvent(job.key, job.label, params,
-                      list(zip(loss_steps(steps, len(outcome.losses)), outcome.losses, strict=True)),
+                      list(zip(loss_steps(steps, len(outcome.losses),
+                                          ((evidence.get("cost") or {}).get("budget") or {}).get("max_steps")),
+                               outcome.losses, strict=True)),
                       list(zip(held.get("steps", []), held.get("loss", []), strict=True)),
-                      (evidence.get("convergence") or {}).get("converged"), job.key not in outcome.trained)
+                      (evidence.get("convergence") or {}).get("converged"), job.key not in outcome.trained,
+                      (evidence.get("convergence") or {}).get("rule_version", 1) if evidence.get("convergence")
+                      else None)
 
 
 def cell_event(record: dict[str, Any]) -> CellEvent:

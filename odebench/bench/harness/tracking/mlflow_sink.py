@@ -55,7 +55,7 @@ class MlflowSink:
     def model(self, event: ModelEvent) -> None:
         run_id = self._run(f"train {event.label}", event.params,
                            {"odebench.kind": "model", "model_key": event.key, "cached": str(event.cached),
-                            "converged": str(event.converged)})
+                            "converged": str(event.converged), "convergence_rule": str(event.rule_version)})
         self._metrics(run_id, {"train_loss": event.train, "heldout_loss": event.heldout})
         self.client.set_terminated(run_id)
 

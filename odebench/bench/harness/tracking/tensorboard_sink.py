@@ -53,7 +53,7 @@ class TensorBoardSink:
             w.add_scalar("loss/train", loss, step)
         for step, loss in event.heldout:
             w.add_scalar("loss/heldout", loss, step)
-        w.add_text("model", f"key {event.key}; converged: {event.converged}; "
+        w.add_text("model", f"key {event.key}; converged: {event.converged} (rule v{event.rule_version}); "
                             f"{'loaded from the cache' if event.cached else 'trained in this run'}")
         w.flush()
 

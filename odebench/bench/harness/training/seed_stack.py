@@ -6,7 +6,8 @@ its measured step cost), the members still to train are optimised together by
 training would be, under its own key: the cache, resume, ``odebench eval`` and the report see one artifact per
 seed, with the same weights, loss curve and held-out curve as a training of its own (bit for bit on CPU in
 float32). A member's ``seconds`` are its own preparation plus its share of the stack's optimisation (the
-stack's wall time over its members).
+stack's wall time over its members). Under ``train.until_converged`` each member stops at its own converged
+evaluation, as its own training would (``fit_stacked``); the stack runs until its last member stops.
 
 Where the members cannot stack exactly (a network other than the MLP, more than one torch thread, a batch and
 width that torch's vector loops do not divide: odebench.bench.nets.stacked; a step budget that differs between

@@ -11,6 +11,11 @@ member's own parameter order, over its own slices.
 
 A member whose loss turns non-finite fails alone with DivergenceError; its NaNs stay in its own slices, so the
 others train on, unchanged.
+
+Under ``cfg.until_converged`` each member stops where its own training would (the first held-out evaluation
+its curve reads converged, ``evidence.settled``): its EMA model, its trained weights and its loss curve are
+taken at that step, as ``fit`` ends there, and it stays in the stack, its further steps discarded, so that the
+others' arithmetic is unchanged; the stack ends when every member has stopped or failed.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
     """
     from odebench.bench.harness.training.train import diverged, ema_weight, loss_chunk
 
+    if cfg.until_converged and heldouts is None:
+        raise ValueError("train.until_converged needs the held-out evaluation (heldouts) to judge convergence")
     n = len(models)
     emas = [copy.deepcopy(m).requires_grad_(False) for m in models]
     stacked = {name: StackedMLP([m[name] for m in models]) for name in models[0]}
@@ -101,12 +108,33 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
     failed: list[Exception | None] = [None] * n
     running = torch.zeros(n)
     checkpoints = set(ev.eval_steps(cfg.steps)) if heldouts is not None else set()
+    stopped: list[Fitted | None] = [None] * n  # a member that converged: what its own fit returned there
+
+    def training(m: int) -> bool:
+        return failed[m] is None and stopped[m] is None
 
     def evaluate_heldout(step: int) -> None:
         _write_back(ema_leaves, leaves, emas)
         for m in range(n):
-            if failed[m] is None:
+            if training(m):
                 heldout_curves[m].append((step, heldouts[m](emas[m])))
+                if cfg.until_converged and 0 < step < cfg.steps and ev.settled(heldout_curves[m]):
+                    stop(m, step)
+
+    def stop(m: int, step: int) -> None:
+        """Member m ends here, as ``fit`` ends at a converged evaluation."""
+        if step % chunk:  # the chunk it stops in, as the last chunk of a full budget
+            value = float(running[m]) / (((step - 1) % chunk) + 1)
+            if not math.isfinite(value):
+                failed[m] = diverged(f"train {method.name}", value, step, cfg)
+                return
+            curves[m].append(value)
+        _write_back(ema_leaves, leaves, emas, models, members=[m])
+        ema = copy.deepcopy(emas[m])
+        with torch.no_grad():
+            for b_ema, b in zip(ema.buffers(), models[m].buffers(), strict=True):
+                b_ema.copy_(b)
+        stopped[m] = (ema.eval(), list(curves[m]))
 
     if 0 in checkpoints:
         evaluate_heldout(0)
@@ -126,7 +154,7 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
             values = [v / ((step % chunk) + 1) for v in running.tolist()]
             running.zero_()
             for m, value in enumerate(values):
-                if failed[m] is not None:
+                if not training(m):
                     continue
                 if not math.isfinite(value):
                     failed[m] = diverged(f"train {method.name}", value, step + 1, cfg)
@@ -134,23 +162,28 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
                     curves[m].append(value)
             if report is not None:
                 report(step + 1, cfg.steps)
-            if all(f is not None for f in failed):
-                break
         if step + 1 in checkpoints:
             evaluate_heldout(step + 1)
-    _write_back(ema_leaves, leaves, emas, models)
-    for ema, model in zip(emas, models, strict=True):
+        if not any(training(m) for m in range(n)):
+            if report is not None and step + 1 < cfg.steps:
+                report(cfg.steps, cfg.steps)  # done: the progress line counts the budget as spent
+            break
+    going = [m for m in range(n) if training(m)]
+    _write_back(ema_leaves, leaves, emas, models, members=going)
+    for m in going:
         with torch.no_grad():
-            for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+            for b_ema, b in zip(emas[m].buffers(), models[m].buffers(), strict=True):
                 b_ema.copy_(b)
-    return [failed[m] if failed[m] is not None else (emas[m].eval(), curves[m]) for m in range(n)]
+    return [failed[m] if failed[m] is not None else stopped[m] or (emas[m].eval(), curves[m]) for m in range(n)]
 
 
 @torch.no_grad()
-def _write_back(ema_leaves: list[Tensor], leaves: list[Tensor],
-                emas: Sequence[nn.ModuleDict], models: Sequence[nn.ModuleDict] | None = None) -> None:
-    """Copy the stacked EMA weights into each member's EMA model (and the trained weights into ``models``)."""
-    for m, ema in enumerate(emas):
+def _write_back(ema_leaves: list[Tensor], leaves: list[Tensor], emas: Sequence[nn.ModuleDict],
+                models: Sequence[nn.ModuleDict] | None = None, members: Sequence[int] | None = None) -> None:
+    """Copy the stacked EMA weights into each member's EMA model (and the trained weights into ``models``);
+    ``members``: only these (default: all)."""
+    for m in range(len(emas)) if members is None else members:
+        ema = emas[m]
         for target, source in zip(ema.parameters(), ema_leaves, strict=True):
             target.copy_(source[m])
         if models is not None:

@@ -127,6 +127,8 @@ def model_key(method: Method, problem: Problem, cfg: TrainConfig, seed: int, par
         "method": method.training_config(), "target": problem.target.name, "source": problem.source_name(),
         "data_seed": problem.data_seed, "net": problem.net, "train": train_key_fields(asdict(cfg)), "seed": seed,
         "parent": parent_key,
+        # where a training stops depends on the convergence rule: a new rule version trains anew
+        **({"convergence_rule": ev.CONVERGENCE_RULE_VERSION} if cfg.until_converged else {}),
         # bf16 training gives other weights; fp32 adds nothing, so fp32 keys are what they always were
         **({"precision": precision} if precision != "fp32" else {}),
     })
@@ -153,7 +155,7 @@ def training_data(method: Method, problem: Problem, parent: TrainedModel | None,
     """The independent coupling of source and data, or, under a parent, pairs (x0, parent flow of x0); the
     held-out batch is the data's held-out split, or fresh pairs of the parent's flow."""
     sample_source = source_sampler(method, problem, device)
-    if parent is None:
+    if parent is None or not method.trains_on_pairs():
         x1_held = problem.target.test[:ev.N_HELDOUT].to(device)
         x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
         coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
@@ -254,11 +256,15 @@ def prepare_training(method: Method, problem: Problem, cfg: TrainConfig, seed: i
     model = build_model(method, problem).to(device)
     if parent is not None and method.init_from_parent():
         model.load_state_dict(parent.model.state_dict())  # fine-tune the parent (its EMA weights)
+    parent_model = parent.model if parent is not None else None
+    method.prepare(model, cfg.steps, parent_model)  # before the cost: a teacher the loss calls is in it
     with torch.random.fork_rng(devices=[]):  # measuring the cost must not move the RNG that dropout uses
         cost = ev.step_cost(method, model, build_net(problem.net, problem.target.shape).to(device),
                             *data.coupling.draw(cfg.batch_size, seeding.derive(seed, key, "cost-batch", device=device)),
                             seeding.derive(seed, key, "cost-loss", device=device))
     run_cfg = replace(cfg, steps=budgeted_steps(cfg, cost["forward_equivalents_per_step"]))
+    if run_cfg.steps != cfg.steps:  # a compute budget: a schedule over the training spans the steps it will run
+        method.prepare(model, run_cfg.steps, parent_model)
     return PendingTraining(method, problem, cfg, seed, key, model, data, cost, run_cfg, runtime, parent, notes,
                            start)
 
@@ -269,8 +275,11 @@ def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float
     cfg, run_cfg, cost, parent = job.cfg, job.run_cfg, job.cost, job.parent
     budget = ({"by": "forward_equivalents", "forward_equivalents": cfg.forward_equivalents}
               if cfg.forward_equivalents else {"by": "steps"})
-    evidence = {"cost": {**cost, "steps": run_cfg.steps, "budget": budget, "pair_flops": job.data.pair_flops,
-                         "flops": cost["flops_per_step"] * run_cfg.steps + job.data.pair_flops, "seconds": seconds},
+    steps = steps_taken(run_cfg, curve)
+    if cfg.until_converged:  # the budget was the most steps; the record says where the training stopped
+        budget.update(until_converged=True, max_steps=run_cfg.steps, stopped_converged=steps < run_cfg.steps)
+    evidence = {"cost": {**cost, "steps": steps, "budget": budget, "pair_flops": job.data.pair_flops,
+                         "flops": cost["flops_per_step"] * steps + job.data.pair_flops, "seconds": seconds},
                 "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
                 "convergence": ev.judge_convergence(curve)}
     if distributed.is_main():
@@ -280,6 +289,12 @@ def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float
                                   "losses": losses, "runtime": job.runtime.record(), "evidence": evidence})
     distributed.barrier()
     return TrainedModel(ema, job.key, seconds, False, losses, parent, evidence, notes=job.notes)
+
+
+def steps_taken(cfg: TrainConfig, curve: list[tuple[int, float]]) -> int:
+    """The steps a finished ``fit`` took: ``cfg.steps``, or, training until converged, the step of its last
+    held-out evaluation (where it stopped)."""
+    return curve[-1][0] if cfg.until_converged and curve else cfg.steps
 
 
 def make_train_step(method: Method, model: nn.ModuleDict, ema: nn.ModuleDict, coupling, cfg: TrainConfig,
@@ -319,9 +334,11 @@ def loss_chunk(steps: int) -> int:
     return max(1, min(steps // 100, 50))
 
 
-def loss_steps(steps: int, n: int) -> list[int]:
-    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends."""
-    chunk = loss_chunk(steps)
+def loss_steps(steps: int, n: int, max_steps: int | None = None) -> list[int]:
+    """The completed-step count at which each of the ``n`` points of a loss curve of ``steps`` steps ends;
+    ``max_steps``: the budget of a training until converged that stopped at ``steps`` (its chunks are the
+    budget's)."""
+    chunk = loss_chunk(max_steps or steps)
     return [min((i + 1) * chunk, steps) for i in range(n)]
 
 
@@ -331,6 +348,11 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
         heldout_curve: list[tuple[int, float]] | None = None,
         report: Callable[[int, int], None] | None = None) -> tuple[nn.ModuleDict, list[float]]:
     """Adam + EMA + gradient clipping for ``cfg.steps`` steps; returns (EMA model in eval mode, loss curve).
+
+    With ``cfg.until_converged`` the training stops after the first held-out evaluation at which
+    ``evidence.settled`` calls the curve so far converged (``heldout`` is then required); the loss of the
+    chunk it stops in is recorded as a last, shorter chunk, as at the end of a full budget. Nothing else
+    depends on where it stops, so the model is the one a full training has at that step.
 
     The loss curve holds the mean loss over each chunk of ``min(steps // 100, 50)`` steps. The loss is read
     back to the host once per chunk (not per step), and a non-finite chunk raises DivergenceError.
@@ -350,6 +372,8 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
     losses: list[float] = []
     running = torch.zeros((), device=next(model.parameters()).device)
     checkpoints = set(ev.eval_steps(cfg.steps)) if heldout is not None else set()
+    if cfg.until_converged and heldout is None:
+        raise ValueError("train.until_converged needs the held-out evaluation (fit's heldout) to judge convergence")
     if 0 in checkpoints:
         heldout_curve.append((0, heldout(ema)))
     model.train()
@@ -368,6 +392,15 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
                 report(step + 1, cfg.steps)
         if step + 1 in checkpoints:
             heldout_curve.append((step + 1, heldout(ema)))
+            if cfg.until_converged and step + 1 < cfg.steps and ev.settled(heldout_curve):
+                if (step + 1) % chunk:  # the chunk it stops in, as the last chunk of a full budget
+                    value = running.item() / ((step % chunk) + 1)
+                    if not math.isfinite(value):
+                        raise diverged(label, value, step + 1, cfg)
+                    losses.append(value)
+                if report is not None:
+                    report(cfg.steps, cfg.steps)  # done: the progress line counts the budget as spent
+                break
     with torch.no_grad():
         for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):  # buffers are not averaged, just copied
             b_ema.copy_(b)
