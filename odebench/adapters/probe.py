@@ -1,7 +1,8 @@
 """Checks of a given model at load time, before any cell is sampled: a probe of its calling convention and a
 plausibility check of its declaration.
 
-:func:`probe` calls the model's velocity (the network through its adapter) on a few data points at the start,
+:func:`probe` calls the model's velocity (the network through its adapter; for ready-made dynamics that offer a
+flow map only, the map from the start of the interval) on a few data points at the start,
 middle and end of its interval, and requires an output of the input's shape and dtype with finite values. A
 call that raises or returns another shape most often means the wrong adapter (a TorchCFM ``MLP`` called as
 ``net(x, t)``, a flow_matching model called ``net(t, x)``), so the network is then tried under each other
@@ -94,6 +95,14 @@ def _fix(adapter: Adapter, x: Tensor) -> str:
             "on (odebench list datasets), or check --adapter")
 
 
+def _one_call(dyn, x: Tensor, t: Tensor) -> Tensor:
+    """One network call at time t ([B]): the velocity, or for dynamics that offer a flow map only, the jump from
+    dyn.t0 to t (x: [B, *shape] -> [B, *shape] either way)."""
+    if dyn.velocity is not None:
+        return dyn.velocity(x, t)
+    return dyn.flow_map(x, torch.full_like(t, float(dyn.t0)), t)
+
+
 def probe(adapter: Adapter, model: nn.Module, data: Tensor, where: str) -> None:
     """Call the velocity of ``adapter`` on ``model`` at PROBE_BATCH points of ``data``: [N, *shape] (moved to the
     model's device) at the start, middle and end of its interval; raise ProbeFailed naming the fix when a call
@@ -106,7 +115,7 @@ def probe(adapter: Adapter, model: nn.Module, data: Tensor, where: str) -> None:
         t = torch.full((x.shape[0],), float(s), dtype=x.dtype, device=x.device)
         try:
             with torch.no_grad():
-                v = dyn.velocity(x, t)
+                v = _one_call(dyn, x, t)
         except Exception as exc:  # the network's own error, reported with the likely fix
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ProbeFailed(f"the model does not take {where}'s data (points of shape {shape}) at t = {s:g}: "
@@ -151,7 +160,10 @@ def implausible(adapter: Adapter, model: nn.Module, data: Tensor, where: str,
     with torch.no_grad():
         for a, b in zip(ts[:-1], ts[1:], strict=True):
             t = torch.full((n,), float(a), dtype=x.dtype, device=device)
-            x = x + float(b - a) * dyn.velocity(x, t)
+            if dyn.velocity is None:  # a flow-map-only model: its own jumps over the same grid
+                x = dyn.flow_map(x, t, torch.full_like(t, float(b)))
+            else:
+                x = x + float(b - a) * dyn.velocity(x, t)
     flat, ref = x.reshape(n, -1).cpu(), data.reshape(len(data), -1)
     lo, hi = ref.min(0).values, ref.max(0).values
     span = (hi - lo).clamp_min(float((hi - lo).median()))

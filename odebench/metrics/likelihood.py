@@ -12,9 +12,11 @@ l(0) = -integral_0^1 div v dt and
     NLL(x_1) = -log p_0(x_0) - l(0)   (nats).
 
 Every method is measured through its ODE ``Dynamics.velocity`` (diffusion models through their
-probability-flow ODE) and its prior's ``log_prob``; nothing else is assumed. Where the dynamics stop short of
-the ends, the integral runs over [dyn.t0, dyn.nll_t1] (diffusion: 1 - 1e-5, the end of Song et al.'s
-likelihood integral, closer to the data than sampling's t1), or [dyn.t0, dyn.t1] when nll_t1 is not set.
+probability-flow ODE) and its prior's ``log_prob``; nothing else is assumed (a model with no velocity, one
+that offers a flow map only, has no NLL here: the metric is recorded 'not applicable' with the reason).
+Where the dynamics stop short of the ends, the integral runs over [dyn.t0, dyn.nll_t1] (diffusion: 1 - 1e-5,
+the end of Song et al.'s likelihood integral, closer to the data than sampling's t1), or [dyn.t0, dyn.t1]
+when nll_t1 is not set.
 
 Divergence:
   - exact: tr(dv/dx) from the batched Jacobian, ``torch.func.vmap(torch.func.jacrev(v))``; D reverse passes
@@ -47,7 +49,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from odebench.bench.core.solvers import SOLVERS, Field, solve
+from odebench.bench.core.solvers import SOLVERS, Field, Unsupported, solve
 from odebench.metrics.registry import EvalContext, register_metric
 
 __all__ = ["NLLConfig", "NLLResult", "bits_per_dim", "dequantize", "divergence_loop", "draw_probes", "nll",
@@ -269,6 +271,9 @@ def _nll_metric(ctx: EvalContext) -> dict:
     if ctx.dynamics is None or ctx.log_prob_source is None:
         raise ValueError("nll needs the model's dynamics and a source with a log-density (a Gaussian prior); "
                          "it is undefined when the spec names a source dataset")
+    if ctx.dynamics.velocity is None:  # recorded 'not applicable' (the harness's reading of Unsupported)
+        raise Unsupported("nll integrates the model's ODE with its divergence (the instantaneous change of "
+                          "variables), and this model defines no velocity (it offers a flow map only)")
     x = ctx.reference[: int(opts.get("max_points", 1000))]
     dim = x[0].numel()
     cfg = _nll_config(opts, dim)

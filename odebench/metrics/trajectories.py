@@ -18,7 +18,8 @@ on the solver's path.
 Each is reported twice:
   - reference: the ODE re-simulated from the same x0 with rk4 on a fine uniform grid (``n_steps`` steps,
     200 by default, 4 NFE each); v(Z_t, t) is evaluated at the n_steps + 1 grid states and the integral
-    taken by the trapezoid rule. This is the model's own straightness, independent of the swept solver.
+    taken by the trapezoid rule. This is the model's own straightness, independent of the swept solver. A model
+    with no velocity (a flow map only) has none: straightness and curvature are then 'not applicable'.
   - solver_path: along the swept solver's recorded trajectory Z_{t_0}, ..., Z_{t_T} on its time grid, with the
     secant velocities (Z_{t_{i+1}} - Z_{t_i}) / (t_{i+1} - t_i) and the rectangle rule
     sum_i (t_{i+1} - t_i) || ... ||^2
@@ -45,7 +46,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor
 
-from odebench.bench.core.solvers import Field, solve
+from odebench.bench.core.solvers import Field, Unsupported, solve
 from odebench.metrics.budget_guard import refuse_if_over_budget
 from odebench.metrics.computed_once import fingerprint
 from odebench.metrics.registry import EvalContext, register_metric, require_points
@@ -129,6 +130,9 @@ def reference_straightness(ctx: EvalContext, n: int, n_steps: int) -> float:
     the seed, never on the solver), so with a ``ctx.dynamics_key`` it is solved once per process and model.
     """
     dyn = ctx.dynamics
+    if dyn.velocity is None:  # recorded 'not applicable' (the harness's reading of Unsupported), not failed
+        raise Unsupported("the reference straightness re-solves the model's ODE and evaluates its velocity, and "
+                          "this model defines no velocity (it offers a flow map only): there is no field to measure")
     x0 = ctx.x0[:n].float()
     memo = (ctx.dynamics_key, fingerprint(x0), n_steps, dyn.t0, dyn.t1) if ctx.dynamics_key else None
     if memo in _REFERENCE:

@@ -106,7 +106,8 @@ BASE_HPARAMS = {"rf": {"k": 2}, "interpolant": {"gamma": 1.0},  # gamma = 0 drop
                 "score_ve": {"sigma_max": 12.0}}  # a number, as the harness resolves "data" to
 #: a valid other value for string hparams
 OTHER_STRING = {"path": "trig", "pair_solver": "heun", "pairing": "permutation", "init": "scratch",
-                "predictor": "euler_maruyama", "sigma_max": 20.0, "teacher": "fm_ot", "distance": "pseudo_huber"}
+                "predictor": "euler_maruyama", "sigma_max": 20.0, "teacher": "fm_ot", "distance": "pseudo_huber",
+                "tr_sampler": "v0", "denoise_timesteps": 64}  # a power of two
 
 
 def test_every_training_hparam_of_every_method_changes_the_model_key():

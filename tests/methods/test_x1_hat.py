@@ -36,6 +36,8 @@ EXPECTED = {
     ("interpolant", (("gamma", 1.0), ("path", "encdec"))): frozenset(),  # alpha = 0 on [0, 1/2]
     # consistency models: EDM's path for the sampler's re-noising, but a jump to the data is no E[x1 | x_t]
     ("consistency_training", ()): SCHEDULE, ("consistency_distillation", ()): SCHEDULE,
+    ("meanflow", ()): X1,  # the linear path from an independent source; the velocity is U at r = t
+    ("shortcut", ()): frozenset(),  # its path keeps 1e-5 of x0 at t = 1: not the linear path's schedule
 }
 
 

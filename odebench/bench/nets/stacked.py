@@ -48,6 +48,9 @@ def vector_step() -> tuple[int, int]:
 def stackable(nets: list[nn.Module], batch: int | None = None) -> str | None:
     """None if ``nets`` can be stacked into a :class:`StackedMLP` that computes exactly what each computes alone
     on batches of ``batch`` (None: layout only), else the reason they cannot."""
+    refusals = [net.stack_refusal for net in nets if getattr(net, "stack_refusal", None)]
+    if refusals:  # a network that says why it never stacks (odebench.methods.two_time)
+        return refusals[0]
     if any(type(net) is not MLP for net in nets):
         names = sorted({type(net).__name__ for net in nets if type(net) is not MLP})
         return f"only the MLP stacks ({', '.join(names)} trains one model at a time)"

@@ -173,3 +173,18 @@ CHECKS: tuple[Check, ...] = (
 
 #: claim 11 is a measurement, not a comparison: its rows rank the methods (odebench.bench.report.claims)
 RANKING = (11, "At matched training compute, the ranking of methods at NFE 4 and 16", "fm_ot")
+
+#: the few-step frontier (claims 13 and 14): the flow-map methods sampled through their map (solver flow_map), one
+#: network call per jump; at NFE 128 the shortcut model's jumps are its finest level (flow matching), which its
+#: paper compares its one step with. The rf sides are one Euler step (matched steps: the compute column shows the
+#: reflow and distillation rounds behind them).
+FLOW_MAP1 = {"solver": "flow_map", "budget": 1}
+CHECKS += (
+    Check(13, "", "A shortcut model's one step is no worse than its own 128 steps (within the margin)", "shortcut",
+          Side("shortcut", {}, **FLOW_MAP1), Side("shortcut", {}, "flow_map", 128), HEADLINE, "floor_above"),
+    Check(14, "rf", "MeanFlow's one step beats one Euler step of 2-RF", "meanflow", Side("meanflow", {}, **FLOW_MAP1),
+          _at(RF2, **EULER1), HEADLINE, "below"),
+    Check(14, "distilled", "MeanFlow's one step is no worse than distilled 2-RF's (one network call each)",
+          "meanflow", Side("meanflow", {}, **FLOW_MAP1), Side("rf", {"k": 2, "distill": True}, "euler", 1), HEADLINE,
+          "floor_above"),
+)

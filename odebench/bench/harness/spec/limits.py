@@ -354,6 +354,13 @@ def method_rules(name: str) -> dict[str, Rule]:
                                                          "mu0": number(0, 1, hi_open=True)}),
                                ("consistency_distillation", {"teacher": TEXT, "n_levels": integer(2, 100_000),
                                                              "mu": number(0, 1, hi_open=True)}))},
+        # MeanFlow's logit-normal (t, r) laws, the share of pairs with r != t and the adaptive weight's power
+        "meanflow": {"tr_sampler": choice("v1", "v0"), "p_mean_t": number(-20, 20), "p_std_t": number(0, 20, True),
+                     "p_mean_r": number(-20, 20), "p_std_r": number(0, 20, True), "ratio": number(0, 1),
+                     "norm_p": number(0, 10), "norm_eps": number(0, 1, lo_open=True)},
+        # shortcut models: the finest step 1 / denoise_timesteps (a power of two, which the method checks)
+        "shortcut": {"denoise_timesteps": integer(2, 2**16), "bootstrap_every": integer(1, 2**16),
+                     "target_ema": number(0, 1, hi_open=True), "clip": POSITIVE},
     }
     return table.get(name, {})
 
