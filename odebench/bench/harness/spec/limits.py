@@ -269,6 +269,7 @@ RULES_TRAIN: dict[str, Rule] = {
     "grad_clip": number(0, 1e6, what="0 disables clipping"),
     "weight_decay": number(0, 10),
     "forward_equivalents": integer(0, 10**15, what="a compute budget in network forward passes; 0: by steps"),
+    "dequantize": FLAG,
 }
 
 RULES_EVAL: dict[str, Rule] = {

@@ -21,6 +21,11 @@ class TrainConfig:
     measured before training (``training.evidence.step_cost``), so a method with an encoder or a second pass
     gets fewer steps for the same compute; ``steps`` then does not act. Parents and reflow pairs are not
     deducted: they are reported in the record's total. 0 (the default) budgets by ``steps``.
+
+    ``dequantize`` trains on uniformly dequantized draws of an image dataset with grey levels (each pixel
+    2 (k + u) / L - 1, u ~ U[0, 1), fresh at every batch; odebench.bench.data.dequantization), the density that
+    the ``nll`` metric scores. A spec that measures ``nll`` on such a dataset turns it on unless it says
+    ``dequantize = false`` (docs/decisions.md).
     """
 
     steps: int = 2000
@@ -30,10 +35,15 @@ class TrainConfig:
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     forward_equivalents: int = 0
+    dequantize: bool = False
+
+
+#: settings that key a model and a cell only when on: off, they leave the keys as they were before they existed
+KEYED_WHEN_ON = ("forward_equivalents", "dequantize")
 
 
 def train_key_fields(train: dict[str, Any]) -> dict[str, Any]:
     """The training settings (TrainConfig fields as a dict) that key a model and a cell: all of them, less
-    ``forward_equivalents`` when it is off or absent (so models and cells budgeted by steps keep the keys they
-    always had, records written before the option existed included)."""
-    return {k: v for k, v in train.items() if k != "forward_equivalents" or v}
+    ``forward_equivalents`` and ``dequantize`` when off or absent (so models and cells budgeted by steps on
+    undequantized data keep the keys they always had, records written before the options existed included)."""
+    return {k: v for k, v in train.items() if k not in KEYED_WHEN_ON or v}
