@@ -36,6 +36,17 @@ and p_y(y) = p_x(x) |dx/dy| = p_x(x) (2 / L)^D, hence
     bpd = E_u[-log p_y] / (D ln 2) = NLL_x / (D ln 2) + log2(L / 2),
 
 i.e. + 7 for L = 256 (the usual offset for data scaled to [-1, 1]) and + log2(8.5) = 3.087 for L = 17.
+
+The bound measures a density fitted to dequantized data (``train.dequantize``, the same formula at every
+training batch; odebench.bench.data.dequantization). The model uniform over [-1, 1)^D scores log2(L), the cost of
+storing each pixel uniformly: a mean above that is recorded as invalid (``settings["bpd_valid"]`` false, with
+``bpd_invalid_reason``), and so is one over a set where some NLL came out non-finite (the mean is then over the
+finite points). Beside the mean the metric gives ``bpd_median`` and ``bpd_diverged_share``: the share of points
+that are non-finite or above ``DIVERGED_BOUND_FACTOR`` log2(L) bits/dim (non-finite only on continuous data).
+
+Where the field is trusted on [t0, t1] only but the likelihood is that of the flow over a longer span
+(``Dynamics.nll_span``: the latent-noise interpolant, whose field is trained on [t_eps, 1 - t_eps]), the pieces
+outside [t0, t1] are one Euler step each (:func:`end_piece`) and the source density is read at the span's start.
 """
 
 from __future__ import annotations
@@ -357,7 +368,10 @@ def _nll_config(opts: dict, dim: int) -> NLLConfig:
                           'on the 2-D sets): a negative value is no error, only differences between methods '
                           'matter.'))
 def _nll_metric(ctx: EvalContext) -> dict:
-    """NLL of held-out data (nats per point; .bpd bits/dim, with dequantization for images)."""
+    """NLL of held-out data (nats per point; .bpd bits/dim, with dequantization for images).
+
+    Beside the mean: .bpd_median and .bpd_diverged_share; settings.bpd_valid and bpd_invalid_reason.
+    """
     opts = ctx.opts("nll")
     unknown = set(opts) - NLL_OPTIONS
     if unknown:
