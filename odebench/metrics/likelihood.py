@@ -334,8 +334,9 @@ def summarise_bpd(bpd: Tensor, levels: int | None) -> BpdSummary:
         reasons.append(f"{n_bad} of {len(bpd)} points have a non-finite NLL (the mean is over the others)")
     if bound is not None and mean > bound + BOUND_SLACK_BITS:
         reasons.append(f"the mean, {mean:.3g} bits/dim, exceeds log2({levels}) = {bound:.3f}, the cost of a model "
-                       f"uniform over the {levels} grey levels: no fitted density of this data (a model trained "
-                       f"on the undequantized lattice diverges off it; train.dequantize)")
+                       f"uniform over the {levels} grey levels: no measurement of a fitted density (a model "
+                       f"trained on the undequantized lattice diverges off it, see train.dequantize; a few "
+                       f"diverged points pull the mean, see nll.bpd_median and nll.bpd_diverged_share)")
     return BpdSummary(mean=mean, median=median, diverged_share=float(diverged.double().mean()), n_nonfinite=n_bad,
                       bound=bound, diverged_above=above, valid=not reasons,
                       reason="; ".join(reasons) if reasons else None)
