@@ -162,8 +162,11 @@ def training_data(method: Method, problem: Problem, parent: TrainedModel | None,
             x1_held = uniform_dequantize(x1_held, problem.target.levels_for_dequantization(),
                                          seeding.derive(seed, key, "heldout-dequantization"))
         x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
-        coupling = IndependentCoupling(sample_source,
-                                       lambda n, gen: problem.target.sample(n, gen, device, dequantize=dequantize))
+        if dequantize:
+            coupling = IndependentCoupling(sample_source,
+                                           lambda n, gen: problem.target.sample(n, gen, device, dequantize=True))
+        else:  # the plain call, as it always was (a stand-in dataset need not know the option)
+            coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
         return TrainingData(coupling, (x0_held, x1_held))
     x0 = sample_source(method.n_pairs(), seeding.derive(seed, key, "pair-sources"))
     x1, pair_flops = ev.count_flops(lambda: method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs")))
