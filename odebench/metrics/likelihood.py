@@ -38,6 +38,17 @@ and p_y(y) = p_x(x) |dx/dy| = p_x(x) (2 / L)^D, hence
     bpd = E_u[-log p_y] / (D ln 2) = NLL_x / (D ln 2) + log2(L / 2),
 
 i.e. + 7 for L = 256 (the usual offset for data scaled to [-1, 1]) and + log2(8.5) = 3.087 for L = 17.
+
+The bound measures a density fitted to dequantized data (``train.dequantize``, the same formula at every
+training batch; odebench.bench.data.dequantization). The model uniform over [-1, 1)^D scores log2(L), the cost of
+storing each pixel uniformly: a mean above that is recorded as invalid (``settings["bpd_valid"]`` false, with
+``bpd_invalid_reason``), and so is one over a set where some NLL came out non-finite (the mean is then over the
+finite points). Beside the mean the metric gives ``bpd_median`` and ``bpd_diverged_share``: the share of points
+that are non-finite or above ``DIVERGED_BOUND_FACTOR`` log2(L) bits/dim (non-finite only on continuous data).
+
+Where the field is trusted on [t0, t1] only but the likelihood is that of the flow over a longer span
+(``Dynamics.nll_span``: the latent-noise interpolant, whose field is trained on [t_eps, 1 - t_eps]), the pieces
+outside [t0, t1] are one Euler step each (:func:`end_piece`) and the source density is read at the span's start.
 """
 
 from __future__ import annotations
@@ -50,10 +61,11 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core.solvers import SOLVERS, Field, Unsupported, solve
-from odebench.metrics.registry import EvalContext, register_metric
+from odebench.metrics.registry import EvalContext, MetricUndefined, register_metric
 
-__all__ = ["NLLConfig", "NLLResult", "bits_per_dim", "dequantize", "divergence_loop", "draw_probes", "nll",
-           "quantization_offset_bits", "velocity_and_divergence_exact", "velocity_and_divergence_hutchinson"]
+__all__ = ["BpdSummary", "NLLConfig", "NLLResult", "bits_per_dim", "dequantize", "divergence_loop", "draw_probes",
+           "end_piece", "nll", "quantization_offset_bits", "summarise_bpd", "uniform_bound_bits",
+           "velocity_and_divergence_exact", "velocity_and_divergence_hutchinson"]
 
 #: exact divergence up to this many dimensions when the option divergence = "auto"
 AUTO_EXACT_MAX_DIM = 128
@@ -177,7 +189,8 @@ class NLLResult:
 
 
 def nll(field: Field, x1: Tensor, log_prob_source: Callable[[Tensor], Tensor], cfg: NLLConfig = NLLConfig(),
-        t0: float = 0.0, t1: float = 1.0, gen: torch.Generator | None = None) -> NLLResult:
+        t0: float = 0.0, t1: float = 1.0, gen: torch.Generator | None = None,
+        span: tuple[float, float] | None = None) -> NLLResult:
     """-log p_1(x1) of the flow dx/dt = field(x, t) from the source at t0 to the data at t1.
 
     Args:
@@ -186,6 +199,12 @@ def nll(field: Field, x1: Tensor, log_prob_source: Callable[[Tensor], Tensor], c
         log_prob_source: x -> [B] log p_0(x).
         cfg: divergence estimator and solver settings.
         gen: draws the Hutchinson probes (unused for the exact trace).
+        span: (s0, s1) with s0 <= t0 < t1 <= s1: the interval the likelihood is defined over when the field is
+            trusted on [t0, t1] only (the latent-noise interpolant: (0, 1), its field trained on
+            [t_eps, 1 - t_eps]). The end pieces [t1, s1] and [s0, t0] are then one Euler step each, with the
+            field and its divergence at the nearest trusted time (:func:`end_piece`): x1 is carried from s1 to
+            t1, the solver runs [t0, t1], and x(t0) is carried to s0, where the source's density is read. None:
+            the integral is [t0, t1] and the source density is read at t0.
     """
     b, shape, d = x1.shape[0], x1.shape[1:], x1[0].numel()
     if cfg.divergence == "exact":
@@ -200,13 +219,35 @@ def nll(field: Field, x1: Tensor, log_prob_source: Callable[[Tensor], Tensor], c
         v, div = vdiv(z[:, :d].reshape(b, *shape), t)
         return torch.cat([v.reshape(b, d), div.unsqueeze(1)], 1)
 
-    z1 = torch.cat([x1.reshape(b, d), x1.new_zeros(b, 1)], 1)
+    s0, s1 = (t0, t1) if span is None else span
+    if not s0 <= t0 < t1 <= s1:
+        raise ValueError(f"nll: the likelihood's span ({s0}, {s1}) must hold the solver's interval [{t0}, {t1}]")
     with torch.no_grad():  # torch.func transforms still differentiate inside; nothing else keeps a graph
+        x_t1, data_end = end_piece(vdiv, x1, t1, s1 - t1)  # back from s1 to t1
+        z1 = torch.cat([x_t1.reshape(b, d), x1.new_zeros(b, 1)], 1)
         res = solve(augmented, z1, cfg.solver, nfe=cfg.nfe, rtol=cfg.rtol, atol=cfg.atol, t0=t1, t1=t0)
-        x0 = res.x[:, :d].reshape(b, *shape)
-        int_div = -res.x[:, d]  # l(t0) = integral_{t1}^{t0} div dt = -integral_{t0}^{t1} div dt
+        x_t0 = res.x[:, :d].reshape(b, *shape)
+        x0, source_end = end_piece(vdiv, x_t0, t0, t0 - s0)  # back from t0 to s0
+        # l(t0) = integral_{t1}^{t0} div dt = -integral_{t0}^{t1} div dt, plus the two end pieces
+        int_div = -res.x[:, d] + data_end + source_end
         lp0 = log_prob_source(x0)
-    return NLLResult(nll=-lp0 + int_div, x0=x0, log_prob_source=lp0, int_div=int_div, nfe=res.nfe)
+    nfe = res.nfe + (s1 > t1) + (t0 > s0)
+    return NLLResult(nll=-lp0 + int_div, x0=x0, log_prob_source=lp0, int_div=int_div, nfe=nfe)
+
+
+def end_piece(vdiv: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tensor, t: float,
+              length: float) -> tuple[Tensor, Tensor]:
+    """One backward Euler piece of the augmented flow over [t, t + length] with the field read at t.
+
+    The point x sits at time t + length; it returns (x - length v(x, t), length div v(x, t)): the point at t and
+    the piece's integral of div v (both exact to first order in ``length``; the error is O(length^2) times the
+    rate of change of the field, measured in tests/metrics/test_interpolant_nll_ends.py). ``length`` = 0 returns
+    (x, 0) without calling the field. Shapes: x [B, *shape] -> ([B, *shape], [B]).
+    """
+    if length <= 0:
+        return x, x.new_zeros(x.shape[0])
+    v, div = vdiv(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+    return x - length * v, length * div
 
 
 # ----------------------------------------------------------------------------------------- discrete images
@@ -236,6 +277,73 @@ def bits_per_dim(nll_nats: Tensor, dim: int, levels: int | None = None) -> Tenso
     return bpd if levels is None else bpd + quantization_offset_bits(levels)
 
 
+# ------------------------------------------------------------------------------------------ validity of bpd
+#: a point whose bpd exceeds this many times the uniform bound log2(L) counts as diverged (on the digits, L = 17:
+#: 8.2 bits/dim, twice the cost of storing each pixel uniformly); on continuous data only a non-finite NLL does
+DIVERGED_BOUND_FACTOR = 2.0
+#: rounding slack of the bound (bits/dim): the uniform model itself, at the bound, is a valid measurement
+BOUND_SLACK_BITS = 1e-9
+
+
+def uniform_bound_bits(levels: int) -> float:
+    """log2(L): bits per dimension of the model that is uniform over the L grey levels, the bound that any fitted
+    model of L-level data should stay under."""
+    return math.log2(levels)
+
+
+@dataclass(frozen=True)
+class BpdSummary:
+    """The per-point bits/dim of one model summarised: mean and median, the share of diverged points, and whether
+    the mean is a measurement (``valid``) or not, with the reason.
+
+    Attributes:
+        mean: mean bpd over the finite points; median: over all points (a non-finite one counts as +inf).
+        diverged_share: share of points with a non-finite NLL or a bpd above ``diverged_above``.
+        n_nonfinite: points whose NLL came out NaN or infinite.
+        bound: log2(L) for L-level data, None for continuous data; diverged_above: the per-point threshold.
+        valid: False where the mean exceeds the bound or some point is non-finite; reason: why (None if valid).
+    """
+
+    mean: float
+    median: float
+    diverged_share: float
+    n_nonfinite: int
+    bound: float | None
+    diverged_above: float | None
+    valid: bool
+    reason: str | None
+
+
+def summarise_bpd(bpd: Tensor, levels: int | None) -> BpdSummary:
+    """:class:`BpdSummary` of per-point bits/dim ``bpd`` [N] (``levels``: L for dequantized images, else None)."""
+    finite = torch.isfinite(bpd)
+    n_bad = int((~finite).sum())
+    if not finite.any():
+        raise MetricUndefined(f"nll: every one of the {len(bpd)} log-likelihoods came out non-finite (the solve "
+                              f"diverged); try tighter tolerances")
+    as_inf = torch.where(finite, bpd, torch.full_like(bpd, math.inf))
+    ranked, n = as_inf.sort().values, len(as_inf)
+    median = float(ranked[n // 2] if n % 2 else (ranked[n // 2 - 1] + ranked[n // 2]) / 2)
+    if not math.isfinite(median):
+        raise MetricUndefined(f"nll: {n_bad} of {len(bpd)} log-likelihoods came out non-finite, half or more "
+                              f"(the solve diverged); try tighter tolerances")
+    mean = float(bpd[finite].mean())
+    bound = uniform_bound_bits(levels) if levels is not None else None
+    above = DIVERGED_BOUND_FACTOR * bound if bound is not None else None
+    diverged = ~finite if above is None else ~finite | (as_inf > above)
+    reasons = []
+    if n_bad:
+        reasons.append(f"{n_bad} of {len(bpd)} points have a non-finite NLL (the mean is over the others)")
+    if bound is not None and mean > bound + BOUND_SLACK_BITS:
+        reasons.append(f"the mean, {mean:.3g} bits/dim, exceeds log2({levels}) = {bound:.3f}, the cost of a model "
+                       f"uniform over the {levels} grey levels: no measurement of a fitted density (a model "
+                       f"trained on the undequantized lattice diverges off it, see train.dequantize; a few "
+                       f"diverged points pull the mean, see nll.bpd_median and nll.bpd_diverged_share)")
+    return BpdSummary(mean=mean, median=median, diverged_share=float(diverged.double().mean()), n_nonfinite=n_bad,
+                      bound=bound, diverged_above=above, valid=not reasons,
+                      reason="; ".join(reasons) if reasons else None)
+
+
 # ------------------------------------------------------------------------------------------ registry entry
 NLL_OPTIONS = {"max_points", "batch_size", "divergence", "n_probes", "probe", "solver", "rtol", "atol", "nfe",
                "levels"}
@@ -263,7 +371,10 @@ def _nll_config(opts: dict, dim: int) -> NLLConfig:
                           'on the 2-D sets): a negative value is no error, only differences between methods '
                           'matter.'))
 def _nll_metric(ctx: EvalContext) -> dict:
-    """NLL of held-out data (nats per point; .bpd bits/dim, with dequantization for images)."""
+    """NLL of held-out data (nats per point; .bpd bits/dim, with dequantization for images).
+
+    Beside the mean: .bpd_median and .bpd_diverged_share; settings.bpd_valid and bpd_invalid_reason.
+    """
     opts = ctx.opts("nll")
     unknown = set(opts) - NLL_OPTIONS
     if unknown:
@@ -288,16 +399,19 @@ def _nll_metric(ctx: EvalContext) -> dict:
     t1 = dyn.t1 if dyn.nll_t1 is None else dyn.nll_t1
     nlls, nfe = [], 0
     for chunk in x.split(int(opts.get("batch_size", 250))):
-        res = nll(dyn.velocity, chunk, ctx.log_prob_source, cfg, dyn.t0, t1, ctx.gen)
+        res = nll(dyn.velocity, chunk, ctx.log_prob_source, cfg, dyn.t0, t1, ctx.gen, dyn.nll_span)
         nlls.append(res.nll.double().cpu())
         nfe = max(nfe, res.nfe)
     per_point = torch.cat(nlls)
-    if not torch.isfinite(per_point).all():
-        raise ValueError("nll: non-finite log-likelihoods (the solve diverged); try tighter tolerances")
     bpd = bits_per_dim(per_point, dim, None if levels is None else int(levels))
+    summary = summarise_bpd(bpd, None if levels is None else int(levels))
+    finite = per_point[torch.isfinite(per_point)]
     settings = {**asdict(cfg), "n_points": len(per_point), "nfe": nfe, "t0": dyn.t0, "t1": t1,
+                "span": list(dyn.nll_span) if dyn.nll_span is not None else None,
                 "levels": levels, "dequantization": "uniform, x = 2 (k + u) / L - 1" if levels else None,
-                "bpd_offset": quantization_offset_bits(int(levels)) if levels else 0.0}
-    return {"nll": float(per_point.mean()), "nats_per_dim": float(per_point.mean() / dim),
-            "bpd": float(bpd.mean()), "stderr": float(per_point.std() / math.sqrt(len(per_point))),
-            "settings": settings}
+                "bpd_offset": quantization_offset_bits(int(levels)) if levels else 0.0,
+                "bpd_valid": summary.valid, "bpd_invalid_reason": summary.reason, "bpd_bound": summary.bound,
+                "diverged_above_bpd": summary.diverged_above, "n_nonfinite": summary.n_nonfinite}
+    return {"nll": float(finite.mean()), "nats_per_dim": float(finite.mean() / dim), "bpd": summary.mean,
+            "stderr": float(finite.std() / math.sqrt(len(finite))) if len(finite) > 1 else 0.0,
+            "bpd_median": summary.median, "bpd_diverged_share": summary.diverged_share, "settings": settings}

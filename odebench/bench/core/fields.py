@@ -134,6 +134,10 @@ class Dynamics:
             prediction of the last grid point (diffusers' final step onto alpha_bar = 1); None: t1.
         timesteps: the discrete training timesteps the ``train_timesteps`` grids space; None if the method has
             none.
+        nll_span: the interval the likelihood is defined over when the velocity is trusted on [t0, t1] only
+            (the latent-noise interpolant: (0, 1), its field trained on [t_eps, 1 - t_eps]): the NLL adds the
+            pieces outside [t0, t1] by one Euler step each (odebench.metrics.likelihood.end_piece); None: the
+            integral is [t0, nll_t1 or t1] and the source's density is read at t0.
     """
 
     velocity: Field | None = None
@@ -153,6 +157,7 @@ class Dynamics:
     nll_t1: float | None = None
     data_t1: float | None = None
     timesteps: TrainTimesteps | None = None
+    nll_span: tuple[float, float] | None = None
 
     def offers(self) -> frozenset[str]:
         """The capabilities (keys of ``CAPABILITIES``) these dynamics fill in."""

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from odebench.bench.core.registry import Registry
+from odebench.bench.data.dequantization import uniform_dequantize
 
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", "odebench.datasets", builtin="odebench.bench.data")
 
@@ -47,11 +48,13 @@ class Dataset:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train.shape[1:])
 
-    def sample(self, n: int, gen: torch.Generator | None, device=None) -> Tensor:
+    def sample(self, n: int, gen: torch.Generator | None, device=None, dequantize: bool = False) -> Tensor:
         """[n, *shape] training points drawn with replacement (each flipped with probability 1/2 if hflip).
 
         The draw happens on the generator's device, from a copy of the training split kept there: with a
-        CUDA generator the data stays on the GPU and no batch crosses the host bus.
+        CUDA generator the data stays on the GPU and no batch crosses the host bus. ``dequantize``: each pixel
+        is moved uniformly within its grey level's bin, 2 (k + u) / L - 1 with L = ``meta["levels"]``
+        (:mod:`odebench.bench.data.dequantization`), with fresh noise from ``gen`` at every draw.
         """
         where = gen.device if gen is not None else torch.device("cpu")
         if where.type == "cpu":
@@ -65,7 +68,17 @@ class Dataset:
         if self.hflip:
             flip = torch.rand(n, generator=gen, device=where) < 0.5
             out = torch.where(flip.view(-1, *[1] * (out.dim() - 1)), out.flip(-1), out)
+        if dequantize:
+            out = uniform_dequantize(out, self.levels_for_dequantization(), gen)
         return out if device is None else out.to(device)
+
+    def levels_for_dequantization(self) -> int:
+        """``meta["levels"]``, the grey levels that dequantization spreads; refused where the dataset has none."""
+        levels = self.meta.get("levels")
+        if self.kind != "image" or levels is None:
+            raise ValueError(f"dataset {self.name!r} declares no grey levels (meta['levels']), so its training "
+                             f"draws cannot be dequantized; set train.dequantize = false")
+        return int(levels)
 
 
 KINDS = ("points", "image")

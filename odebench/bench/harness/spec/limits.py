@@ -270,6 +270,7 @@ RULES_TRAIN: dict[str, Rule] = {
     "weight_decay": number(0, 10),
     "forward_equivalents": integer(0, 10**15, what="a compute budget in network forward passes; 0: by steps"),
     "until_converged": Rule("bool", what="stop at the first held-out evaluation that reads converged"),
+    "dequantize": FLAG,
 }
 
 RULES_EVAL: dict[str, Rule] = {

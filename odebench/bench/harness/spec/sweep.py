@@ -282,6 +282,7 @@ def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: 
         train = sc.check_train(entry.get("train", {}), f"{where}.train", problems, base[0])
         net = sc.check_net(entry.get("net", {}), f"{where}.net", problems, base[1])
         ev = sc.check_eval(entry.get("eval", {}), f"{where}.eval", problems, base[2])
+        train = _dequantize_default(raw, entry, target, train, ev, f"{where}.train", problems)
         if isinstance(target, str) and target in DATASETS:
             own = isinstance(entry.get("eval"), dict) and "metrics" in entry["eval"]
             uses.append((f"{where}.eval.metrics" if own else "eval.metrics", target, dataset_kind(target), ev))
@@ -289,6 +290,26 @@ def _datasets(raw: dict[str, Any], base: tuple[dict, dict, dict], method_names: 
     sc.check_metric_kinds(uses, problems)
     _no_duplicates([(w, (d.target, d.source)) for w, d in out], "target and source", problems)
     return out
+
+
+def _dequantize_default(raw: dict[str, Any], entry: dict[str, Any], target: Any, train: dict[str, Any],
+                        ev: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """``train`` with ``dequantize`` resolved: on by default where the dataset is of images (whose pixels take
+    ``meta["levels"]`` grey levels) and the spec measures ``nll`` on it, since a density fitted to the lattice
+    scores the dequantized test points without meaning; what the spec or the [[datasets]] table says wins.
+    Refused on points, which have no grey levels."""
+    given = any(isinstance(t, dict) and "dequantize" in t for t in (raw.get("train"), entry.get("train")))
+    kind = dataset_kind(target) if isinstance(target, str) and target in DATASETS else None
+    if given:
+        if train.get("dequantize") and kind == "points":
+            problems.append(f"{where}.dequantize: dataset {lim.show(target)} holds points, which have no grey "
+                            f"levels to dequantize; drop train.dequantize for it")
+        return train
+    metrics = ev.get("metrics", {})
+    measured = metrics.get("image", []) if isinstance(metrics, dict) else []
+    if kind == "image" and "nll" in measured:
+        return {**train, "dequantize": True}
+    return train
 
 
 def _time_grids(entry: dict[str, Any], where: str, adaptive: bool, problems: list[str]) -> list[str]:

@@ -27,6 +27,11 @@ class TrainConfig:
     first evaluation of its held-out loss (every twentieth of that budget) where the convergence rule
     (odebench.bench.harness.training.evidence) calls it converged. The stopped model has the weights a full
     training would have at that step; the record gives the steps taken. False (the default) trains the budget.
+
+    ``dequantize`` trains on uniformly dequantized draws of an image dataset with grey levels (each pixel
+    2 (k + u) / L - 1, u ~ U[0, 1), fresh at every batch; odebench.bench.data.dequantization), the density that
+    the ``nll`` metric scores. A spec that measures ``nll`` on such a dataset turns it on unless it says
+    ``dequantize = false`` (docs/decisions.md).
     """
 
     steps: int = 2000
@@ -37,10 +42,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     forward_equivalents: int = 0
     until_converged: bool = False
+    dequantize: bool = False
+
+
+#: settings that key a model and a cell only when on: off, they leave the keys as they were before they existed
+KEYED_WHEN_ON = ("forward_equivalents", "until_converged", "dequantize")
 
 
 def train_key_fields(train: dict[str, Any]) -> dict[str, Any]:
     """The training settings (TrainConfig fields as a dict) that key a model and a cell: all of them, less
-    ``forward_equivalents`` and ``until_converged`` when they are off or absent (so models and cells that use
-    neither keep the keys they always had, records written before the options existed included)."""
-    return {k: v for k, v in train.items() if k not in ("forward_equivalents", "until_converged") or v}
+    ``forward_equivalents``, ``until_converged`` and ``dequantize`` when off or absent (so models and cells that
+    use none of them keep the keys they always had, records written before the options existed included)."""
+    return {k: v for k, v in train.items() if k not in KEYED_WHEN_ON or v}

@@ -20,6 +20,7 @@ from torch import nn
 from odebench.bench.core import budgets, seeding
 from odebench.bench.core.hashing import config_hash
 from odebench.bench.data import GAUSSIAN_SOURCE, Dataset
+from odebench.bench.data.dequantization import uniform_dequantize
 from odebench.bench.harness.process import distributed
 from odebench.bench.harness.process.progress import report_steps
 from odebench.bench.harness.process.runtime import Runtime, compile_modules
@@ -151,14 +152,23 @@ class TrainingData:
 
 
 def training_data(method: Method, problem: Problem, parent: TrainedModel | None, seed: int, key: str,
-                  device) -> TrainingData:
+                  device, dequantize: bool = False) -> TrainingData:
     """The independent coupling of source and data, or, under a parent, pairs (x0, parent flow of x0); the
-    held-out batch is the data's held-out split, or fresh pairs of the parent's flow."""
+    held-out batch is the data's held-out split, or fresh pairs of the parent's flow. ``dequantize``
+    (``train.dequantize``): every data draw, the held-out batch included, is uniformly dequantized
+    (``Dataset.sample``); a parent's pairs are the parent's samples, continuous already."""
     sample_source = source_sampler(method, problem, device)
     if parent is None or not method.trains_on_pairs():
         x1_held = problem.target.test[:ev.N_HELDOUT].to(device)
+        if dequantize:
+            x1_held = uniform_dequantize(x1_held, problem.target.levels_for_dequantization(),
+                                         seeding.derive(seed, key, "heldout-dequantization"))
         x0_held = sample_source(len(x1_held), seeding.derive(seed, key, "heldout-sources"))
-        coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
+        if dequantize:
+            coupling = IndependentCoupling(sample_source,
+                                           lambda n, gen: problem.target.sample(n, gen, device, dequantize=True))
+        else:  # the plain call, as it always was (a stand-in dataset need not know the option)
+            coupling = IndependentCoupling(sample_source, lambda n, gen: problem.target.sample(n, gen, device))
         return TrainingData(coupling, (x0_held, x1_held))
     x0 = sample_source(method.n_pairs(), seeding.derive(seed, key, "pair-sources"))
     x1, pair_flops = ev.count_flops(lambda: method.make_pairs(parent.model, x0, seeding.derive(seed, key, "pairs")))
@@ -251,7 +261,7 @@ def prepare_training(method: Method, problem: Problem, cfg: TrainConfig, seed: i
                                 meta.get("evidence") or {})
 
     start = time.perf_counter()
-    data = training_data(method, problem, parent, seed, key, device)
+    data = training_data(method, problem, parent, seed, key, device, cfg.dequantize)
     torch.manual_seed(seeding.seed_of(seed, key, "init"))  # network initialisation is seeded too
     model = build_model(method, problem).to(device)
     if parent is not None and method.init_from_parent():
