@@ -126,6 +126,11 @@ def summary_html(rows: pd.DataFrame, labels: list[str]) -> str:
             f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>")
 
 
+def _has_holm(rows: pd.DataFrame) -> bool:
+    """Whether any row carries a Holm-adjusted verdict (the column may exist with every value empty)."""
+    return HOLM in rows.columns and any(_text(v) for v in rows[HOLM])
+
+
 def _legend(holm: bool) -> str:
     chips = " ".join(_chip(v) for v in ("holds", "contradicted", "inconclusive", "not measured", "reported"))
     extra = (f" {_chip('holds', extra='holm', prefix='Holm: ')} the verdict after Holm's adjustment for the number "
@@ -164,7 +169,7 @@ def claims_section(rows: pd.DataFrame, shown: pd.DataFrame, rule: str) -> str:
                 f'<p class="caption">Verdicts: {html.escape(tally)}. One row per checked claim, one column per '
                 f"dataset; a cell with several comparisons (several configurations of a method, or one per "
                 f"tolerance) shows each. A verdict links to its row of the table below.</p>",
-                _legend(HOLM in rows.columns and any(_text(v) for v in rows[HOLM])), summary_html(rows, labels), _unchecked(labels)]
+                _legend(_has_holm(rows)), summary_html(rows, labels), _unchecked(labels)]
     out += ["<h3>Every check</h3>",
             f'<p class="caption">{html.escape(rule)} Full precision: <a href="claims.csv">claims.csv</a>, '
             f'<a href="claims.md">claims.md</a>.</p>',
