@@ -188,13 +188,17 @@ def test_equivalence_is_two_one_sided_tests_at_5_percent():
 
 
 # -------------------------------------------------------------------------------- claim 9: a valid likelihood
-def _nll_sweep(a_bpd: dict, b_bpd: dict, levels=17) -> Sweep:
+def _nll_sweep(a_bpd: dict, b_bpd: dict, levels=17, marked: dict | None = None) -> Sweep:
+    """``marked``: {(method, seed): reason} of values the nll metric itself marked invalid (bpd_valid false)."""
     cells, records = [], []
     for method, values in (("fm_ot", a_bpd), ("ddpm", b_bpd)):
         for s, v in values.items():
             c = _cell(method, s, "dopri5", tol=1e-5, dataset="digits", **{"nll.bpd": v})
             cells.append(c)
-            records.append({"cell_id": c["cell_id"], "metric_info": {"nll": {"settings": {"levels": levels}}}})
+            settings = {"levels": levels}
+            if (method, s) in (marked or {}):
+                settings.update(bpd_valid=False, bpd_invalid_reason=marked[(method, s)])
+            records.append({"cell_id": c["cell_id"], "metric_info": {"nll": {"settings": settings}}})
     return _sweep(cells, records=records)
 
 
@@ -212,6 +216,11 @@ def test_claim_9_on_an_invalid_likelihood_is_not_measured():
     sweep = _nll_sweep({0: 3.2, 1: 3.3, 2: 3.25}, {0: 3.4, 1: 3.45, 2: 3.6})
     row = _only(evaluate_check(sweep, CHECK_9, "digits", context_of(sweep)))
     assert row["verdict"] == "holds" and row["margin"] == ct.MARGINS["nll.bpd"].amount
+    # a mean within the bound that the metric marked invalid itself (some test points non-finite, left out)
+    sweep = _nll_sweep({0: 3.2, 1: 3.3, 2: 3.25}, {0: 3.4, 1: 3.45, 2: 3.6},
+                       marked={("ddpm", 1): "3 of 359 points non-finite"})
+    row = _only(evaluate_check(sweep, CHECK_9, "digits", context_of(sweep)))
+    assert row["verdict"] == "not measured" and "ddpm: invalid likelihood (seed 1: 3 of 359 points" in row["note"]
 
 
 def test_claim_9_compares_only_the_papers_baselines():

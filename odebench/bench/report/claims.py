@@ -186,6 +186,8 @@ class Context:
     converged: dict = field(default_factory=dict)
     references: dict = field(default_factory=dict)
     levels: dict = field(default_factory=dict)
+    #: (dataset, method label, seed) -> why the nll metric marked its own value invalid (settings.bpd_valid false)
+    nll_invalid: dict = field(default_factory=dict)
 
 
 def context_of(sweep: Sweep) -> Context:
@@ -204,11 +206,14 @@ def context_of(sweep: Sweep) -> Context:
         refs = sweep.frame.groupby("dataset")["transport_cost.reference"].median()
         ctx.references = {k: float(v) for k, v in refs.items() if pd.notna(v)}
     by_id = {r.get("cell_id"): r for r in sweep.records}
-    for cell_id, dataset in sweep.frame[["cell_id", "dataset"]].itertuples(index=False):
+    for cell_id, dataset, label, seed in sweep.frame[["cell_id", "dataset", "method", "seed"]].itertuples(index=False):
         info = ((by_id.get(cell_id) or {}).get("metric_info") or {}).get("nll") or {}
-        levels = (info.get("settings") or {}).get("levels") if isinstance(info, dict) else None
+        settings = (info.get("settings") or {}) if isinstance(info, dict) else {}
+        levels = settings.get("levels")
         if dataset not in ctx.levels and isinstance(levels, int | float) and not isinstance(levels, bool):
             ctx.levels[dataset] = float(levels)
+        if settings.get("bpd_valid") is False:
+            ctx.nll_invalid[(dataset, label, seed)] = str(settings.get("bpd_invalid_reason") or "marked invalid")
     return ctx
 
 
@@ -337,6 +342,12 @@ def _invalid_likelihood(dataset: str, ctx: Context, sides: dict) -> list[str]:
             shown = ", ".join(f"seed {s}: {v:.4g}" for s, v in sorted(bad.items()))
             why.append(f"{label}: invalid likelihood ({shown}; above the uniform bound log2({levels:g}) = "
                        f"{bound:.3f} bits/dim, or non-finite)")
+        # the metric's own verdict on a value within the bound (some test points came out non-finite)
+        marked = {s: ctx.nll_invalid[(dataset, label, s)] for s in values.index if s not in bad
+                  and (dataset, label, s) in ctx.nll_invalid}
+        if marked:
+            why.append(f"{label}: invalid likelihood ("
+                       + "; ".join(f"seed {s}: {r}" for s, r in sorted(marked.items())) + ")")
     return why
 
 
