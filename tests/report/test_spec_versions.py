@@ -15,6 +15,7 @@ from odebench.bench.cli import main
 from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.versions import MANIFEST, change_of, current_cell_ids, flat_config
+from odebench.bench.report.tables import variant_labels
 from odebench.bench.report.build import write_report
 
 SPEC = tiny_spec(name="edited", methods=[{"name": "fm_ot"}, {"name": "rf", "n_pairs": 64}],
@@ -120,3 +121,16 @@ def test_a_new_data_draw_is_named_as_such_and_is_no_variant():
     seed1 = [c.config() for c in new if c.seed == 1]
     assert change_of({**old, "seed": 1, "data_seed": 0}, seed1) == "seed 1: data_seed=0 (now 1)"
     assert flat_config(seed1[0]) == flat_config({**seed1[0], "data_seed": 0})
+
+
+def test_a_training_option_that_is_off_reads_as_absent():
+    """A record written before ``train.dequantize`` existed (a skipped cell of an older run, resumed) and one written
+    after with it off are one configuration: no 'train.dequantize=unset' variant splits the method's rows."""
+    new = parse_spec(tiny_spec()).cells[0].config()
+    new = {**new, "train": {**new["train"], "dequantize": False, "until_converged": False, "forward_equivalents": 0}}
+    old = {**new, "train": {k: v for k, v in new["train"].items() if k not in ("dequantize", "until_converged")}}
+    assert flat_config(old) == flat_config(new)
+    assert variant_labels(["moons", "moons"], [flat_config(old), flat_config(new)]) == ["", ""]
+    on = {**new, "train": {**new["train"], "dequantize": True}}
+    assert variant_labels(["moons", "moons"], [flat_config(old), flat_config(on)]) == ["train.dequantize=unset",
+                                                                                       "train.dequantize=true"]

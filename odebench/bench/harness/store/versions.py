@@ -21,6 +21,7 @@ from typing import Any
 
 from odebench.bench.harness.guards.bounded_read import MAX_SIDE_FILE_BYTES, read_bounded
 from odebench.bench.harness.store.artifacts import atomic_write_bytes
+from odebench.bench.harness.spec.train_config import train_key_fields
 
 MANIFEST = "sweep.json"
 #: config keys that place a cell within its configuration (the report's rows and columns), not define it; the
@@ -32,7 +33,9 @@ AXES = ("sweep", "seed", "data_seed", "solver", "grid", "nfe", "tol")
 def flat_config(config: dict[str, Any], precision: str | None = None) -> dict[str, str]:
     """The configuration of a cell less its axes (seed and data seed, solver, budget), as dotted keys -> JSON text:
     ``{"method.name": '"rf"', "method.k": "2", "train.steps": "300", ...}``; ``precision`` (the record's
-    runtime, not part of the cell) joins as ``runtime.precision`` when given and not fp32."""
+    runtime, not part of the cell) joins as ``runtime.precision`` when given and not fp32. The training settings
+    read as they key a cell (``train_key_fields``): an option that is off reads as absent, so a record written
+    before the option existed and one written after with it off show as the same configuration."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -47,6 +50,8 @@ def flat_config(config: dict[str, Any], precision: str | None = None) -> dict[st
             continue
         if key == "data_options" and not value:
             continue  # cells without loader options
+        if key == "train" and isinstance(value, dict):
+            value = train_key_fields(value)
         walk(key, value)
     if precision and precision != "fp32":
         out["runtime.precision"] = json.dumps(precision)
