@@ -657,9 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.set_defaults(func=_cmd_report)
     cl = sub.add_parser("claims", help="check the papers' claims on a sweep's records (claims.md, .csv)",
-                        description="Check claims 1-11 of the reference study (docs/claims.md) on one sweep folder "
-                                    "(or a packed results folder): one row per claim and dataset, with means and "
-                                    "95 % intervals over seeds and a verdict; writes claims.md, claims.csv and "
+                        description="Check the reference study's claims (docs/claims.md) on one sweep folder (or a "
+                                    "packed results folder): one row per claim, dataset and comparison, with "
+                                    "means over seeds, the paired difference's 90 % interval and three verdicts "
+                                    "(one-sided 5 % tests with the stated margins, strict without margins, and "
+                                    "after Holm's correction within each claim); writes claims.md, claims.csv and "
                                     "the claims section of index.html.")
     cl.add_argument("results_dir", type=_absolute, help="a sweep folder, e.g. results/quick or results/study-toy")
     cl.add_argument("--no-write", action="store_true", help="print only; write nothing (floors not cached)")
