@@ -34,7 +34,8 @@ def test_list_methods_verbose_gives_hparams_solvers_and_metrics(capsys):
     rf = out[out.index("\n  rf "):out.index("\n  score_ve ")]
     assert "hparams (defaults): k = 1, distill = False, n_pairs = 10000" in rf
     assert "solvers: ddim, ddim_eta1, dopri5, dpmpp_2m" in rf and "skipped solvers: ancestral (needs ancestral)" in rf
-    assert "skipped solvers: ancestral (needs ancestral), consistency (needs flow_map), euler_maruyama (needs sde)" in rf
+    assert ("skipped solvers: ancestral (needs ancestral), consistency (needs flow_map), "
+            "euler_maruyama (needs sde)") in rf
     points = rf.split("metrics on points data: ")[1].split("\n")[0]
     assert "w2" in points and "fd_digits" not in points
     ddpm = out[out.index("\n  ddpm "):out.index("\n  fm_diffusion ")]

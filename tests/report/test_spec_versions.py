@@ -15,8 +15,8 @@ from odebench.bench.cli import main
 from odebench.bench.harness.execution.run import run_sweep
 from odebench.bench.harness.spec.sweep import parse_spec
 from odebench.bench.harness.store.versions import MANIFEST, change_of, current_cell_ids, flat_config
-from odebench.bench.report.tables import variant_labels
 from odebench.bench.report.build import write_report
+from odebench.bench.report.tables import variant_labels
 
 SPEC = tiny_spec(name="edited", methods=[{"name": "fm_ot"}, {"name": "rf", "n_pairs": 64}],
                  solvers=[{"name": "euler", "nfe": [2, 4]}])

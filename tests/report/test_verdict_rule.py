@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from odebench.bench.report import claims as claims_module
 from odebench.bench.report import claims_table as ct
 from odebench.bench.report.claims import (
     Claims,
@@ -144,6 +145,80 @@ def test_a_failed_metric_is_a_lost_seed_not_a_missing_one():
     assert row["test"] == "sign" and row["verdict"] == "inconclusive"  # 4 wins, 1 loss: p = 0.19
 
 
+def test_two_diverged_seeds_of_three_do_not_hide_each_other():
+    """Against the median of the other seeds, 204 and 300 would each look ordinary beside the other."""
+    check = next(c for c in ct.CHECKS if c.claim == 10)
+    em = {0: 0.20, 1: 204.0, 2: 300.0}
+    cells = [_cell("interpolant", s, "euler_maruyama", nfe=64, w2=em[s]) for s in em]
+    cells += [_cell("interpolant", s, "euler", nfe=64, w2=0.2 + 0.01 * s) for s in em]
+    sweep = _sweep(cells, floors={"moons": {"w2": _floor()}})
+    row = _only(evaluate_check(sweep, check, "moons", context_of(sweep)))
+    assert row["aggregate"] == "median" and row["test"] == "sign"
+    assert "seed 1: 204" in row["note"] and "seed 2: 300" in row["note"]
+
+
+def test_a_failed_cell_is_a_lost_seed_not_a_missing_one():
+    """A sampler that returns non-finite samples fails its whole cell (status failed): that seed counts as the
+    worst value with its reason, never drops out of the pairing unnamed."""
+    check = ct.Check(3, "", "constructed", "rf", ct.Side("fm_ot", {}, "euler", 4), ct.Side("fm_diffusion", {},
+                                                                                          "euler", 4), ct.HEADLINE,
+                     "below")
+    cells = [_cell(m, s, "euler", nfe=4, w2=0.1 + 0.01 * s if m == "fm_ot" else 0.2) for m in ("fm_ot",
+                                                                                             "fm_diffusion")
+             for s in SEEDS]
+    cells[4].update(status="failed", reason="FloatingPointError: non-finite samples", w2=math.nan)
+    sweep = _sweep(cells)
+    row = _only(evaluate_check(sweep, check, "moons", context_of(sweep)))
+    assert row["n"] == 5 and "seed 4: failed (cell failed: FloatingPointError: non-finite samples)" in row["note"]
+    assert row["test"] == "sign" and row["verdict"] == "inconclusive"  # 4 wins, 1 loss: p = 0.19
+
+
+def test_claim_11_ranks_by_the_median_with_a_failed_seed_last():
+    """One diverged seed (20.0) would put fm_ot's mean below ddpm's; failed seeds count as the worst value (three
+    of rf's five: its median is the worst)."""
+    cells = [_cell("fm_ot", s, "euler", nfe=4, w2=v) for s, v in zip(SEEDS, (0.20, 0.21, 20.0, 0.22, 0.23),
+                                                                          strict=True)]
+    cells += [_cell("ddpm", s, "euler", nfe=4, w2=0.5) for s in SEEDS]
+    cells += [_cell("rf", s, "euler", nfe=4, w2=0.3) for s in SEEDS]
+    cells[-1].update(status="failed", reason="non-finite samples", w2=math.nan)
+    cells[-2].update(status="failed", reason="non-finite samples", w2=math.nan)
+    cells[-3].update(status="failed", reason="non-finite samples", w2=math.nan)
+    rows = claims_module.ranking_rows(_sweep(cells), "moons", {})
+    assert rows[0]["note"].startswith("matched steps: fm_ot (0.2200) > ddpm (0.5000) > rf (inf)")
+
+
+def test_an_equivalence_is_contradicted_at_5_percent_over_its_two_ends():
+    """The 90 % interval (0.125, 0.175) lies above the margin 0.1, the 95 % one (0.097, 0.203) does not: each end's
+    test at 2.5 %, so a false contradiction of an equivalence stays at 5 %."""
+    d = [0.10, 0.15, 0.20, 0.15]
+    out = decide(d, (-0.1, 0.1))
+    one_sided = stats.t.sf((0.15 - 0.1) / (pd.Series(d).std(ddof=1) / 2), 3)
+    assert 0.025 < one_sided <= 0.05 and out.p_contra == pytest.approx(2 * one_sided)
+    assert out.verdict == "inconclusive"
+    assert decide([0.20, 0.25, 0.30, 0.25], (-0.1, 0.1)).verdict == "contradicted"
+    assert decide(d, (-INF, 0.1)).verdict == "contradicted"  # one end: its test at 5 %
+
+
+def test_the_sign_test_note_counts_only_the_untied_seeds():
+    out = decide([-1.0, -1.0, -1.0, -1.0, 0.0], (-INF, 0.0), rank_based=True)
+    assert out.verdict == "inconclusive" and out.p_holds == pytest.approx(0.0625)
+    assert "4 untied seed(s) cannot go below p = 0.0625 (1 on the end" in out.note
+
+
+def test_a_higher_is_better_headline_is_not_judged_by_a_lower_is_better_claim():
+    """A sweep measuring only recall (higher is better) has no distance for claim 3 to read: not measured, named."""
+    check = ct.Check(3, "", "constructed", "rf", ct.Side("fm_ot", {}, "euler", 4), ct.Side("fm_diffusion", {},
+                                                                                          "euler", 4), ct.HEADLINE,
+                     "below")
+    cells = [_cell(m, s, "euler", nfe=4, recall=0.9 if m == "fm_ot" else 0.5) for m in ("fm_ot", "fm_diffusion")
+             for s in SEEDS]
+    frame = pd.DataFrame(cells)
+    sweep = Sweep(Path("constructed"), [{"cell_id": c} for c in frame["cell_id"]], frame, {"recall": True},
+                  metric_names={"recall"})
+    rows = evaluate_check(sweep, check, "moons", context_of(sweep))
+    assert rows and all(r["verdict"] == "not measured" and "higher-is-better" in r["note"] for r in rows)
+
+
 # ------------------------------------------------------------------------------------------------ Holm
 def _family_row(claim: int, diffs: list[float]) -> dict:
     out = decide(diffs, (-INF, 0.0))
@@ -183,7 +258,9 @@ def test_equivalence_is_two_one_sided_tests_at_5_percent():
     assert mean + stats.t.ppf(0.95, n - 1) * se < m  # the 90 % interval, whose ends are the two tests, does not
     assert decide([0.02, 0.15, -0.01, 0.1], (-m, m)).verdict == "inconclusive"
     # margin-free, "the same" cannot hold; a detected difference contradicts it
-    assert decide(d, (0.0, 0.0)).verdict == "contradicted" and decide(d, (0.0, 0.0)).p_holds == 1.0
+    clear = [0.04, 0.09, 0.03, 0.05]  # its 95 % interval excludes 0 (the two ends, each at 2.5 %)
+    assert decide(clear, (0.0, 0.0)).verdict == "contradicted" and decide(clear, (0.0, 0.0)).p_holds == 1.0
+    assert decide(d, (0.0, 0.0)).verdict == "inconclusive"  # its 90 % interval does, its 95 % one does not
     assert decide([0.05, -0.04, 0.01], (0.0, 0.0)).verdict == "inconclusive"
 
 

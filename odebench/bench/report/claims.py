@@ -126,8 +126,9 @@ def _why_missing(sel: pd.DataFrame, what: str, column: str) -> str:
 def per_seed(rows: pd.DataFrame, side: ct.Side, column: str, tol: float | None = None) -> tuple[pd.Series, str]:
     """Per seed, the value of ``column`` on the side's cells (the most accurate solve among them: the highest
     budget rank), and '' or the reason there is none. A seed whose ok cells recorded the metric as failed
-    (``metric_failures``, other than Unsupported) and hold no value of it gets +inf: a failure ranks last, it is
-    never left out; its reason is in ``values.attrs['failed']`` (seed -> reason)."""
+    (``metric_failures``, other than Unsupported), or whose cell failed whole (status "failed": non-finite
+    samples, every metric failed), and that holds no value of it gets +inf: a failure ranks last, it is never
+    left out; its reason is in ``values.attrs['failed']`` (seed -> reason)."""
     sel = _select(rows, side, tol)
     what = f"{rows['method'].iloc[0]} {side.solver or ''}@{side.budget if side.budget is not None else 'best'}"
     if column not in sel:
@@ -141,6 +142,9 @@ def per_seed(rows: pd.DataFrame, side: ct.Side, column: str, tol: float | None =
             reason = str(fails.get(metric, "")) if isinstance(fails, dict) else ""
             if seed not in values.index and reason and not reason.startswith("Unsupported"):
                 failed[seed] = reason[:140]  # an Unsupported metric does not apply: no value, not a failure
+    for seed, reason in sel.loc[sel["status"] == "failed", ["seed", "reason"]].itertuples(index=False):
+        if seed not in values.index and seed not in failed:  # the cell failed whole: its sampler blew up (NaN
+            failed[seed] = f"cell failed: {str(reason)[:126]}"  # samples) or every metric failed; it ranks last
     if failed:
         values = pd.concat([values, pd.Series({s: math.inf for s in failed}, dtype=float)]).sort_index()
     values.attrs["failed"] = failed
@@ -315,6 +319,10 @@ def evaluate_check(sweep: Sweep, check: ct.Check, dataset: str, ctx: Context) ->
                 if b_label is not None:
                     b_vals, b_why = per_seed(b_groups[b_label], check.b, column or "", tol)
             missing = [w for w in (a_why, b_why) if w] or ([no_margin] if no_margin else [])
+            if not missing and check.metric in (ct.HEADLINE, ct.NFE_TO_10) and headline \
+                    and not sweep.lower_is_better(headline):  # every claimed interval reads lower as better
+                missing = [f"the headline metric {headline} on {dataset} is higher-is-better; the claims read "
+                           f"a lower-is-better distance (w2, fd_digits, fid)"]
             if not missing and column == "nll.bpd":
                 missing = _invalid_likelihood(dataset, ctx, {a_label: a_vals, b_label: b_vals})
             row = _judged(check, dataset, (a_label, b_label), quantity, (a_vals, b_vals), floor, margin, missing,
@@ -368,15 +376,17 @@ def _quantity(check: ct.Check, column: str | None, tol: float | None) -> str:
 
 
 def diverged(values: pd.Series) -> dict:
-    """Seeds whose value diverged: non-finite, or more than DIVERGED_FACTOR times the median of the same side's
-    other seeds (seed -> text naming the value and that median)."""
+    """Seeds whose value diverged: non-finite, or more than DIVERGED_FACTOR times the smallest finite value of the
+    same side (seed -> text naming the value and that smallest one). Against the smallest, not the others'
+    median: two diverged seeds of three would otherwise hide each other (0.2, 204, 300 has median 204)."""
     out = {}
+    finite = [x for x in values if math.isfinite(x)]
+    low = min(finite) if finite else math.nan
     for seed, v in values.items():
-        others = [x for s, x in values.items() if s != seed and math.isfinite(x)]
         if not math.isfinite(v):
             out[seed] = f"seed {seed}: {v:g}"
-        elif others and (med := median(others)) > 0 and v > ct.DIVERGED_FACTOR * med:
-            out[seed] = f"seed {seed}: {fmt_sig(v)} against a median {fmt_sig(med)} of the other seeds"
+        elif low > 0 and v > ct.DIVERGED_FACTOR * low:
+            out[seed] = f"seed {seed}: {fmt_sig(v)} against the side's smallest {fmt_sig(low)}"
     return out
 
 
@@ -473,18 +483,25 @@ def _compute(costs: dict, dataset: str, a: str, b: str | None) -> dict:
 
 def ranking_rows(sweep: Sweep, dataset: str, costs: dict) -> list[dict]:
     """Claim 11 on one dataset: per NFE of RANK_NFE, the methods ranked by quality at matched steps (best solver,
-    mean over seeds) and within classes of matched training compute (docs/claims.md)."""
+    median over seeds, a failed seed counting as the worst value) and within classes of matched training compute
+    (docs/claims.md)."""
     claim, statement, paper_of = ct.RANKING
     metric = headline_metric(sweep, dataset)
-    frame = sweep.frame[(sweep.frame["dataset"] == dataset) & (sweep.frame["status"] == "ok")]
+    frame = sweep.frame[(sweep.frame["dataset"] == dataset) & sweep.frame["status"].isin(["ok", "failed"])]
     lower = sweep.lower_is_better(metric) if metric else True
+    worst = math.inf if lower else -math.inf
     rows = []
     for nfe in ct.RANK_NFE:
-        at = frame[(frame["nfe_requested"] == nfe) & frame[metric].notna()] if metric else frame.iloc[:0]
+        at = frame[frame["nfe_requested"] == nfe] if metric else frame.iloc[:0]
+        # a failed seed (non-finite samples) counts as the worst value, and the median keeps one diverged seed
+        # from setting a method's place
+        at = at.assign(_q=[worst if st == "failed" else v for st, v in zip(at["status"], at[metric] if metric
+                                                                            else [], strict=True)])
+        at = at[at["_q"].notna()]
         quality, off_grid = {}, set()  # a method's best sampler on its own grids, else marked (suitability)
         for m, g in at.groupby("method"):
             g, off = prefer_suitable(g)
-            quality[m] = (min if lower else max)(g.groupby("solver")[metric].mean())
+            quality[m] = (min if lower else max)(g.groupby("solver")["_q"].median())
             off_grid |= {m} if off else set()
         check = ct.Check(claim, f"NFE {nfe}", statement, paper_of, ct.Side("*"), None, metric or "", "ranking")
         if not quality:

@@ -6,7 +6,8 @@ several configurations of a method, or one per tolerance), coloured by its class
 (:func:`odebench.bench.report.html.verdict_class`: holds green, contradicted red, inconclusive amber,
 not measured grey; ``reported`` is claim 11's ranking, a measurement without a verdict), and links to its row of
 the table below. A dataset the claim does not apply to reads a dash. Where the rows carry a ``holm_verdict``
-(the verdict with Holm's adjustment over the checks of the sweep), it stands beside the rule's verdict.
+(the verdict after Holm's correction within the claim's family: every judged row of one claim number), it
+stands beside the rule's verdict.
 
 The table below puts the verdict second, after the claim, and lets the statement and the notes wrap; like every
 table of the page it scrolls sideways in its own box instead of widening the page.
@@ -133,8 +134,8 @@ def _has_holm(rows: pd.DataFrame) -> bool:
 
 def _legend(holm: bool) -> str:
     chips = " ".join(_chip(v) for v in ("holds", "contradicted", "inconclusive", "not measured", "reported"))
-    extra = (f" {_chip('holds', extra='holm', prefix='Holm: ')} the verdict after Holm's adjustment for the number "
-             f"of checks (claims.csv, {HOLM})." if holm else "")
+    extra = (f" {_chip('holds', extra='holm', prefix='Holm: ')} the verdict after Holm's correction within the "
+             f"claim's family, every judged row of one claim number (claims.csv, {HOLM})." if holm else "")
     return (f'<p class="legend caption">{chips} (reported: a ranking, measured without a verdict); – the claim '
             f"does not apply to the dataset.{extra}</p>")
 

@@ -72,7 +72,7 @@ MARGINS: dict[str, Margin] = {
 }
 #: the margin factors of the sensitivity table in claims.md (0: every margin relation read strictly)
 SENSITIVITY = (0.0, 1.0, 2.0)
-#: a seed's value more than this many times the median of the same side's other seeds (or non-finite) has diverged
+#: a seed's value more than this many times the smallest finite value of the same side (or non-finite) has diverged
 DIVERGED_FACTOR = 10.0
 #: claim 7b: a budget reaches the quality when its headline is within this factor of the common threshold
 WITHIN = 1.10

@@ -115,6 +115,8 @@ def decide(diffs: list[float], claimed: tuple[float, float], rank_based: bool = 
     above_lo, below_lo = tests(d, lo, upper=False)  # p of "centre > lo" and of "centre < lo"
     p_holds = 1.0 if lo >= hi else max(below_hi, above_lo)
     p_contra = min(above_hi, below_lo)
+    if math.isfinite(lo) and math.isfinite(hi):
+        p_contra = min(1.0, 2.0 * p_contra)  # two ends, either may contradict: Bonferroni keeps the rate at 5 %
     if p_holds <= ALPHA:
         verdict = HOLDS
     elif p_contra <= ALPHA:
@@ -161,8 +163,10 @@ def _why(d: list[float], claimed: tuple[float, float], verdict: str, rank_based:
             return f"tie: every seed gives d = {d[0]:.4g}, on the end of the claimed interval (no direction)"
         if not rank_based:
             return f"no spread: every seed gives d = {d[0]:.4g} (exact)"
-    if rank_based and verdict == INCONCLUSIVE and 0.5 ** len(d) > ALPHA:
-        return f"a sign test on {len(d)} seeds cannot go below p = {0.5 ** len(d):.3g}"
+    untied = min(sum(x != e for x in d) for e in ends) if ends else len(d)  # seeds on an end drop out
+    if rank_based and verdict == INCONCLUSIVE and 0.5 ** untied > ALPHA:
+        return (f"a sign test on {untied} untied seed(s) cannot go below p = {0.5 ** untied:.3g}"
+                + (f" ({len(d) - untied} on the end of the claimed interval)" if untied < len(d) else ""))
     return ""
 
 

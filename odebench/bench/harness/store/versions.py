@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from odebench.bench.harness.guards.bounded_read import MAX_SIDE_FILE_BYTES, read_bounded
-from odebench.bench.harness.store.artifacts import atomic_write_bytes
 from odebench.bench.harness.spec.train_config import train_key_fields
+from odebench.bench.harness.store.artifacts import atomic_write_bytes
 
 MANIFEST = "sweep.json"
 #: config keys that place a cell within its configuration (the report's rows and columns), not define it; the
