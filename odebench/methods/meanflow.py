@@ -74,7 +74,7 @@ class MeanFlow(Method):
             raise ValueError(f"meanflow: tr_sampler must be one of {TR_SAMPLERS} (the official code's (t, r) "
                              f"samplers), got {tr_sampler!r}")
         if not 0.0 <= float(ratio) <= 1.0:
-            raise ValueError(f"meanflow: ratio is the fraction of pairs with r != t, in [0, 1]; got {ratio}")
+            raise ValueError(f"meanflow: ratio is the fraction of pairs drawn with r != t (before v1 folds r to min(t, r)), in [0, 1]; got {ratio}")
         if float(p_std_t) <= 0 or float(p_std_r) <= 0:
             raise ValueError(f"meanflow: p_std_t and p_std_r must be > 0; got {p_std_t}, {p_std_r}")
         if float(norm_eps) <= 0 or float(norm_p) < 0:
@@ -105,10 +105,14 @@ class MeanFlow(Method):
     def loss(self, model, x0, x1, gen):
         r, t = self.sample_times(x1.shape[0], gen, x1.device)
         ps = self.path.sample(x0, x1, r)  # x at the jump's start r, v = x1 - x0
-        u, target = meanflow_target(model["u"], ps.x_t, r, t, ps.dx_t)
-        err = (u - target).pow(2).flatten(1).sum(1)
-        weight = (err.detach() + self.hparams["norm_eps"]).pow(self.hparams["norm_p"])
-        return (err / weight).mean()
+        # the JVP, its target and the loss in full precision even under a bf16 run: the target is a difference
+        # of a velocity and a small multiple of a derivative, which bf16 would round away (the official code
+        # disables autocast here too)
+        with torch.autocast(device_type=x1.device.type, enabled=False):
+            u, target = meanflow_target(model["u"], ps.x_t, r, t, ps.dx_t)
+            err = (u - target).pow(2).flatten(1).sum(1)
+            weight = (err.detach() + self.hparams["norm_eps"]).pow(self.hparams["norm_p"])
+            return (err / weight).mean()
 
     def dynamics(self, model):
         net = model["u"]

@@ -89,14 +89,20 @@ class ShortcutModel(Method):
         """The average of two half steps of ``net`` at level k + 1 from (x, t): the target of level k, [B, *shape]."""
         clip = self.hparams["clip"]
         half = expand_t(0.5 * torch.exp2(-k), x)  # d / 2 for d = 2^-k
-        v1 = net(x, t, k + 1)
-        x2 = (x + half * v1).clamp(-clip, clip)
-        v2 = net(x2, t + half.flatten(), k + 1)
+        was_training = net.training
+        net.eval()  # the target network runs as at inference, as the official code's train=False
+        try:
+            v1 = net(x, t, k + 1)
+            x2 = (x + half * v1).clamp(-clip, clip)
+            v2 = net(x2, t + half.flatten(), k + 1)
+        finally:
+            net.train(was_training)
         return ((v1 + v2) / 2).clamp(-clip, clip)
 
     def loss(self, model, x0, x1, gen):
         h = self.hparams
-        self.update_target(model)
+        if torch.is_grad_enabled() and model.training:  # a training step, not a held-out evaluation, moves it
+            self.update_target(model)
         n, device = x1.shape[0], x1.device
         nb = n // h["bootstrap_every"]
         c = 1 - SIGMA_MIN
@@ -105,7 +111,7 @@ class ShortcutModel(Method):
         sections = torch.exp2(k)
         t_b = torch.floor(torch.rand(nb, generator=gen, device=device, dtype=x1.dtype) * sections) / sections
         x_b = (1 - c * expand_t(t_b, x1[:nb])) * x0[:nb] + expand_t(t_b, x1[:nb]) * x1[:nb]
-        target_b = self.consistency_target(model["s_target"], x_b, t_b, k)
+        target_b = self.consistency_target(model["s_target"], x_b, t_b, k)  # no dropout in it (eval mode)
         # flow-matching part: the rest, at the finest level
         steps = h["denoise_timesteps"]
         t_f = torch.randint(0, steps, (n - nb,), generator=gen, device=device).to(x1.dtype) / steps

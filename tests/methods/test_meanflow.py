@@ -106,3 +106,18 @@ def test_a_short_training_lowers_the_loss_and_one_step_lands_near_the_data():
     with torch.no_grad():
         x = sample(method.dynamics(model), torch.randn(2000, 2, generator=gen), "flow_map", nfe=1).x
     assert (x.mean(0) - torch.tensor([2.0, -1.0])).norm() < 0.3
+
+
+def test_the_jvp_target_is_computed_in_full_precision_under_a_bf16_autocast():
+    """A bf16 run wraps the loss in autocast; the MeanFlow target (a velocity plus a small multiple of a
+    derivative) must not be rounded to bf16: the loss is the same as without autocast."""
+    method = get_method("meanflow")
+    torch.manual_seed(0)
+    model = method.networks(lambda: build_net({"name": "mlp", "hidden": 32, "depth": 2}, (2,)), (2,))
+    x1 = torch.randn(128, 2)
+    x0 = torch.randn(128, 2)
+    plain = method.loss(model, x0, x1, torch.Generator().manual_seed(0))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        under = method.loss(model, x0, x1, torch.Generator().manual_seed(0))
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, plain, rtol=1e-6, atol=0)

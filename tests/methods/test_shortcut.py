@@ -117,3 +117,47 @@ def test_a_short_training_lowers_the_loss():
     with torch.no_grad():  # the finest level learns first (the coarse ones bootstrap from it through the EMA)
         x = sample(method.dynamics(model), torch.randn(2000, 2, generator=gen), "flow_map", nfe=128).x
     assert (x.mean(0) - torch.tensor([2.0, -1.0])).norm() < 0.3
+
+
+def test_a_held_out_evaluation_leaves_the_target_network_where_it_was():
+    """Only a training step moves s_target: the held-out loss (no grad, eval mode) measures the model, never
+    changes it, so its value does not depend on how many evaluations came before."""
+    method = get_method("shortcut", target_ema=0.5)
+    model = method.networks(lambda: build_net({"name": "mlp", "hidden": 16, "depth": 1}, (2,)), (2,))
+    with torch.no_grad():
+        for p in model["s"].parameters():
+            p.add_(1.0)
+    before = [q.clone() for q in model["s_target"].parameters()]
+    x0, x1 = coupled_batch(64)
+    model.eval()
+    with torch.no_grad():
+        first = method.loss(model, x0.float(), x1.float(), torch.Generator().manual_seed(0))
+        second = method.loss(model, x0.float(), x1.float(), torch.Generator().manual_seed(0))
+    assert torch.equal(first, second)
+    assert all(torch.equal(q, q0) for q, q0 in zip(model["s_target"].parameters(), before, strict=True))
+    model.train()
+    method.loss(model, x0.float(), x1.float(), torch.Generator().manual_seed(0))
+    assert not all(torch.equal(q, q0) for q, q0 in zip(model["s_target"].parameters(), before, strict=True))
+
+
+class ModeSpy(nn.Module):
+    """Records whether it was called in training mode."""
+
+    def __init__(self, modes: list):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.modes = modes
+
+    def forward(self, x, t, level):
+        self.modes.append(self.training)
+        return self.w * x
+
+
+def test_the_target_network_runs_in_eval_mode_and_is_left_as_it_was():
+    """No dropout in the self-consistency target (the official code calls it with train=False)."""
+    method = get_method("shortcut")
+    modes: list = []
+    model = nn.ModuleDict({"s": Spy([]), "s_target": ModeSpy(modes).requires_grad_(False)})
+    x0, x1 = coupled_batch(64)
+    method.loss(model, x0.float(), x1.float(), torch.Generator().manual_seed(0))
+    assert modes == [False, False] and model["s_target"].training
