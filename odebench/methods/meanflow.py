@@ -74,7 +74,8 @@ class MeanFlow(Method):
             raise ValueError(f"meanflow: tr_sampler must be one of {TR_SAMPLERS} (the official code's (t, r) "
                              f"samplers), got {tr_sampler!r}")
         if not 0.0 <= float(ratio) <= 1.0:
-            raise ValueError(f"meanflow: ratio is the fraction of pairs drawn with r != t (before v1 folds r to min(t, r)), in [0, 1]; got {ratio}")
+            raise ValueError(f"meanflow: ratio is the fraction of pairs drawn with r != t (before v1 folds r to "
+                             f"min(t, r)), in [0, 1]; got {ratio}")
         if float(p_std_t) <= 0 or float(p_std_r) <= 0:
             raise ValueError(f"meanflow: p_std_t and p_std_r must be > 0; got {p_std_t}, {p_std_r}")
         if float(norm_eps) <= 0 or float(norm_p) < 0:
