@@ -79,6 +79,11 @@ class Method(ABC):
     #: and claim 11's ranking leave it out and say so (odebench.bench.report.suitability)
     suitable_grids: ClassVar[tuple[str, ...]] = ()
     grid_note: ClassVar[str] = ""
+    #: why the method's loss on held-out data is no measure of training progress ('' where it is one): its
+    #: target moves with the network (a self-consistency or a derivative of the network itself), so a flat or
+    #: rising curve says nothing about the samples. Such a model's convergence is not judged (None, with this
+    #: reason) and ``train.until_converged`` trains it the whole budget (odebench.bench.harness.training)
+    heldout_not_progress: ClassVar[str] = ""
 
     def __init__(self, **hparams: Any):
         self.hparams: dict[str, Any] = dict(hparams)

@@ -66,6 +66,8 @@ class MeanFlow(Method):
     citation = ("Geng, Deng, Bai, Kolter, He. Mean Flows for One-step Generative Modeling. NeurIPS 2025. "
                 "arXiv:2505.13447")
     needs_gaussian_source = False  # the identity holds on the linear path between any two laws
+    heldout_not_progress = ("MeanFlow's target carries the network's own derivative along the flow, whose spread "
+                            "grows as the network learns it (decision 69)")
 
     def __init__(self, tr_sampler: str = "v1", p_mean_t: float = -0.6, p_std_t: float = 1.6,
                  p_mean_r: float = -4.0, p_std_r: float = 1.6, ratio: float = 0.75, norm_p: float = 0.75,

@@ -119,3 +119,22 @@ def test_the_loss_curve_of_a_stopped_training_keeps_the_budgets_chunks():
     assert loss_steps(405, 41, max_steps=1000)[-2:] == [400, 405]
     assert loss_steps(400, 40, max_steps=1000) == loss_steps(1000, 100)[:40]  # the full budget's points
     assert loss_steps(400, 100) == [4 * (i + 1) for i in range(100)]  # no budget given: chunks of the steps
+
+
+def test_a_method_whose_held_out_loss_is_no_progress_measure_trains_the_whole_budget(problem, tmp_path):
+    """MeanFlow's and the consistency models' held-out losses say nothing of their samples: until_converged never
+    stops them, and their convergence is not judged (None, with the method's reason)."""
+    assert get_method("meanflow").heldout_not_progress
+    assert get_method("consistency_training").heldout_not_progress
+    assert get_method("consistency_distillation", teacher="fm_ot").heldout_not_progress
+    assert not get_method("fm_ot").heldout_not_progress and not get_method("shortcut").heldout_not_progress
+    method = get_method("fm_ot")
+    method.heldout_not_progress = "constructed: this fm_ot stands for a method whose loss is no progress measure"
+    with torch_threads(1):
+        full = train_model(method, problem, TrainConfig(**UNTIL), 0, ArtifactStore(tmp_path / "store"))
+    evidence = full.evidence_record()
+    assert evidence["cost"]["steps"] == 1000 and evidence["heldout"]["steps"][-1] == 1000  # fm_ot alone stops at 400
+    assert evidence["cost"]["budget"]["stopped_converged"] is False
+    assert "no progress measure" in evidence["cost"]["budget"]["trained_whole_budget"]
+    assert evidence["convergence"]["converged"] is None
+    assert evidence["convergence"]["reason"].startswith("not judged: constructed")

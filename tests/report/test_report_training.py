@@ -75,3 +75,11 @@ def test_the_verdict_of_every_cell_follows_its_model():
     verdicts = verdict_by_cell(records)
     assert set(verdicts) == {"a", "b", "c"}
     assert verdicts["a"]["converged"] is False and verdicts["b"] is verdicts["a"] and verdicts["c"]["converged"]
+
+
+def test_a_method_whose_held_out_loss_is_no_progress_measure_is_never_judged():
+    """Whatever a record stored (records from before the method said so), MeanFlow's convergence is not judged."""
+    today = {"converged": True, "converged_at_step": 120, "rule_version": CONVERGENCE_RULE_VERSION}
+    verdict = current_verdict(_training(today), "meanflow")
+    assert verdict["converged"] is None and verdict["reason"].startswith("not judged: MeanFlow's target")
+    assert current_verdict(_training(today), "fm_ot") == today

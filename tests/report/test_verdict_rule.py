@@ -354,3 +354,16 @@ def test_rows_say_when_a_side_was_still_improving():
     row = _only(evaluate_check(sweep, check, "moons", context_of(sweep)))
     assert (row["a_converged"], row["b_converged"]) == (True, False)
     assert "B not converged: seed(s) 1 still improving" in row["note"]
+
+
+def test_rows_say_when_a_side_s_convergence_was_not_judged():
+    check = ct.Check(8, "", "constructed", "fm_ot", ct.Side("meanflow"), ct.Side("fm_diffusion"), "transport_cost",
+                     "below")
+    cells = [_cell(m, s, "dopri5", tol=1e-5, transport_cost=1.0 + (m == "fm_diffusion") + 0.01 * s)
+             for m in ("meanflow", "fm_diffusion") for s in (0, 1, 2)]
+    records = [{"cell_id": c["cell_id"], "model_key": c["model_key"], "config": {"method": {"name": c["method"]}},
+                "training": {"convergence": {"converged": True}}} for c in cells]
+    sweep = _sweep(cells, records=records)
+    row = _only(evaluate_check(sweep, check, "moons", context_of(sweep)))
+    assert (row["a_converged"], row["b_converged"]) == ("not judged", True)
+    assert "A convergence not judged: MeanFlow's target carries" in row["note"]

@@ -188,6 +188,9 @@ class Context:
 
     costs: dict = field(default_factory=dict)
     converged: dict = field(default_factory=dict)
+    #: (dataset, method label) -> why its models' convergence was not judged (a held-out loss that is no
+    #: progress measure, too few evaluations)
+    unjudged: dict = field(default_factory=dict)
     references: dict = field(default_factory=dict)
     levels: dict = field(default_factory=dict)
     #: (dataset, method label, seed) -> why the nll metric marked its own value invalid (settings.bpd_valid false)
@@ -206,6 +209,9 @@ def context_of(sweep: Sweep) -> Context:
                      if pd.notna(v)}
         for key, g in models.groupby(["dataset", "method"]):
             ctx.converged[key] = dict(zip(g["seed"], g["converged"], strict=True))
+            reasons = [r for r in g["convergence_reason"] if isinstance(r, str) and r]
+            if reasons:
+                ctx.unjudged[key] = reasons[0]
     if "transport_cost.reference" in sweep.frame:
         refs = sweep.frame.groupby("dataset")["transport_cost.reference"].median()
         ctx.references = {k: float(v) for k, v in refs.items() if pd.notna(v)}
@@ -456,16 +462,21 @@ def _difference(a: float, b: float) -> float:
 
 def _convergence(ctx: Context, dataset: str, a: str, b: str | None, row: dict) -> dict:
     """a_converged / b_converged: True when every model of the side converged by the training report's rule
-    (odebench.bench.report.training.current_verdict through model_rows), False when one was still improving, ''
-    when none was judged; a note names the still-improving seeds."""
+    (odebench.bench.report.training.current_verdict through model_rows), False when one was still improving,
+    NOT_JUDGED when a model has no verdict (its held-out loss is no progress measure, or too short a curve), ''
+    for a side without models (the floor); a note names the still-improving seeds or why none was judged."""
     out, notes = {}, []
     for name, label in (("a", a), ("b", b)):
         seeds = ctx.converged.get((dataset, label)) if label else None
         improving = sorted(s for s, c in (seeds or {}).items() if c is False)
         judged = [c for c in (seeds or {}).values() if c is True or c is False]
-        out[f"{name}_converged"] = False if improving else (True if judged else "")
+        complete = bool(seeds) and len(judged) == len(seeds)
+        out[f"{name}_converged"] = False if improving else (True if complete else (NOT_JUDGED if seeds else ""))
         if improving:
             notes.append(f"{name.upper()} not converged: seed(s) {', '.join(map(str, improving))} still improving")
+        elif seeds and not complete:
+            why = ctx.unjudged.get((dataset, label), "no verdict recorded")
+            notes.append(f"{name.upper()} convergence {why if why.startswith('not judged') else 'not judged: ' + why}")
     if notes:
         out["note"] = "; ".join([n for n in (row.get("note"),) if n] + notes)
     return out
@@ -593,6 +604,10 @@ def _interval_text(lo, hi) -> str:
         return ""
     lo_t = "-inf" if lo == -math.inf else fmt_sig(lo)
     return f"({lo_t}, {fmt_sig(hi) if hi != 0 else '0'})"
+
+
+#: a_converged / b_converged of a side whose models have no convergence verdict
+NOT_JUDGED = "not judged"
 
 
 def _converged_text(a, b) -> str:

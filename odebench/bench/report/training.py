@@ -54,7 +54,7 @@ def verdict_by_cell(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if not key or not block or "cell_id" not in r:
             continue
         if key not in by_model:
-            by_model[key] = current_verdict(block)
+            by_model[key] = current_verdict(block, method_of(r))
         out[r["cell_id"]] = by_model[key]
     return out
 
@@ -70,21 +70,29 @@ def model_rows(records: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFra
             continue
         seen.add(key)
         cost, held = training.get("cost", {}), training.get("heldout", {})
-        verdict = current_verdict(training)
+        verdict = current_verdict(training, method_of(rec))
         rows.append({"dataset": dataset, "method": method, "seed": seed, "model_key": key,
                      "steps": cost.get("steps"), "fwd_eq_per_step": cost.get("forward_equivalents_per_step"),
                      "params": cost.get("params_total"), "total_flops": cost.get("total_flops"),
                      "total_seconds": cost.get("total_seconds"), "converged": verdict.get("converged"),
                      "relative_drop": verdict.get("relative_drop"), "rule": verdict.get("rule"),
+                     "convergence_reason": verdict.get("reason"),
                      "rule_version": verdict.get("rule_version"),
                      "converged_at": verdict.get("converged_at_step"),
                      "heldout_steps": held.get("steps", []), "heldout_loss": held.get("loss", [])})
     return pd.DataFrame(rows)
 
 
-def current_verdict(training: dict[str, Any]) -> dict[str, Any]:
+def method_of(record: dict[str, Any]) -> str:
+    """The method name of a record's config ('' where it has none)."""
+    return str(((record.get("config") or {}).get("method") or {}).get("name", ""))
+
+
+def current_verdict(training: dict[str, Any], method: str = "") -> dict[str, Any]:
     """The convergence verdict of a record's training block by today's rule (a dict with ``converged`` True,
-    False or None, ``converged_at_step``, ``rule`` and ``rule_version``, among others).
+    False or None, ``converged_at_step``, ``rule`` and ``rule_version``, among others). ``method``: the record's
+    method name; where its held-out loss is no progress measure (``Method.heldout_not_progress``) the verdict is
+    None with that reason, whatever the record stored (records written before the method said so included).
 
     A stored verdict whose ``rule_version`` is today's ``CONVERGENCE_RULE_VERSION`` is used as it is; one
     written under another (or no) version is judged again from the stored held-out curve, so that no record
@@ -92,14 +100,16 @@ def current_verdict(training: dict[str, Any]) -> dict[str, Any]:
     (``rule_version`` tells which rule that was).
     """
     from odebench.bench.harness.training.evidence import CONVERGENCE_RULE_VERSION, judge_convergence
+    from odebench.methods import METHODS
 
+    not_progress = METHODS.get(method).heldout_not_progress if method in METHODS else ""
     stored = training.get("convergence") or {}
-    if stored.get("rule_version") == CONVERGENCE_RULE_VERSION:
+    if stored.get("rule_version") == CONVERGENCE_RULE_VERSION and not not_progress:
         return stored
     held = training.get("heldout") or {}
     steps, losses = held.get("steps") or [], held.get("loss") or []
-    if steps and len(steps) == len(losses):
-        return judge_convergence(list(zip(steps, losses, strict=True)))
+    if (steps and len(steps) == len(losses)) or not_progress:
+        return judge_convergence(list(zip(steps, losses, strict=True)), not_progress)
     return {"rule_version": stored.get("rule_version", 1), **stored} if stored else {}
 
 

@@ -80,16 +80,20 @@ def eval_steps(steps: int) -> list[int]:
     return sorted({round(i * steps / (N_EVALS - 1)) for i in range(N_EVALS)})
 
 
-def judge_convergence(curve: list[tuple[int, float]]) -> dict[str, Any]:
+def judge_convergence(curve: list[tuple[int, float]], not_progress: str = "") -> dict[str, Any]:
     """Converged or still improving, by the rule of the module docstring; ``curve`` is [(step, loss)].
 
     Returns ``converged`` (True, False, or None with ``reason``), ``converged_at_step``, the trend's ``fall``
     over the last quarter with its standard error ``fall_se``, ``relative_drop`` (fall / whole fall; None
     without a whole fall), ``rule`` (in words) and ``rule_version``. ``converged_at_step`` is the first
     evaluated step from which on the rule, applied to the curve up to that step, says converged and keeps
-    saying so to the end: the budget that would have sufficed (None: never).
+    saying so to the end: the budget that would have sufficed (None: never). ``not_progress`` (the method's
+    ``heldout_not_progress``): why the curve is no progress measure; the verdict is then None with that reason.
     """
     head = {"rule": RULE_TEXT, "rule_version": CONVERGENCE_RULE_VERSION}
+    if not_progress:
+        return {"converged": None, "converged_at_step": None, "fall": None, "fall_se": None,
+                "relative_drop": None, **head, "reason": f"not judged: {not_progress}"}
     trend, reason = last_quarter_fall(curve)
     if trend is None:
         return {"converged": None, "converged_at_step": None, "fall": None, "fall_se": None,

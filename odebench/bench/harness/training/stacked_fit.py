@@ -93,10 +93,11 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
     and ``gens[m]`` also serves its loss's draws; ``heldouts[m](ema_m)`` is appended to ``heldout_curves[m]`` at
     ``training_evidence.eval_steps(cfg.steps)``. ``report(done, total)`` is called at every loss read-back.
     """
-    from odebench.bench.harness.training.train import diverged, ema_weight, loss_chunk
+    from odebench.bench.harness.training.train import diverged, ema_weight, loss_chunk, stops_early
 
     if cfg.until_converged and heldouts is None:
         raise ValueError("train.until_converged needs the held-out evaluation (heldouts) to judge convergence")
+    early = stops_early(method, cfg)
     n = len(models)
     emas = [copy.deepcopy(m).requires_grad_(False) for m in models]
     stacked = {name: StackedMLP([m[name] for m in models]) for name in models[0]}
@@ -118,7 +119,7 @@ def fit_stacked(method, models: Sequence[nn.ModuleDict], couplings: Sequence, cf
         for m in range(n):
             if training(m):
                 heldout_curves[m].append((step, heldouts[m](emas[m])))
-                if cfg.until_converged and 0 < step < cfg.steps and ev.settled(heldout_curves[m]):
+                if early and 0 < step < cfg.steps and ev.settled(heldout_curves[m]):
                     stop(m, step)
 
     def stop(m: int, step: int) -> None:

@@ -288,10 +288,13 @@ def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float
     steps = steps_taken(run_cfg, curve)
     if cfg.until_converged:  # the budget was the most steps; the record says where the training stopped
         budget.update(until_converged=True, max_steps=run_cfg.steps, stopped_converged=steps < run_cfg.steps)
+        if not stops_early(job.method, cfg):
+            budget["trained_whole_budget"] = ("its held-out loss is no progress measure: "
+                                              + job.method.heldout_not_progress)
     evidence = {"cost": {**cost, "steps": steps, "budget": budget, "pair_flops": job.data.pair_flops,
                          "flops": cost["flops_per_step"] * steps + job.data.pair_flops, "seconds": seconds},
                 "heldout": {"steps": [s for s, _ in curve], "loss": [v for _, v in curve]},
-                "convergence": ev.judge_convergence(curve)}
+                "convergence": ev.judge_convergence(curve, job.method.heldout_not_progress)}
     if distributed.is_main():
         store.save(job.key, ema, {"method": job.method.training_config(), "target": job.problem.target.name,
                                   "source": job.problem.source_name(), "train": asdict(cfg), "seed": job.seed,
@@ -299,6 +302,13 @@ def finish_training(job: PendingTraining, ema: nn.ModuleDict, losses: list[float
                                   "losses": losses, "runtime": job.runtime.record(), "evidence": evidence})
     distributed.barrier()
     return TrainedModel(ema, job.key, seconds, False, losses, parent, evidence, notes=job.notes)
+
+
+def stops_early(method: Method, cfg: TrainConfig) -> bool:
+    """Whether a training stops at its first converged held-out evaluation: under ``train.until_converged``,
+    unless the method's held-out loss is no progress measure (``Method.heldout_not_progress``), which then trains
+    the whole budget (its record says why)."""
+    return bool(cfg.until_converged) and not method.heldout_not_progress
 
 
 def steps_taken(cfg: TrainConfig, curve: list[tuple[int, float]]) -> int:
@@ -402,7 +412,7 @@ def fit(method: Method, model: nn.ModuleDict, coupling, cfg: TrainConfig, gen: t
                 report(step + 1, cfg.steps)
         if step + 1 in checkpoints:
             heldout_curve.append((step + 1, heldout(ema)))
-            if cfg.until_converged and step + 1 < cfg.steps and ev.settled(heldout_curve):
+            if stops_early(method, cfg) and step + 1 < cfg.steps and ev.settled(heldout_curve):
                 if (step + 1) % chunk:  # the chunk it stops in, as the last chunk of a full budget
                     value = running.item() / ((step % chunk) + 1)
                     if not math.isfinite(value):
