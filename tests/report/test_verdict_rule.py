@@ -50,6 +50,11 @@ def _floor(mean=0.1, spread=0.01) -> Floor:
     return Floor("w2", (mean - spread, mean, mean + spread), 2000, "constructed")
 
 
+#: a constructed claim: fm_ot's headline at Euler NFE 4 below fm_diffusion's
+EULER_4_BELOW = ct.Check(3, "", "constructed", "rf", ct.Side("fm_ot", {}, "euler", 4),
+                         ct.Side("fm_diffusion", {}, "euler", 4), ct.HEADLINE, "below")
+
+
 def _only(rows: list[dict]) -> dict:
     assert len(rows) == 1, rows
     return rows[0]
@@ -132,9 +137,7 @@ def test_a_diverged_seed_is_named_and_never_averaged():
 
 
 def test_a_failed_metric_is_a_lost_seed_not_a_missing_one():
-    check = ct.Check(3, "", "constructed", "rf", ct.Side("fm_ot", {}, "euler", 4), ct.Side("fm_diffusion", {},
-                                                                                          "euler", 4), ct.HEADLINE,
-                     "below")
+    check = EULER_4_BELOW
     cells = [_cell(m, s, "euler", nfe=4, w2=0.1 if m == "fm_ot" else 0.2) for m in ("fm_ot", "fm_diffusion")
              for s in SEEDS]
     cells[0]["w2"] = math.nan
@@ -160,9 +163,7 @@ def test_two_diverged_seeds_of_three_do_not_hide_each_other():
 def test_a_failed_cell_is_a_lost_seed_not_a_missing_one():
     """A sampler that returns non-finite samples fails its whole cell (status failed): that seed counts as the
     worst value with its reason, never drops out of the pairing unnamed."""
-    check = ct.Check(3, "", "constructed", "rf", ct.Side("fm_ot", {}, "euler", 4), ct.Side("fm_diffusion", {},
-                                                                                          "euler", 4), ct.HEADLINE,
-                     "below")
+    check = EULER_4_BELOW
     cells = [_cell(m, s, "euler", nfe=4, w2=0.1 + 0.01 * s if m == "fm_ot" else 0.2) for m in ("fm_ot",
                                                                                              "fm_diffusion")
              for s in SEEDS]
@@ -207,9 +208,7 @@ def test_the_sign_test_note_counts_only_the_untied_seeds():
 
 def test_a_higher_is_better_headline_is_not_judged_by_a_lower_is_better_claim():
     """A sweep measuring only recall (higher is better) has no distance for claim 3 to read: not measured, named."""
-    check = ct.Check(3, "", "constructed", "rf", ct.Side("fm_ot", {}, "euler", 4), ct.Side("fm_diffusion", {},
-                                                                                          "euler", 4), ct.HEADLINE,
-                     "below")
+    check = EULER_4_BELOW
     cells = [_cell(m, s, "euler", nfe=4, recall=0.9 if m == "fm_ot" else 0.5) for m in ("fm_ot", "fm_diffusion")
              for s in SEEDS]
     frame = pd.DataFrame(cells)
