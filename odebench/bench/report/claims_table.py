@@ -167,7 +167,7 @@ CHECKS: tuple[Check, ...] = (
           "interpolant", Side("interpolant", {}, "euler_maruyama", 64), Side("interpolant", {}, "euler", 64),
           HEADLINE, "same_floor"),
     *(Check(12, teacher, f"Consistency distillation's one step beats one Euler step of its teacher ({teacher})",
-            "consistency_distillation", Side("consistency_distillation", {"teacher": teacher}, "consistency", 1),
+            "consistency_distillation", Side("consistency_distillation", {"teacher": teacher}, "consistency/edm", 1),
             Side(teacher, {}, "euler", 1), HEADLINE, "below", "gaussian") for teacher in ("edm", "fm_ot")),
 )
 
