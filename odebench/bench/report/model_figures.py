@@ -36,6 +36,16 @@ TRAJECTORY_SOLVER, TRAJECTORY_NFE = "euler", 64
 #: samples (and held-out points) per scatter panel: enough to show the law, few enough that a sheet of twelve
 #: methods by four budgets stays a palette PNG under 400 KB (it was 1-2 MB at 1000 and 2000 points)
 SCATTER_POINTS = 600
+#: points drawn on a whole sheet (ten methods by four budgets at SCATTER_POINTS): a sheet with more panels
+#: draws fewer points in each, down to MIN_SCATTER_POINTS, so its file does not grow with its rows (study-toy's
+#: eighteen rows were 413 KB at 600 points a panel)
+SHEET_POINTS = 10 * 4 * SCATTER_POINTS
+MIN_SCATTER_POINTS = 150
+
+
+def scatter_points(n_panels: int) -> int:
+    """Samples per scatter panel of a sheet of ``n_panels`` panels (see SHEET_POINTS)."""
+    return max(MIN_SCATTER_POINTS, min(SCATTER_POINTS, SHEET_POINTS // max(n_panels, 1)))
 
 
 class MissingModel(RuntimeError):
@@ -294,6 +304,7 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     image, ref = target.kind == "image", target.test
     lims = None if image else _limits(ref.numpy())
     ratio = 1.0 if image else _height_ratio(lims)
+    n_points = scatter_points(sum(len(p) for _, p in panels.values()))
     fig, axes = plt.subplots(len(panels), ncols, figsize=(2.8 * ncols, (2.8 * ratio + 0.5) * len(panels)),
                              squeeze=False, layout="constrained")
     for r, (label, (lm, cells)) in enumerate(panels.items()):
@@ -303,7 +314,7 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 continue
             title, cell, value = cells[c]
             try:
-                x = regenerate(lm, cell, 36 if image else SCATTER_POINTS).x
+                x = regenerate(lm, cell, 36 if image else n_points).x
             except (BudgetTooSmall, Unsupported) as exc:  # a sampler this model refuses: say so in its panel
                 ax.set_axis_off()
                 ax.set_title(title, fontsize=8)
@@ -314,10 +325,12 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 ax.imshow(_image_tile(x, 6), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
                 ax.set(xticks=[], yticks=[])
             else:
-                ax.scatter(ref[:SCATTER_POINTS, 0], ref[:SCATTER_POINTS, 1], s=1.5, c="0.7", lw=0, rasterized=True)
+                ax.scatter(ref[:n_points, 0], ref[:n_points, 1], s=1.5, c="0.7", lw=0, rasterized=True)
                 ax.scatter(x[:, 0], x[:, 1], s=2, c="C3", lw=0, rasterized=True)
                 ax.set(xlim=lims[0], ylim=lims[1], aspect="equal")
-                ax.tick_params(labelsize=6)
+                # every panel has the same limits: tick labels on the outer panels only (they were a third of
+                # a tall sheet's file)
+                ax.tick_params(labelsize=6, labelleft=c == 0, labelbottom=r == len(panels) - 1)
             sub = f"\n{metric} = {value:.3g}" if value is not None and metric else ""
             bad = int((~torch.isfinite(x.flatten(1))).any(1).sum())
             if bad:
@@ -329,8 +342,9 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     kind = "image sheets" if image else "scatters"
     return save(fig, sweep_dir, f"samples_{slug(dataset)}", f"{dataset}: samples",
                 f"Sample {kind} of each method at NFE 1, 2, 8 (best solver there in the sweep, Euler "
-                f"where the sweep has no such cell) and at its best cell by {metric}.",
-                dpi=90)  # one row per method: with SCATTER_POINTS, a 12-method sheet stays under 400 KB
+                f"where the sweep has no such cell) and at its best cell by {metric}"
+                + ("." if image else f"; {n_points} samples and held-out points a panel."),
+                dpi=90)  # one row per method: with scatter_points, a sheet stays under 400 KB
 
 
 def model_figures(frame: pd.DataFrame, records: dict[str, dict], dataset: str, metric: str | None,
