@@ -228,3 +228,17 @@ def test_paths_vs_round_logs_straightness_and_draws_the_reference_with_its_halve
     bars = [c for c in cost_ax.containers if isinstance(c, ErrorbarContainer) and c.get_label().startswith("its")]
     assert len(bars) == 1  # the reference's own error bar
     assert "the halves exceed the full estimate by 0.0043 (0.43 %)" in caption
+
+
+@pytest.mark.parametrize("name", ["study-toy", "study-transfer", "study-digits"])
+def test_every_sampler_and_method_family_of_a_tier_has_its_own_marker_and_colour(name):
+    """In the headline figure a marker names a solver and a colour a method family: two of a tier's solver labels
+    (or families) sharing one would be read as one."""
+    from odebench.bench.harness.spec.sweep import load_spec
+    from odebench.bench.report import palette
+
+    cells = load_spec(name).cells
+    labels = sorted({c.solver_label for c in cells})
+    assert len({palette.marker_of(s) for s in labels}) == len(labels), labels
+    families = sorted({c.method["name"] for c in cells})
+    assert len({palette.family_color(f) for f in families}) == len(families), families

@@ -25,6 +25,10 @@ SOLVERS = {
 METHODS = {
     "rf": "#1f77b4", "fm_ot": "#ff7f0e", "fm_diffusion": "#2ca02c", "otcfm": "#d62728", "ddpm": "#9467bd",
     "edm": "#8c564b", "interpolant": "#e377c2", "curvature_min": "#7f7f7f", "score_ve": "#bcbd22",
+    # the few-step families: the last tab10 colour and dark entries none of the above is near (hashed, MeanFlow
+    # drew in rf's blue and the shortcut model in the interpolant's pink)
+    "meanflow": "#17becf", "shortcut": "#e6ab02", "consistency_training": "#393b79",
+    "consistency_distillation": "#637939",
 }
 
 #: colours a name outside the tables (or a configuration of a family) may hash to
@@ -32,7 +36,16 @@ EXTRA = ("#aec7e8", "#98df8a", "#c49c94", "#f7b6d2", "#dbdb8d", "#17becf", "#393
          "#843c39", "#7b4173", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
          "#e41a1c", "#377eb8", "#4daf4a")
 
-#: markers a name may take (by hash; the family's own configurations differ by marker where colours repeat)
+#: solver label -> marker, one filled marker each for the samplers the study tiers run (hashed, dopri5 and
+#: euler_maruyama shared one, and the consistency sampler another's)
+SOLVER_MARKERS = {
+    "euler": "o", "heun": "s", "dopri5": "D", "euler_maruyama": "v", "dpmpp_2m/logsnr": "^", "euler/edm": "p",
+    "euler_maruyama/edm": "h", "edm_heun/edm": "X", "edm_sde/edm": "H", "consistency/edm": "P", "flow_map": ">",
+    "pc": "<", "ddim/logsnr": "d", "unipc/logsnr": "8", "rk4": "*",
+}
+
+#: markers any other name may take (by hash; the family's own configurations differ by marker where colours
+#: repeat)
 MARKERS = "osD^vP*X<>ph"
 
 
@@ -86,5 +99,6 @@ def method_style(label: str):
 
 
 def marker_of(name: str) -> str:
-    """A stable marker for any name (a solver in the headline figure, a solver grid variant)."""
-    return MARKERS[_hash(name) % len(MARKERS)]
+    """A stable marker for any name: a solver label's from :data:`SOLVER_MARKERS`, else one hashed from the name
+    (a method in paths_vs_round, a solver grid variant outside the table)."""
+    return SOLVER_MARKERS.get(name) or MARKERS[_hash(name) % len(MARKERS)]
