@@ -116,13 +116,26 @@ def test_no_trajectory_panel_is_one_dot_when_one_source_is_80_times_wider(drawn,
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(panels) == 12
     for ax in panels:
-        pts = np.concatenate([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)][1:])
+        # the source draws and the samples each fill the panel (on EDM's own plain axes its samples were a dot)
+        _, source, samples = (c.get_offsets() for c in ax.collections if isinstance(c, PathCollection))
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-        spread = max(np.ptp(pts[:, 0]) / (x1 - x0), np.ptp(pts[:, 1]) / (y1 - y0))
-        assert spread > 0.3, f"panel {ax.get_title()!r}: its points fill {spread:.1%} of the axes"
+        for end, pts in (("source", source), ("samples", samples)):
+            spread = max(np.ptp(pts[:, 0]) / (x1 - x0), np.ptp(pts[:, 1]) / (y1 - y0))
+            assert spread > 0.3, f"panel {ax.get_title()!r}: its {end} fill {spread:.1%} of the axes"
     width, height = fig.get_size_inches()
     assert width / height < 3  # wrapped into a grid, not a 12-panel strip
-    assert "edm: drawn on its own axes" in caption
+    assert "edm: drawn on its own axes in normalized coordinates" in caption
+
+
+def test_normalized_paths_keep_the_samples_and_bring_the_source_to_their_scale():
+    gen = np.random.default_rng(0)
+    x0, x1 = gen.normal(size=(500, 2)) * 80, gen.normal(size=(500, 2))
+    t = np.linspace(0, 1, 5)[:, None, None]
+    out = mf.normalized_paths((1 - t) * x0 + t * x1)
+    np.testing.assert_allclose(out[-1], x1)
+    assert out[0].std() == pytest.approx(x1.std())
+    np.testing.assert_allclose(out[0] / np.linalg.norm(out[0], axis=1, keepdims=True),
+                               x0 / np.linalg.norm(x0, axis=1, keepdims=True))  # directions kept
 
 
 def _legend_colors(fig) -> dict[str, str]:

@@ -233,6 +233,15 @@ def trajectory_limits(ref: np.ndarray, trajs: dict[str, np.ndarray]) -> tuple[ob
     return lims, own
 
 
+def normalized_paths(traj: np.ndarray) -> np.ndarray:
+    """``traj`` [T + 1, n, 2] with the states at each grid time scaled by the samples' spread over theirs:
+    x_t * std(x_1) / std(x_t) (std over the n paths and both coordinates). A source law 80 times wider than the
+    data (EDM's sigma_max = 80) then starts at the samples' scale and the samples keep theirs, where on plain
+    axes they are one dot; it is a picture of the paths' directions, not of their lengths."""
+    spread = traj.reshape(len(traj), -1).std(axis=1)
+    return traj * (spread[-1] / np.maximum(spread, 1e-12))[:, None, None]
+
+
 def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: Path,
                       n_paths: int = 300) -> FigureFile | None:
     """One panel per method, in rows of up to ``TRAJECTORY_COLS``: ``n_paths`` ODE paths from the source
@@ -252,6 +261,9 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
         return None
     ref = next(iter(models.values())).problem.target.test[:2000].numpy()
     lims, own = trajectory_limits(ref, trajs)
+    for label in own:  # on its own axes the data end would still be one dot: draw it normalized
+        trajs[label] = normalized_paths(trajs[label])
+        own[label] = _limits(np.concatenate([ref, trajs[label][0], trajs[label][-1]]))
     ncols = min(TRAJECTORY_COLS, len(trajs))
     nrows = math.ceil(len(trajs) / ncols)
     width = 3.6
@@ -267,15 +279,18 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
         ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=4, c="C3", label="x1 (t=1)", zorder=3, rasterized=True)
         mine = own.get(label, lims)
         ax.set(xlim=mine[0], ylim=mine[1], aspect="equal")
-        ax.set_title(label + ("\n(own axes: wider source)" if label in own else ""), fontsize=9)
+        ax.set_title(label + ("\n(normalized coordinates: wider source)" if label in own else ""), fontsize=9)
         ax.tick_params(labelsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, markerscale=2)
     fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
-    own_text = (f" {', '.join(own)}: drawn on {'its' if len(own) == 1 else 'their'} own axes, "
-                f"{'its' if len(own) == 1 else 'their'} source law spreading more than {OWN_AXES_RATIO:g} times "
-                f"as wide as the data (e.g. EDM's N(0, sigma_max^2 I)); every other panel shares one pair of "
-                f"axes." if own else " Every panel shares one pair of axes.")
+    own_text = (f" {', '.join(own)}: drawn on {'its' if len(own) == 1 else 'their'} own axes in normalized "
+                f"coordinates, {'its' if len(own) == 1 else 'their'} source law spreading more than "
+                f"{OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states at "
+                f"each grid time scaled by the samples' spread over theirs (x_t * std(x_1) / std(x_t)), so the "
+                f"source and the samples share one scale and the paths keep their directions; every other "
+                f"panel shares one pair of axes in the data's coordinates." if own
+                else " Every panel shares one pair of axes.")
     return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
                 f"Paths of the learned ODE from source draws (blue) to its samples (red), integrated with "
                 f"{TRAJECTORY_SOLVER} at NFE {TRAJECTORY_NFE}; straighter paths need fewer steps." + own_text
