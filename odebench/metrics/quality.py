@@ -197,8 +197,8 @@ def _capped(ctx: EvalContext, name: str, default: int) -> tuple[Tensor, Tensor]:
 @register_metric("w2", higher_is_better=False, reference="POT ot.emd2", variant="exact, uniform weights",
                  headline_rank=2,
                  reading=('W2 is >= 0; two independent draws of the same law are not 0 apart at a finite '
-                          'sample size, so compare methods with one another (and with that floor), not with 0 '
-                          '(two 2000-point draws of moons are about 0.1 apart).'))
+                          'sample size, so compare methods with one another (and with that floor, the '
+                          "leaderboard's two-sample floor row), not with 0."))
 def _w2(ctx: EvalContext) -> float:
     """Exact 2-Wasserstein distance between samples and held-out data (POT network simplex)."""
     x, y = _capped(ctx, "w2", 4000)
