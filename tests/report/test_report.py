@@ -296,3 +296,25 @@ def test_time_grids_are_kept_apart_in_the_figure_and_named_in_the_best_solver_ta
     plots.quality_vs_nfe(sweep.frame, "moons", "w2", True, tmp_path)
     labels = {t.get_text() for t in figures[0].axes[0].get_legend().get_texts()}
     assert labels == {"euler", "euler/edm", "dpmpp_2m/logsnr"}
+
+
+def test_an_nll_the_metric_marked_invalid_says_so_in_the_table_and_is_never_best(tmp_path):
+    """A model whose bits/dim the nll metric marked invalid (a mean above log2 L, the uniform model's score) is
+    named in its NLL cell, with the reason, and its value is never the column's best."""
+    sweep_dir = tmp_path / "fixture"
+    records = write_fixture(sweep_dir)
+    store = RecordStore(sweep_dir)
+    for r in records:
+        if r["status"] == "ok":
+            bad = r["config"]["method"]["name"] == "rf" and r["config"]["method"].get("k", 1) == 1
+            settings = {"solver": "dopri5", "rtol": 1e-4, "nfe": 70, "bpd_valid": not bad,
+                        "bpd_invalid_reason": "mean 5.2 bits/dim above log2(17) = 4.09" if bad else None}
+            r["metric_info"]["nll"].update(per_model=True, settings=settings)
+            if bad:
+                r["metrics"]["nll.bpd"] = -1.0  # the best number of the column, and invalid
+            store.write(r)
+    report = write_report(sweep_dir)
+    (table,) = [t.frame for t in report.sections[0].tables if t.title == "Negative log-likelihood"]
+    by = table.set_index("method")["nll.bpd"]
+    assert "(invalid on 2 of 2 seeds: mean 5.2 bits/dim above log2(17) = 4.09)" in by["rf"]
+    assert unmark(by["rf"])[1] is False and "invalid" not in by["fm_ot"]  # the lowest, yet not marked best

@@ -513,7 +513,12 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
         row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
                "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
         row.update({c: cell_text(g, c) for c in columns})
-        row.update({f"_mean {c}": ok_mean(g, c) for c in columns})
+        invalid = [s for s in settings if s.get("bpd_valid") is False]
+        if invalid and f"{metric}.bpd" in row:  # the metric marked its own bits/dim invalid (above log2 L, ...)
+            row[f"{metric}.bpd"] += (f" (invalid on {len(invalid)} of {len(settings)} seeds: "
+                                     f"{invalid[0].get('bpd_invalid_reason') or 'marked invalid'})")
+        row.update({f"_mean {c}": math.nan if invalid and c.startswith(f"{metric}.bpd") else ok_mean(g, c)
+                    for c in columns})  # an invalid value is never the column's best
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "solve", "seeds", "NFE", *columns])
