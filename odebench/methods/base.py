@@ -122,6 +122,13 @@ class Method(ABC):
         """
         return frozenset({"velocity"})
 
+    def refuses(self, solver: str, nfe: int | None) -> str | None:
+        """Why this configuration cannot be sampled by ``solver`` at ``nfe`` (None: an adaptive solve), where
+        that is known from the configuration alone (a distilled one-step map refuses any time but t = 0); None
+        where it can. The plan skips such a cell without training (``odebench run --dry-run`` counts it), with the
+        message its dynamics would raise when sampled. Default: nothing refused beyond :meth:`offers`."""
+        return None
+
     def prior(self, shape: tuple[int, ...]) -> Prior:
         """The source law used when the spec names no source dataset."""
         return GaussianPrior(shape)

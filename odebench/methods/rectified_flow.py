@@ -100,6 +100,11 @@ class RectifiedFlow(Method):
         x1_hat = x1_hat_from_velocity(model["v"], self.path.coefficients) if self.hparams["k"] == 1 else None
         return Dynamics(velocity=model["v"], schedule=path_schedule(self.path), x1_hat=x1_hat)
 
+    def refuses(self, solver, nfe):
+        if self.hparams["distill"] and (solver, nfe) != ("euler", 1):
+            return ONE_STEP_ONLY
+        return None
+
     def offers(self):
         """Round 1 (independent coupling from N(0, I)): the linear path's schedule and the data prediction;
         reflow rounds pair Z0 with Z1 = ODE(Z0), so x_t given x1 is no longer Gaussian: the schedule only; a
@@ -111,13 +116,17 @@ class RectifiedFlow(Method):
         return frozenset({"velocity", "noise_schedule"})
 
 
+#: why a distilled rectified flow refuses every sampler but one Euler step
+ONE_STEP_ONLY = ("a distilled rectified flow is a one-step map trained only at t = 0; sample it with solver "
+                 "'euler' at nfe = 1")
+
+
 def one_step_field(net):
     """The distilled net as a field that may only be queried at t = 0 (one Euler step from the source)."""
 
     def field(x, t):
         if bool((t != 0).any()):
-            raise Unsupported("a distilled rectified flow is a one-step map trained only at t = 0; sample it "
-                              "with solver 'euler' at nfe = 1")
+            raise Unsupported(ONE_STEP_ONLY)
         return net(x, t)
 
     return field

@@ -192,7 +192,7 @@ def skip_reason(cell: Cell, method: Method | None = None) -> str | None:
     reason = solver.unmet(offered, who)
     if reason is None and not solver.adaptive:
         reason = grid_unmet(cell.grid, offered, who)
-    return reason
+    return reason or method.refuses(cell.solver, None if solver.adaptive else cell.nfe)
 
 
 @dataclass(frozen=True)
