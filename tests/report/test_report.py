@@ -310,11 +310,15 @@ def test_an_nll_the_metric_marked_invalid_says_so_in_the_table_and_is_never_best
             settings = {"solver": "dopri5", "rtol": 1e-4, "nfe": 70, "bpd_valid": not bad,
                         "bpd_invalid_reason": "mean 5.2 bits/dim above log2(17) = 4.09" if bad else None}
             r["metric_info"]["nll"].update(per_model=True, settings=settings)
-            if bad:
-                r["metrics"]["nll.bpd"] = -1.0  # the best number of the column, and invalid
+            r["metrics"]["nll.bpd_median"] = -1.0 if bad else 2.0
+            if bad:  # the best numbers of their columns, and invalid
+                r["metrics"].update({"nll": -1.0, "nll.bpd": -1.0})
             store.write(r)
     report = write_report(sweep_dir)
     (table,) = [t.frame for t in report.sections[0].tables if t.title == "Negative log-likelihood"]
     by = table.set_index("method")["nll.bpd"]
     assert "(invalid on 2 of 2 seeds: mean 5.2 bits/dim above log2(17) = 4.09)" in by["rf"]
     assert unmark(by["rf"])[1] is False and "invalid" not in by["fm_ot"]  # the lowest, yet not marked best
+    rf = table.set_index("method").loc["rf"]
+    assert unmark(rf["nll"])[1] is False  # the same mean in nats
+    assert unmark(rf["nll.bpd_median"])[1] is True  # the median stays comparable

@@ -37,8 +37,8 @@ TRAJECTORY_SOLVER, TRAJECTORY_NFE = "euler", 64
 #: methods by four budgets stays a palette PNG under 400 KB (it was 1-2 MB at 1000 and 2000 points)
 SCATTER_POINTS = 600
 #: points drawn on a whole sheet (ten methods by four budgets at SCATTER_POINTS): a sheet with more panels
-#: draws fewer points in each, down to MIN_SCATTER_POINTS, so its file does not grow with its rows (study-toy's
-#: eighteen rows were 413 KB at 600 points a panel)
+#: draws fewer points in each (twelve methods 500), down to MIN_SCATTER_POINTS, so its file does not grow with
+#: its rows (study-toy's eighteen rows were 413 KB at 600 points a panel)
 SHEET_POINTS = 10 * 4 * SCATTER_POINTS
 MIN_SCATTER_POINTS = 150
 
@@ -235,11 +235,26 @@ def trajectory_limits(ref: np.ndarray, trajs: dict[str, np.ndarray]) -> tuple[ob
 
 def normalized_paths(traj: np.ndarray) -> np.ndarray:
     """``traj`` [T + 1, n, 2] with the states at each grid time scaled by the samples' spread over theirs:
-    x_t * std(x_1) / std(x_t) (std over the n paths and both coordinates). A source law 80 times wider than the
+    x_t * s(x_1) / s(x_t), s a robust spread over the n paths (:func:`_robust_spread`). A source law 80 times wider than the
     data (EDM's sigma_max = 80) then starts at the samples' scale and the samples keep theirs, where on plain
     axes they are one dot; it is a picture of the paths' directions, not of their lengths."""
-    spread = traj.reshape(len(traj), -1).std(axis=1)
-    return traj * (spread[-1] / np.maximum(spread, 1e-12))[:, None, None]
+    spread = np.array([_robust_spread(step) for step in traj])
+    # a step without a finite spread, or with none at all (every path at one point), keeps its own coordinates
+    usable = np.isfinite(spread) & (spread > 1e-12)
+    scale = np.ones_like(spread)
+    if usable[-1]:
+        scale[usable] = spread[-1] / spread[usable]
+    return traj * scale[:, None, None]
+
+
+def _robust_spread(points: np.ndarray) -> float:
+    """The spread of [n, 2] points that a few diverged paths cannot set: the 0.2-99.8 % range of the finite
+    points (the range :func:`_limits` draws), over both coordinates, / 6 (about one std of a Gaussian)."""
+    pts = points[np.isfinite(points).all(axis=1)]
+    if len(pts) < 2:
+        return math.nan
+    lo, hi = np.quantile(pts, 0.002, axis=0), np.quantile(pts, 0.998, axis=0)
+    return float(np.max(hi - lo)) / 6
 
 
 def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: Path,
@@ -287,7 +302,7 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
     own_text = (f" {', '.join(own)}: drawn on {'its' if len(own) == 1 else 'their'} own axes in normalized "
                 f"coordinates, {'its' if len(own) == 1 else 'their'} source law spreading more than "
                 f"{OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states at "
-                f"each grid time scaled by the samples' spread over theirs (x_t * std(x_1) / std(x_t)), so the "
+                f"each grid time scaled by the samples' spread over theirs (x_t * s(x_1) / s(x_t), s a robust spread of the finite points), so the "
                 f"source and the samples share one scale and the paths keep their directions; every other "
                 f"panel shares one pair of axes in the data's coordinates." if own
                 else " Every panel shares one pair of axes.")
@@ -322,6 +337,7 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
     n_points = scatter_points(sum(len(p) for _, p in panels.values()))
     fig, axes = plt.subplots(len(panels), ncols, figsize=(2.8 * ncols, (2.8 * ratio + 0.5) * len(panels)),
                              squeeze=False, layout="constrained")
+    scatters = {}  # (row, column) -> axes of each drawn scatter panel
     for r, (label, (lm, cells)) in enumerate(panels.items()):
         for c, ax in enumerate(axes[r]):
             if c >= len(cells):
@@ -343,9 +359,8 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
                 ax.scatter(ref[:n_points, 0], ref[:n_points, 1], s=1.5, c="0.7", lw=0, rasterized=True)
                 ax.scatter(x[:, 0], x[:, 1], s=2, c="C3", lw=0, rasterized=True)
                 ax.set(xlim=lims[0], ylim=lims[1], aspect="equal")
-                # every panel has the same limits: tick labels on the outer panels only (they were a third of
-                # a tall sheet's file)
-                ax.tick_params(labelsize=6, labelleft=c == 0, labelbottom=r == len(panels) - 1)
+                ax.tick_params(labelsize=6, labelleft=False, labelbottom=False)
+                scatters[(r, c)] = ax
             sub = f"\n{metric} = {value:.3g}" if value is not None and metric else ""
             bad = int((~torch.isfinite(x.flatten(1))).any(1).sum())
             if bad:
@@ -353,6 +368,11 @@ def samples_figure(dataset: str, panels: dict[str, tuple[LoadedModel, list]], me
             ax.set_title(f"{title}{sub}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
+    # every scatter has the same limits: tick labels on the outer drawn panels only, the first of each row and
+    # the lowest of each column (on every panel they were a third of a tall sheet's file)
+    for (r, c), ax in scatters.items():
+        ax.tick_params(labelleft=min(cc for rr, cc in scatters if rr == r) == c,
+                       labelbottom=max(rr for rr, cc in scatters if cc == c) == r)
     fig.suptitle(f"{dataset}: samples by NFE" + ("" if image else " (grey: held-out data)"))
     kind = "image sheets" if image else "scatters"
     return save(fig, sweep_dir, f"samples_{slug(dataset)}", f"{dataset}: samples",

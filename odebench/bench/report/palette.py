@@ -25,27 +25,31 @@ SOLVERS = {
 METHODS = {
     "rf": "#1f77b4", "fm_ot": "#ff7f0e", "fm_diffusion": "#2ca02c", "otcfm": "#d62728", "ddpm": "#9467bd",
     "edm": "#8c564b", "interpolant": "#e377c2", "curvature_min": "#7f7f7f", "score_ve": "#bcbd22",
-    # the few-step families: the last tab10 colour and dark entries none of the above is near (hashed, MeanFlow
-    # drew in rf's blue and the shortcut model in the interpolant's pink)
-    "meanflow": "#17becf", "shortcut": "#e6ab02", "consistency_training": "#393b79",
-    "consistency_distillation": "#637939",
+    # the few-step families: the last tab10 colour, black and dark entries none of the above is near (at least
+    # 60 apart in RGB from every other family; hashed, MeanFlow drew in a blue 25 from rf's and the shortcut
+    # model in the interpolant's pink)
+    "meanflow": "#17becf", "shortcut": "#000000", "consistency_training": "#393b79",
+    "consistency_distillation": "#1b9e77",
 }
 
-#: colours a name outside the tables (or a configuration of a family) may hash to
-EXTRA = ("#aec7e8", "#98df8a", "#c49c94", "#f7b6d2", "#dbdb8d", "#17becf", "#393b79", "#637939", "#8c6d31",
-         "#843c39", "#7b4173", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+#: colours a name outside the tables may hash to (none of the METHODS colours)
+EXTRA = ("#aec7e8", "#98df8a", "#c49c94", "#f7b6d2", "#dbdb8d", "#637939", "#8c6d31",
+         "#843c39", "#7b4173", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
          "#e41a1c", "#377eb8", "#4daf4a")
 
-#: solver label -> marker, one filled marker each for the samplers the study tiers run (hashed, dopri5 and
-#: euler_maruyama shared one, and the consistency sampler another's)
+#: solver label -> marker, a different one for every sampler label of the built-in specs (hashed, dopri5 and
+#: euler_maruyama shared one, and the consistency sampler another's): filled shapes for the study tiers' samplers,
+#: the thin ones for the rest
 SOLVER_MARKERS = {
     "euler": "o", "heun": "s", "dopri5": "D", "euler_maruyama": "v", "dpmpp_2m/logsnr": "^", "euler/edm": "p",
     "euler_maruyama/edm": "h", "edm_heun/edm": "X", "edm_sde/edm": "H", "consistency/edm": "P", "flow_map": ">",
     "pc": "<", "ddim/logsnr": "d", "unipc/logsnr": "8", "rk4": "*",
+    "ancestral": "1", "heun/edm": "2", "euler/logsnr": "3", "dpmpp_2m/edm": "4", "ddim_eta1/logsnr": "+",
+    "dpmpp_2m_sde/logsnr": "x", "dpmpp_3m/logsnr": "|",
 }
 
-#: markers any other name may take (by hash; the family's own configurations differ by marker where colours
-#: repeat)
+#: markers any other name takes by hash (a method or metric in paths_vs_round, a solver label outside the
+#: table, which may then share a table label's marker)
 MARKERS = "osD^vP*X<>ph"
 
 

@@ -517,8 +517,10 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
         if invalid and f"{metric}.bpd" in row:  # the metric marked its own bits/dim invalid (above log2 L, ...)
             row[f"{metric}.bpd"] += (f" (invalid on {len(invalid)} of {len(settings)} seeds: "
                                      f"{invalid[0].get('bpd_invalid_reason') or 'marked invalid'})")
-        row.update({f"_mean {c}": math.nan if invalid and c.startswith(f"{metric}.bpd") else ok_mean(g, c)
-                    for c in columns})  # an invalid value is never the column's best
+        # an invalid mean is never its column's best, nor the same mean in nats (the median and the diverged
+        # share beside it stay comparable)
+        same_mean = {metric, f"{metric}.bpd", f"{metric}.nats_per_dim"} if invalid else set()
+        row.update({f"_mean {c}": math.nan if c in same_mean else ok_mean(g, c) for c in columns})
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "solve", "seeds", "NFE", *columns])
