@@ -294,14 +294,14 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
         ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=4, c="C3", label="x1 (t=1)", zorder=3, rasterized=True)
         mine = own.get(label, lims)
         ax.set(xlim=mine[0], ylim=mine[1], aspect="equal")
-        ax.set_title(label + ("\n(normalized coordinates: wider source)" if label in own else ""), fontsize=9)
+        ax.set_title(label + ("\n(normalized coordinates: wider than the data)" if label in own else ""), fontsize=9)
         ax.tick_params(labelsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, markerscale=2)
     fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
     own_text = (f" {', '.join(own)}: drawn on {'its' if len(own) == 1 else 'their'} own axes in normalized "
-                f"coordinates, {'its' if len(own) == 1 else 'their'} source law spreading more than "
-                f"{OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states at "
+                f"coordinates, {'its' if len(own) == 1 else 'their'} source draws or samples spreading more "
+                f"than {OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states at "
                 f"each grid time scaled by the samples' spread over theirs (x_t * s(x_1) / s(x_t), s a robust spread of the finite points), so the "
                 f"source and the samples share one scale and the paths keep their directions; every other "
                 f"panel shares one pair of axes in the data's coordinates." if own
