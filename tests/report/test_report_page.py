@@ -247,10 +247,36 @@ def test_a_fresh_page_fits_a_1280_px_window_in_a_browser(browser, tiny_page):
     _check(browser, tiny_page)
 
 
-def test_the_committed_study_toy_page_fits_a_1280_px_window_in_a_browser(browser):
-    if not (STUDY_TOY / "index.html").is_file():
-        pytest.skip("results/study-toy/index.html is not committed")
-    _check(browser, STUDY_TOY / "index.html")
+COMMITTED_PAGES = sorted((ROOT / "results").glob("*/index.html"))
+
+
+@pytest.mark.parametrize("page", COMMITTED_PAGES, ids=lambda p: p.parent.name)
+def test_every_committed_page_fits_a_1280_px_window_in_a_browser(browser, page):
+    _check(browser, page)
+
+
+def test_the_study_toy_page_is_committed():
+    assert (STUDY_TOY / "index.html").is_file() and STUDY_TOY / "index.html" in COMMITTED_PAGES
+
+
+@pytest.mark.parametrize("page", COMMITTED_PAGES, ids=lambda p: p.parent.name)
+def test_every_dataset_section_of_a_committed_page_opens_with_its_headline_figure(page):
+    """Each dataset's section (an h2 after the claims) shows its headline figure before any table or other
+    figure, and the figure file is committed beside the page."""
+    import html as html_text
+
+    html = page.read_text()
+    datasets = set(pd.read_csv(page.parent / "leaderboard.csv")["dataset"])
+    heads = list(re.finditer(r"<h2[^>]*>(.*?)</h2>", html))
+    assert {html_text.unescape(h.group(1)) for h in heads} >= datasets, page
+    for i, head in enumerate(heads):
+        if html_text.unescape(head.group(1)) not in datasets:  # the claims, the notes
+            continue
+        section = html[head.end():heads[i + 1].start() if i + 1 < len(heads) else len(html)]
+        first = re.search(r'<img src="([^"]+)"', section)
+        assert first and Path(first.group(1)).name.startswith("headline_"), (page, head.group(1))
+        assert section.index(first.group(0)) < section.find("<table") or "<table" not in section
+        assert (page.parent / first.group(1)).is_file()
 
 
 def test_the_browser_check_sees_a_page_wider_than_the_window(browser, tmp_path):
