@@ -57,3 +57,14 @@ def test_the_pack_is_canonical(packed_copy):
     records, corrupt = read_packed(committed / PACKED)
     assert not corrupt and records
     assert pack_bytes(records) == (committed / PACKED).read_bytes()
+
+
+def test_the_committed_results_stay_under_30_mb_and_every_sample_sheet_under_400_kb():
+    """The reference results travel with every clone: the folder stays small, and so does each sample sheet (a
+    palette PNG with the points a panel cut to the sheet's size, odebench.bench.report.model_figures)."""
+    files = [p for p in (ROOT / "results").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 30_000_000
+    sheets = [p for p in files if p.name.startswith("samples_") and p.suffix == ".png"]
+    assert sheets
+    too_big = {p.relative_to(ROOT).as_posix(): p.stat().st_size for p in sheets if p.stat().st_size > 400_000}
+    assert not too_big

@@ -307,18 +307,29 @@ def test_an_nll_the_metric_marked_invalid_says_so_in_the_table_and_is_never_best
     for r in records:
         if r["status"] == "ok":
             bad = r["config"]["method"]["name"] == "rf" and r["config"]["method"].get("k", 1) == 1
-            settings = {"solver": "dopri5", "rtol": 1e-4, "nfe": 70, "bpd_valid": not bad,
-                        "bpd_invalid_reason": "mean 5.2 bits/dim above log2(17) = 4.09" if bad else None}
+            settings = {"solver": "dopri5", "rtol": 1e-4, "nfe": 70, "bpd_valid": not bad, "levels": 17,
+                        "bpd_bound": 4.087, "n_nonfinite": 0,
+                        "bpd_invalid_reason": "the mean exceeds log2(17)" if bad else None}
             r["metric_info"]["nll"].update(per_model=True, settings=settings)
             r["metrics"]["nll.bpd_median"] = -1.0 if bad else 2.0
             if bad:  # the best numbers of their columns, and invalid
                 r["metrics"].update({"nll": -1.0, "nll.bpd": -1.0})
+                r["metric_info"]["nll"]["settings"]["n_nonfinite"] = 3  # the mean is over the finite points
             store.write(r)
     report = write_report(sweep_dir)
     (table,) = [t.frame for t in report.sections[0].tables if t.title == "Negative log-likelihood"]
     by = table.set_index("method")["nll.bpd"]
-    assert "(invalid on 2 of 2 seeds: mean 5.2 bits/dim above log2(17) = 4.09)" in by["rf"]
+    assert "(invalid on 2 of 2 seeds: non-finite NLL on some points; see the median)" in by["rf"]
     assert unmark(by["rf"])[1] is False and "invalid" not in by["fm_ot"]  # the lowest, yet not marked best
     rf = table.set_index("method").loc["rf"]
     assert unmark(rf["nll"])[1] is False  # the same mean in nats
     assert unmark(rf["nll.bpd_median"])[1] is True  # the median stays comparable
+
+
+def test_an_invalid_nll_cell_names_the_bound_it_exceeds_or_the_non_finite_points():
+    from odebench.bench.report.tables import _why_invalid
+
+    above = {"levels": 17, "bpd_bound": 4.087, "n_nonfinite": 0}
+    assert _why_invalid([(above, 9.5)]) == "mean above log2(17) = 4.087 bits/dim, a uniform model's cost; see the median"
+    both = _why_invalid([({**above, "n_nonfinite": 2}, 3.0), (above, 1e6)])
+    assert both.startswith("non-finite NLL on some points; mean above log2(17)")

@@ -513,10 +513,10 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
         row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
                "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
         row.update({c: cell_text(g, c) for c in columns})
-        invalid = [s for s in settings if s.get("bpd_valid") is False]
+        bpd = g[f"{metric}.bpd"] if f"{metric}.bpd" in g else pd.Series([math.nan] * len(g))
+        invalid = [(s, v) for s, v in zip(settings, bpd, strict=True) if s.get("bpd_valid") is False]
         if invalid and f"{metric}.bpd" in row:  # the metric marked its own bits/dim invalid (above log2 L, ...)
-            row[f"{metric}.bpd"] += (f" (invalid on {len(invalid)} of {len(settings)} seeds: "
-                                     f"{invalid[0].get('bpd_invalid_reason') or 'marked invalid'})")
+            row[f"{metric}.bpd"] += f" (invalid on {len(invalid)} of {len(settings)} seeds: {_why_invalid(invalid)})"
         # an invalid mean is never its column's best, nor the same mean in nats (the median and the diverged
         # share beside it stay comparable)
         same_mean = {metric, f"{metric}.bpd", f"{metric}.nats_per_dim"} if invalid else set()
@@ -527,6 +527,19 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
     out = pd.DataFrame(rows).sort_values("method", kind="stable").reset_index(drop=True)
     means = {c: list(out[f"_mean {c}"]) for c in columns}
     return mark_best(out.drop(columns=[f"_mean {c}" for c in columns]), means, sweep.lower_is_better)
+
+
+def _why_invalid(seeds: list[tuple[dict[str, Any], float]]) -> str:
+    """Why the nll metric marked these seeds' bits/dim invalid, in a few words, from (its settings, the seed's
+    mean bits/dim) of each (the full reason is in each record's ``metric_info.nll.settings.bpd_invalid_reason``)."""
+    parts = []
+    if any(s.get("n_nonfinite") for s, _ in seeds):
+        parts.append("non-finite NLL on some points")
+    above = [(s, v) for s, v in seeds if s.get("bpd_bound") is not None and v > s["bpd_bound"]]
+    if above:
+        s = above[0][0]
+        parts.append(f"mean above log2({s.get('levels')}) = {s['bpd_bound']:.3f} bits/dim, a uniform model's cost")
+    return "; ".join(parts or ["marked invalid"]) + "; see the median"
 
 
 def solve_text(settings: dict[str, Any]) -> str:
