@@ -330,6 +330,7 @@ def test_an_invalid_nll_cell_names_the_bound_it_exceeds_or_the_non_finite_points
     from odebench.bench.report.tables import _why_invalid
 
     above = {"levels": 17, "bpd_bound": 4.087, "n_nonfinite": 0}
-    assert _why_invalid([(above, 9.5)]) == "mean above log2(17) = 4.087 bits/dim, a uniform model's cost; see the median"
+    assert _why_invalid([(above, 9.5)]) == ("mean above log2(17) = 4.087 bits/dim, a uniform model's cost; "
+                                            "see the median")
     both = _why_invalid([({**above, "n_nonfinite": 2}, 3.0), (above, 1e6)])
     assert both.startswith("non-finite NLL on some points; mean above log2(17)")

@@ -235,9 +235,9 @@ def trajectory_limits(ref: np.ndarray, trajs: dict[str, np.ndarray]) -> tuple[ob
 
 def normalized_paths(traj: np.ndarray) -> np.ndarray:
     """``traj`` [T + 1, n, 2] with the states at each grid time scaled by the samples' spread over theirs:
-    x_t * s(x_1) / s(x_t), s a robust spread over the n paths (:func:`_robust_spread`). A source law 80 times wider than the
-    data (EDM's sigma_max = 80) then starts at the samples' scale and the samples keep theirs, where on plain
-    axes they are one dot; it is a picture of the paths' directions, not of their lengths."""
+    x_t * s(x_1) / s(x_t), s a robust spread over the n paths (:func:`_robust_spread`). A source law 80 times
+    wider than the data (EDM's sigma_max = 80) then starts at the samples' scale and the samples keep theirs,
+    where on plain axes they are one dot; it is a picture of the paths' directions, not of their lengths."""
     spread = np.array([_robust_spread(step) for step in traj])
     # a step without a finite spread, or with none at all (every path at one point), keeps its own coordinates
     usable = np.isfinite(spread) & (spread > 1e-12)
@@ -301,9 +301,10 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
     fig.suptitle(f"{dataset}: ODE trajectories ({TRAJECTORY_SOLVER}, NFE {TRAJECTORY_NFE}, {n_paths} paths)")
     own_text = (f" {', '.join(own)}: drawn on {'its' if len(own) == 1 else 'their'} own axes in normalized "
                 f"coordinates, {'its' if len(own) == 1 else 'their'} source draws or samples spreading more "
-                f"than {OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states at "
-                f"each grid time scaled by the samples' spread over theirs (x_t * s(x_1) / s(x_t), s a robust spread of the finite points), so the "
-                f"source and the samples share one scale and the paths keep their directions; every other "
+                f"than {OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states "
+                f"at each grid time scaled by the samples' spread over theirs (x_t * s(x_1) / s(x_t), s a robust "
+                f"spread of the finite points), so the source and the samples share one scale and the paths keep "
+                f"their directions; every other "
                 f"panel shares one pair of axes in the data's coordinates." if own
                 else " Every panel shares one pair of axes.")
     return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
