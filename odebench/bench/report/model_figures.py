@@ -188,14 +188,23 @@ def _best_row(ok: pd.DataFrame, metric: str | None, lower: bool, seed: int) -> p
 AXIS_MAX = 1e6
 
 
+def _bulk(points: np.ndarray, clip: float = math.inf) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) per coordinate of the central 99.6 % of the finite rows of ``points`` [N, 2], each clipped
+    to +-``clip``; None where there is no finite row. The range the figures draw, which a few diverged points
+    cannot set."""
+    pts = np.clip(points[np.isfinite(points).all(1)].astype(np.float64), -clip, clip)
+    if len(pts) == 0:
+        return None
+    return np.quantile(pts, 0.002, axis=0), np.quantile(pts, 0.998, axis=0)
+
+
 def _limits(points: np.ndarray, margin: float = 0.2) -> tuple[tuple[float, float], tuple[float, float]]:
     """Axis limits around the central 99.6% of the finite rows of ``points`` [N, 2], padded by ``margin`` of
     the larger side; always finite, non-empty and within +-AXIS_MAX (NaN/inf rows are ignored)."""
-    pts = points[np.isfinite(points).all(1)].astype(np.float64)
-    pts = np.clip(pts, -AXIS_MAX, AXIS_MAX)
-    if len(pts) == 0:
+    bulk = _bulk(points, clip=AXIS_MAX)
+    if bulk is None:
         return (-1.0, 1.0), (-1.0, 1.0)
-    lo, hi = np.quantile(pts, 0.002, axis=0), np.quantile(pts, 0.998, axis=0)
+    lo, hi = bulk
     pad = max(margin * float((hi - lo).max()), 1e-3)
     return ((float(lo[0] - pad), float(hi[0] + pad)), (float(lo[1] - pad), float(hi[1] + pad)))
 
@@ -248,13 +257,10 @@ def normalized_paths(traj: np.ndarray) -> np.ndarray:
 
 
 def _robust_spread(points: np.ndarray) -> float:
-    """The spread of [n, 2] points that a few diverged paths cannot set: the 0.2-99.8 % range of the finite
-    points (the range :func:`_limits` draws), over both coordinates, / 6 (about one std of a Gaussian)."""
-    pts = points[np.isfinite(points).all(axis=1)]
-    if len(pts) < 2:
-        return math.nan
-    lo, hi = np.quantile(pts, 0.002, axis=0), np.quantile(pts, 0.998, axis=0)
-    return float(np.max(hi - lo)) / 6
+    """The spread of [n, 2] points that a few diverged paths cannot set: the larger side of their bulk
+    (:func:`_bulk`, the range :func:`_limits` draws) / 6, about one std of a Gaussian; NaN without finite points."""
+    bulk = _bulk(points)
+    return math.nan if bulk is None else float(np.max(bulk[1] - bulk[0])) / 6
 
 
 def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: Path,
@@ -304,8 +310,7 @@ def trajectory_figure(dataset: str, models: dict[str, LoadedModel], sweep_dir: P
                 f"than {OWN_AXES_RATIO:g} times as wide as the data (e.g. EDM's N(0, sigma_max^2 I)): the states "
                 f"at each grid time scaled by the samples' spread over theirs (x_t * s(x_1) / s(x_t), s a robust "
                 f"spread of the finite points), so the source and the samples share one scale and the paths keep "
-                f"their directions; every other "
-                f"panel shares one pair of axes in the data's coordinates." if own
+                f"their directions; every other panel shares one pair of axes in the data's coordinates." if own
                 else " Every panel shares one pair of axes.")
     return save(fig, sweep_dir, f"trajectories_{slug(dataset)}", f"{dataset}: trajectories",
                 f"Paths of the learned ODE from source draws (blue) to its samples (red), integrated with "

@@ -513,10 +513,11 @@ def per_model_table(sweep: Sweep, frame: pd.DataFrame, columns: list[str]) -> pd
         row = {"method": method, "solve": solve_text(settings[0]), "seeds": len(g),
                "NFE": f"{round(sum(nfes) / len(nfes), 1):g}" if nfes else ""}
         row.update({c: cell_text(g, c) for c in columns})
-        bpd = g[f"{metric}.bpd"] if f"{metric}.bpd" in g else pd.Series([math.nan] * len(g))
-        invalid = [(s, v) for s, v in zip(settings, bpd, strict=True) if s.get("bpd_valid") is False]
-        if invalid and f"{metric}.bpd" in row:  # the metric marked its own bits/dim invalid (above log2 L, ...)
-            row[f"{metric}.bpd"] += f" (invalid on {len(invalid)} of {len(settings)} seeds: {_why_invalid(invalid)})"
+        bpd = f"{metric}.bpd"
+        invalid = [(s, v) for s, v in zip(settings, g[bpd], strict=True) if s.get("bpd_valid") is False] \
+            if bpd in row else []
+        if invalid:  # the metric marked its own bits/dim invalid (above log2 L, non-finite points)
+            row[bpd] += f" (invalid on {len(invalid)} of {len(settings)} seeds: {_why_invalid(invalid)})"
         # an invalid mean is never its column's best, nor the same mean in nats (the median and the diverged
         # share beside it stay comparable)
         same_mean = {metric, f"{metric}.bpd", f"{metric}.nats_per_dim"} if invalid else set()
