@@ -212,7 +212,7 @@ def _transport(ctx: EvalContext) -> dict:
     settings = {"n_pairs": len(x0), "p": p, "ot": "POT emd2, uniform weights"}
     if ctx.source_sample is not None and ctx.train_reference is not None and ctx.law_key:
         ref = reference_cost(ctx.source_sample, ctx.train_reference, ctx.law_key,
-                             int(opts.get("reference_points", REFERENCE_POINTS)), p)
+                             int(opts.get("reference_points", REFERENCE_POINTS)), p, cache_dir=ctx.cache_dir)
         out.update(reference=ref["reference"], excess=cost - ref["reference"])
         settings["reference"] = {"laws": ctx.law_key, "n": ref["n"], "halves": ref["halves"],
                                  "estimator": "exact OT (POT emd2) between n source draws and n data points"}

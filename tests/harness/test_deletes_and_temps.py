@@ -138,8 +138,10 @@ def test_stale_temp_cleanup_removes_odebench_temps_only_in_folders_odebench_owns
             out / SWEEP / ".index.html.odebench-abcdefgh.tmp",
             out / SWEEP / ".leaderboard.md.abcdefgh.tmp",
             out / SWEEP / "figures" / ".samples_moons.png.a1b2c3d4.tmp",
-            out / ".cache" / "models" / ".k.safetensors.odebench-zzzzzzzz.tmp"]
+            out / ".cache" / "models" / ".k.safetensors.odebench-zzzzzzzz.tmp",
+            out / ".cache" / "transport_reference" / ".0123abcd.json.odebench-k2_x9q.tmp"]
     users = [out / ".thesis.docx.tmp", out / ".thesis.docx.abcdefgh.tmp", out / "sub" / ".data.csv.tmp",
+             out / ".cache" / "transport_reference" / ".notes.txt.abcdefgh.tmp",
              out / "sub" / ".x.json.abcdefgh.tmp", out / "sub" / ".x.json.odebench-abcdefgh.tmp",
              out / SWEEP / ".thesis.docx.abcdefgh.tmp", out / SWEEP / "notes" / ".a.json.odebench-abcdefgh.tmp",
              out / SWEEP / "cells" / ".notes.txt.abcdefgh.tmp", out / "mine" / "cells" / ".a.json.abcdefgh.tmp"]

@@ -3,6 +3,8 @@ one value per pair of laws, and the metric's new keys beside the old ones."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -67,3 +69,61 @@ def test_old_records_keep_their_meaning():
                                        "transport_cost.excess_ot": 0.1}
     new = {"metrics": {"transport_cost": 2.0, "transport_cost.reference": 1.5, "transport_cost.excess": 0.5}}
     assert migrate(dict(new))["metrics"]["transport_cost.excess"] == 0.5
+
+
+def _solves_forbidden(monkeypatch):
+    def no_solve(*args, **kwargs):
+        raise AssertionError("the reference was solved again instead of read from the run's cache")
+    monkeypatch.setattr("odebench.metrics.transport_reference.ot_cost", no_solve)
+
+
+def test_a_run_keeps_the_reference_on_disk_and_another_process_reads_it(tmp_path, monkeypatch):
+    data = torch.randn(400, 2, generator=torch.Generator().manual_seed(4))
+    draw = lambda n, g: torch.randn(n, 2, generator=g)  # noqa: E731
+    first = reference_cost(draw, data, "disk-key", n=200, cache_dir=tmp_path)
+    kept = list((tmp_path / "transport_reference").glob("*.json"))
+    assert len(kept) == 1 and not list((tmp_path / "transport_reference").glob("*.tmp"))
+    _MEMO.clear()  # a new process: only the file remains
+    _solves_forbidden(monkeypatch)
+    assert reference_cost(draw, data, "disk-key", n=200, cache_dir=tmp_path) == first
+
+
+def test_a_kept_reference_is_read_only_for_the_same_inputs(tmp_path):
+    draw = lambda n, g: torch.randn(n, 2, generator=g)  # noqa: E731
+    data_a = torch.randn(400, 2, generator=torch.Generator().manual_seed(5))
+    data_b = data_a * 2.0  # same key, other points (a changed loader): the file of data_a must not answer
+    reference_cost(draw, data_a, "same-key", n=200, cache_dir=tmp_path)
+    _MEMO.clear()
+    got = reference_cost(draw, data_b, "same-key", n=200, cache_dir=tmp_path)
+    _MEMO.clear()
+    assert got == reference_cost(draw, data_b, "same-key", n=200)
+    assert len(list((tmp_path / "transport_reference").glob("*.json"))) == 2
+
+
+def test_an_unreadable_kept_reference_is_solved_again(tmp_path):
+    data = torch.randn(400, 2, generator=torch.Generator().manual_seed(6))
+    draw = lambda n, g: torch.randn(n, 2, generator=g)  # noqa: E731
+    first = reference_cost(draw, data, "torn-key", n=200, cache_dir=tmp_path)
+    (path,) = (tmp_path / "transport_reference").glob("*.json")
+    path.write_text('{"inputs": ')  # a torn file
+    _MEMO.clear()
+    assert reference_cost(draw, data, "torn-key", n=200, cache_dir=tmp_path) == first
+    assert json.loads(path.read_text())["value"] == first  # rewritten whole
+
+
+def test_the_metric_keeps_its_reference_in_the_runs_cache(tmp_path, monkeypatch):
+    gen = torch.Generator().manual_seed(7)
+    x0 = torch.randn(64, 2, generator=gen)
+    data = torch.randn(500, 2, generator=gen) + 1.0
+
+    def ctx():
+        return EvalContext(samples=x0 + 1.0, reference=data[:64], x0=x0, train_reference=data,
+                           source_sample=lambda n, g: torch.randn(n, 2, generator=g), law_key="N->shifted-disk",
+                           options={"transport_cost": {"reference_points": 300}}, cache_dir=tmp_path)
+    first, _ = split_output("transport_cost", METRICS.get("transport_cost").fn(ctx()))
+    assert len(list((tmp_path / "transport_reference").glob("*.json"))) == 1
+    _MEMO.clear()
+    monkeypatch.setattr("odebench.metrics.transport_reference.refuse_if_over_budget",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("solved again")))
+    again, _ = split_output("transport_cost", METRICS.get("transport_cost").fn(ctx()))
+    assert again["transport_cost.reference"] == first["transport_cost.reference"]

@@ -7,7 +7,8 @@ write reuses. A report is drawn into a staging folder ``<sweep>/.report.odebench
 no other run writes there, so a temp file older than this process is an orphan; younger ones (this process's own
 writes in flight) are left alone.
 
-Only odebench's own names, in folders odebench owns, are candidates: ``<out>/.cache/models``, and in each sweep
+Only odebench's own names, in folders odebench owns, are candidates: ``<out>/.cache/models`` and
+``<out>/.cache/transport_reference``, and in each sweep
 folder under ``<out>`` (one holding ``sweep.json``, ``records.jsonl.gz`` or records in ``cells/``) the folder itself,
 ``cells/``, ``figures/``, ``samples/`` and its report staging folders. Temp files named before the
 ``odebench-`` tag (``.<name>.<random>.tmp``) are recognised only there and only for the files odebench writes
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from odebench.bench.harness.guards.safe_paths import UnsafePath, remove_file
+from odebench.metrics.transport_reference import CACHE_SUBDIR as TRANSPORT_SUBDIR
 
 #: when this process imported the harness: a temp file older than that was not written by it
 PROCESS_START = time.time()
@@ -41,6 +43,9 @@ SWEEP_FILES = frozenset({"sweep.json", "effective_spec.toml", "floors.json", "re
                          "claims.csv"})
 OWNED_SUFFIXES = {"cells": (".json",), "figures": (".png", ".pdf"), "samples": (".png",)}
 CACHE = (".cache", "models")
+#: the run's cache folders odebench owns, with the kind of temp file each may hold: the models (any temp name
+#: odebench ever used) and the metrics' kept references (only the tagged name, the only one they ever used)
+CACHE_FOLDERS = ((CACHE, "models"), ((".cache", TRANSPORT_SUBDIR), "references"))
 RECORD_RE = re.compile(r"[0-9a-f]{16}\.json")
 
 
@@ -157,7 +162,7 @@ def remove_stale_temps(out_root: str | Path, older_than: float | None = None,
     sweep folders of ``out_root`` known to be odebench's (the run's own) even before they hold a record."""
     root = Path(out_root).absolute()
     cutoff = PROCESS_START if older_than is None else older_than
-    removed = _temps_in(root, root.joinpath(*CACHE), "models", cutoff)
+    removed = [path for folder, kind in CACHE_FOLDERS for path in _temps_in(root, root.joinpath(*folder), kind, cutoff)]
     try:
         children = sorted(os.listdir(root))
     except OSError:
