@@ -266,3 +266,47 @@ def test_a_stacked_sweep_until_converged_writes_the_records_of_one_seed_at_a_tim
     steps = [r["training"]["cost"]["steps"] for r in stacked.values()]
     assert min(steps) < 210 and len(set(steps)) > 1, steps
     assert all(r["training"]["cost"]["budget"]["max_steps"] == 210 for r in stacked.values())
+
+
+def stack_sizes(plan) -> list[int]:
+    """The size of every stack the plan trains (a training that stacks with no other counts 1)."""
+    return sorted(1 + len(j.stack) for j in plan.trainings if j.led_by is None)
+
+
+def test_one_configurations_seeds_are_cut_to_keep_every_worker_busy(tmp_path):
+    """Five seeds of one configuration: one stack on one worker; on two workers stacks of 3 and 2, which end the
+    training at about 1.9 single trainings instead of 2.9 (docs/performance.md)."""
+    spec = parse_spec(tiny_spec(name="one", methods=[{"name": "fm_ot"}], seeds=[0, 1, 2, 3, 4], net=dict(NET),
+                                train=dict(TRAIN), solvers=[{"name": "euler", "nfe": [2]}]))
+    store = ArtifactStore(tmp_path / "models")
+    assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True)) == [5]
+    assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True, workers=2)) == [2, 3]
+    assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True, workers=3)) == [1, 2, 2]
+
+
+def test_a_chain_is_cut_where_its_parents_were(tmp_path):
+    """rf k = 2 over four seeds on two workers: both rounds cut into the same two pairs of seeds, so every second
+    round member waits on a stack that holds its own parent, and none trains alone."""
+    spec = parse_spec(tiny_spec(name="chain", methods=[{"name": "rf", "k": 2}], seeds=[0, 1, 2, 3], net=dict(NET),
+                                train=dict(TRAIN), solvers=[{"name": "euler", "nfe": [2]}]))
+    plan = make_plan(spec.cells, lambda _: False, ArtifactStore(tmp_path / "models"), stack_seeds=True, workers=2)
+    assert stack_sizes(plan) == [2, 2, 2, 2]
+    by_key = {j.key: j for j in plan.trainings}
+    for leader in (j for j in plan.trainings if j.stack and j.depth == 0):  # the second round's stacks
+        parents = {by_key[leader.parent].key, *(m.key for m in by_key[leader.parent].stack)}
+        own = {by_key[m.key].cell.seed for m in leader.stack} | {leader.cell.seed}
+        assert {by_key[p].cell.seed for p in parents} == own
+
+
+def test_a_sweep_with_enough_trainings_keeps_whole_stacks(tmp_path):
+    spec = parse_spec(stack_spec())  # fm_ot and rf k = 1 start at once: two trainings for two workers
+    plan = make_plan(spec.cells, lambda _: False, ArtifactStore(tmp_path / "models"), stack_seeds=True, workers=2)
+    assert stack_sizes(plan) == [3, 3, 3]
+
+
+def test_cut_stacks_on_two_workers_write_the_records_of_one_seed_at_a_time(tmp_path):
+    spec = parse_spec(tiny_spec(name="cut", methods=[{"name": "fm_ot"}], seeds=[0, 1, 2], net=dict(NET),
+                                train=dict(TRAIN), solvers=[{"name": "euler", "nfe": [2]}]))
+    run_sweep(spec, tmp_path / "pool", progress=False, jobs=2)
+    run_sweep(spec, tmp_path / "alone", progress=False, seed_stacks=False)
+    assert records(tmp_path / "pool" / "cut" / "cells") == records(tmp_path / "alone" / "cut" / "cells")

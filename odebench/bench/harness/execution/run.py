@@ -613,7 +613,7 @@ def _run_locked(spec, out_root, out_dir, runtime, progress, executor, runner, lo
     stack = seed_stacks and stacks_on(runtime) and not spec.budgets.get("train_seconds") \
         and not distributed.is_distributed()
     plan = make_plan(spec.cells, lambda cell_id: is_finished(existing[cell_id]), artifacts, runtime.precision,
-                     given, stack_seeds=stack)
+                     given, stack_seeds=stack, workers=jobs if executor == "local" else 1)
     if given is None:
         check_model_sizes(plan, limits_of(spec.raw))  # before any training: networks no machine could hold
     summary = SweepSummary(sweep=spec.name, out_dir=out_dir, n_cells=len(spec.cells),
