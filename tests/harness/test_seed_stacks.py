@@ -282,6 +282,8 @@ def test_one_configurations_seeds_are_cut_to_keep_every_worker_busy(tmp_path):
     assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True)) == [5]
     assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True, workers=2)) == [2, 3]
     assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True, workers=3)) == [1, 2, 2]
+    # more workers than seeds: every seed alone, none lost
+    assert stack_sizes(make_plan(spec.cells, lambda _: False, store, stack_seeds=True, workers=8)) == [1] * 5
 
 
 def test_a_chain_is_cut_where_its_parents_were(tmp_path):

@@ -301,8 +301,8 @@ def stack_seeds_of(jobs: list[TrainingJob], workers: int = 1) -> list[TrainingJo
     by_key = {job.key: job for job in jobs}
     parts = stack_parts(list(groups.values()), jobs, by_key, workers)
     # consecutive runs of the seed order: a later stage's cut falls where its parents' did (same seeds, same order)
-    chunks = [members[i * len(members) // parts:(i + 1) * len(members) // parts]
-              for members in groups.values() for i in range(min(parts, len(members)))]
+    chunks = [members[i * len(members) // cut:(i + 1) * len(members) // cut]
+              for members in groups.values() for cut in [min(parts, len(members))] for i in range(cut)]
     for members in chunks:  # parents' stacks first: jobs are in parent-first order
         if len(members) < 2:
             continue
