@@ -40,6 +40,7 @@ from torch import Tensor
 
 from odebench.bench.core import seeding
 from odebench.metrics.budget_guard import refuse_if_over_budget
+from odebench.metrics.computed_once import fingerprint
 from odebench.metrics.quality import frechet_distance
 
 #: points of each law in the estimate (exact OT on n x n: ~5 s and 200 MB at 5000 in 2-D)
@@ -94,7 +95,7 @@ def reference_cost(source_draw: Callable[[int, torch.Generator], Tensor], data: 
     pick = torch.randperm(len(data), generator=gen)[:n]
     y = data[pick].detach().to("cpu", torch.float64)
     x = source_draw(n, gen).detach().to("cpu", torch.float64)
-    inputs = {"laws": key, "n": n, "p": float(p), "source_sha256": _sha256(x), "data_sha256": _sha256(y),
+    inputs = {"laws": key, "n": n, "p": float(p), "source_sha256": fingerprint(x), "data_sha256": fingerprint(y),
               "estimator": "POT emd2, full set and two halves"}
     out = _read_kept(cache_dir, inputs)
     if out is None:
@@ -110,10 +111,6 @@ def reference_cost(source_draw: Callable[[int, torch.Generator], Tensor], data: 
     while len(_MEMO) > _MEMO_KEPT:
         _MEMO.popitem(last=False)
     return dict(out)
-
-
-def _sha256(x: Tensor) -> str:
-    return hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
 
 
 def _kept_path(cache_dir: str | Path, inputs: dict) -> Path:
